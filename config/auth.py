@@ -1,0 +1,112 @@
+"""Login: WeChat mini-program (code2session) and a username/password login for the web demo."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+import requests
+from django.conf import settings
+from django.contrib.auth import authenticate, get_user_model
+from django.db import IntegrityError, transaction
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api import StrictSerializer
+from config.errors import AuthenticationError, DomainError, GatewayUnavailable
+from config.jwt_auth import token_for
+from payments.models import WeChatIdentity
+
+
+def wechat_code2session(code: str) -> str:
+    """Exchange a mini-program login code for the user's openid.
+
+    In sandbox mode the openid is derived from the code (deterministic, no network), so the
+    same code always logs in the same user.
+    """
+    if settings.SANDBOX_ENABLED and not settings.WECHAT_MINI_SECRET:
+        digest = hmac.new(settings.SECRET_KEY.encode(), code.encode(), hashlib.sha256).digest()
+        return "o" + base64.urlsafe_b64encode(digest).decode()[:27]
+    if not (settings.WECHAT_MINI_APPID and settings.WECHAT_MINI_SECRET):
+        raise DomainError("WeChat login is not configured.", code="channel_not_configured")
+    try:
+        answer = requests.get(
+            settings.WECHAT_CODE2SESSION_URL,
+            params={
+                "appid": settings.WECHAT_MINI_APPID,
+                "secret": settings.WECHAT_MINI_SECRET,
+                "js_code": code,
+                "grant_type": "authorization_code",
+            },
+            timeout=(3, 5),
+        ).json()
+    except (requests.RequestException, ValueError) as exc:
+        raise GatewayUnavailable("WeChat login is unavailable; try again.") from exc
+    if not answer.get("openid"):
+        raise DomainError(
+            "The WeChat login code is invalid or expired.",
+            code="invalid_login_code",
+            details={"errcode": answer.get("errcode")},
+        )
+    return answer["openid"]
+
+
+def user_for_openid(openid: str):
+    identity = WeChatIdentity.objects.select_related("user").filter(openid=openid).first()
+    if identity:
+        return identity.user
+    try:
+        with transaction.atomic():
+            user = get_user_model().objects.create_user(username=f"wx_{openid}"[:150])
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+            WeChatIdentity.objects.create(user=user, openid=openid)
+            return user
+    except IntegrityError:  # a concurrent first login with the same code won
+        return WeChatIdentity.objects.select_related("user").get(openid=openid).user
+
+
+class WeChatLoginInput(StrictSerializer):
+    code = serializers.CharField(max_length=128, trim_whitespace=True)
+
+
+class PasswordLoginInput(StrictSerializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
+class TokenOutput(serializers.Serializer):
+    token = serializers.CharField()
+    openid = serializers.CharField(required=False)
+
+
+class WeChatLoginView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    serializer_class = WeChatLoginInput
+
+    def post(self, request):
+        data = WeChatLoginInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        openid = wechat_code2session(data.validated_data["code"])
+        user = user_for_openid(openid)
+        if not user.is_active:
+            raise AuthenticationError("This account is disabled.")
+        return Response({"token": token_for(user), "openid": openid})
+
+
+class PasswordLoginView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    serializer_class = PasswordLoginInput
+
+    def post(self, request):
+        data = PasswordLoginInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = authenticate(request, **data.validated_data)
+        if user is None:
+            raise AuthenticationError("Wrong username or password.")
+        return Response({"token": token_for(user)})

@@ -1,0 +1,51 @@
+from django.conf import settings
+from django.contrib import admin
+from django.db import connection
+from django.http import JsonResponse
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from config.auth import PasswordLoginView, WeChatLoginView
+from lockers.api import CabinetList, CompartmentList, QuoteView
+from orders.api import OrderCancel, OrderDetail, OrderListCreate, OrderOpenDoor
+from wallets.api import TopupCreate, WalletView
+
+
+def healthz(request):
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - any failure means "not healthy"
+        return JsonResponse({"status": "error", "database": type(exc).__name__}, status=503)
+    return JsonResponse({"status": "ok", "database": "ok"})
+
+
+api_v1 = [
+    path("auth/wechat/login", WeChatLoginView.as_view(), name="auth-wechat-login"),
+    path("auth/token", PasswordLoginView.as_view(), name="auth-token"),
+    path("lockers/cabinets/", CabinetList.as_view(), name="cabinet-list"),
+    path("lockers/cabinets/<int:cabinet_id>/compartments/", CompartmentList.as_view(), name="compartment-list"),
+    path("lockers/quote/", QuoteView.as_view(), name="quote"),
+    path("orders/", OrderListCreate.as_view(), name="order-list"),
+    path("orders/<str:order_no>/", OrderDetail.as_view(), name="order-detail"),
+    path("orders/<str:order_no>/cancel/", OrderCancel.as_view(), name="order-cancel"),
+    path("orders/<str:order_no>/open-door/", OrderOpenDoor.as_view(), name="order-open-door"),
+    path("wallet/", WalletView.as_view(), name="wallet"),
+    path("wallet/topups/", TopupCreate.as_view(), name="wallet-topup"),
+]
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger"),
+]
+
+handler404 = "config.api.json_not_found"
+handler500 = "config.api.json_server_error"
+
+if settings.DEBUG:
+    from django.contrib.staticfiles.urls import staticfiles_urlpatterns
+
+    urlpatterns += staticfiles_urlpatterns()

@@ -1,0 +1,78 @@
+from django.conf import settings
+from django.db.models import Count, Q
+from rest_framework import generics, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api import StrictSerializer
+from lockers.models import Cabinet, Compartment, PricePlan, Size
+from lockers.pricing import price_quote
+
+
+class CabinetOut(serializers.ModelSerializer):
+    free_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Cabinet
+        fields = ("id", "code", "name", "location", "is_online", "free_count")
+
+
+class CompartmentOut(serializers.ModelSerializer):
+    price_per_hour_fen = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Compartment
+        fields = ("id", "cabinet_id", "label", "size", "status", "price_per_hour_fen")
+
+    def get_price_per_hour_fen(self, obj) -> int | None:
+        return self.context["prices"].get(obj.size)
+
+
+class CabinetList(generics.ListAPIView):
+    serializer_class = CabinetOut
+    pagination_class = None
+
+    def get_queryset(self):
+        return Cabinet.objects.annotate(
+            free_count=Count("compartments", filter=Q(compartments__status="free"))
+        ).order_by("code")
+
+
+class CompartmentFilter(StrictSerializer):
+    size = serializers.ChoiceField(choices=Size.choices, required=False)
+    status = serializers.ChoiceField(choices=Compartment.Status.choices, required=False)
+
+
+class CompartmentList(generics.ListAPIView):
+    serializer_class = CompartmentOut
+    pagination_class = None
+
+    def get_queryset(self):
+        cabinet = generics.get_object_or_404(Cabinet, pk=self.kwargs["cabinet_id"])
+        filters = CompartmentFilter(data=self.request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        return cabinet.compartments.filter(**filters.validated_data)
+
+    def get_serializer_context(self):
+        prices = dict(PricePlan.objects.filter(is_active=True).values_list("size", "price_per_hour_fen"))
+        return {**super().get_serializer_context(), "prices": prices}
+
+
+class QuoteIn(StrictSerializer):
+    compartment_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    hours = serializers.IntegerField(min_value=1, max_value=10_000)
+
+
+class QuoteView(APIView):
+    """The server-computed total for a compartment and a number of hours (nothing is reserved)."""
+
+    serializer_class = QuoteIn
+
+    def get(self, request):
+        data = QuoteIn(data=request.query_params.dict())
+        data.is_valid(raise_exception=True)
+        compartment = generics.get_object_or_404(Compartment, pk=data.validated_data["compartment_id"])
+        quote = price_quote(
+            size=compartment.size, hours=data.validated_data["hours"], max_hours=settings.ORDER_MAX_HOURS
+        )
+        return Response(quote.as_dict())

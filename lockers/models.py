@@ -1,0 +1,107 @@
+from django.db import models
+from django.db.models import Q
+
+from config.audit import AuditEvent
+
+
+class Size(models.TextChoices):
+    S = "S", "Small"
+    M = "M", "Medium"
+    L = "L", "Large"
+
+
+class Cabinet(models.Model):
+    code = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=100)
+    location = models.CharField(max_length=200, blank=True)
+    is_online = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("code",)
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class Compartment(models.Model):
+    class Status(models.TextChoices):
+        FREE = "free"
+        RESERVED = "reserved"
+        OCCUPIED = "occupied"
+        OUT_OF_SERVICE = "out_of_service"
+
+    cabinet = models.ForeignKey(Cabinet, on_delete=models.PROTECT, related_name="compartments")
+    label = models.CharField(max_length=16)
+    size = models.CharField(max_length=1, choices=Size.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.FREE)
+    reference = models.CharField(max_length=40, blank=True, help_text="Order holding it, if any.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("cabinet_id", "label")
+        constraints = [
+            models.UniqueConstraint(fields=("cabinet", "label"), name="compartment_label_unique"),
+            models.CheckConstraint(
+                condition=Q(status__in=("free", "out_of_service"), reference="")
+                | Q(status__in=("reserved", "occupied")) & ~Q(reference=""),
+                name="compartment_reference_matches_status",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cabinet.code}-{self.label} ({self.size})"
+
+
+class PricePlan(models.Model):
+    """Price of one compartment size: per started hour, with a minimum and a cap per rental."""
+
+    size = models.CharField(max_length=1, choices=Size.choices, unique=True)
+    price_per_hour_fen = models.BigIntegerField()
+    min_hours = models.PositiveIntegerField(default=1)
+    cap_fen = models.BigIntegerField(help_text="Most a single rental can cost, in fen.")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ("size",)
+        constraints = [
+            models.CheckConstraint(condition=Q(price_per_hour_fen__gt=0), name="priceplan_price_positive"),
+            models.CheckConstraint(condition=Q(min_hours__gte=1), name="priceplan_min_hours_positive"),
+            models.CheckConstraint(condition=Q(cap_fen__gt=0), name="priceplan_cap_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.size}: {self.price_per_hour_fen} fen/h"
+
+
+class PickupCode(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        USED = "used"
+        CANCELLED = "cancelled"
+
+    compartment = models.ForeignKey(Compartment, on_delete=models.PROTECT, related_name="pickup_codes")
+    reference = models.CharField(max_length=40, db_index=True, help_text="The order this code opens.")
+    code = models.CharField(max_length=6)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    valid_until = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-id",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("compartment", "code"), condition=Q(status="active"), name="pickup_code_active_unique"
+            ),
+            models.UniqueConstraint(
+                fields=("reference",), condition=Q(status="active"), name="pickup_code_one_active_per_order"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} ({self.status})"
+
+
+class LockerEvent(AuditEvent):
+    compartment = models.ForeignKey(Compartment, on_delete=models.PROTECT, related_name="events")
+    reference = models.CharField(max_length=40, blank=True, db_index=True)

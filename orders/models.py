@@ -1,0 +1,63 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from config.audit import AuditEvent
+
+
+class Order(models.Model):
+    class Kind(models.TextChoices):
+        LOCKER_RENTAL = "locker_rental"
+        WALLET_TOPUP = "wallet_topup"
+
+    class Status(models.TextChoices):
+        PENDING_PAYMENT = "pending_payment"
+        PAID = "paid"
+        COMPLETED = "completed"
+        CANCELLED = "cancelled"
+        PARTIALLY_REFUNDED = "partially_refunded"
+        REFUNDED = "refunded"
+
+    # The order state machine (DESIGN.md). Only the transition functions in services.py use it.
+    TRANSITIONS = {
+        Status.PENDING_PAYMENT: {Status.PAID, Status.CANCELLED},
+        Status.PAID: {Status.COMPLETED, Status.PARTIALLY_REFUNDED, Status.REFUNDED},
+        Status.PARTIALLY_REFUNDED: {Status.PARTIALLY_REFUNDED, Status.REFUNDED, Status.COMPLETED},
+        Status.COMPLETED: {Status.PARTIALLY_REFUNDED, Status.REFUNDED},
+        Status.CANCELLED: set(),
+        Status.REFUNDED: set(),
+    }
+
+    order_no = models.CharField(max_length=32, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.PENDING_PAYMENT, db_index=True)
+    amount_fen = models.BigIntegerField()
+    compartment = models.ForeignKey(
+        "lockers.Compartment", null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    )
+    hours = models.PositiveIntegerField(null=True, blank=True)
+    pricing = models.JSONField(default=dict, blank=True, help_text="The server's quote this amount came from.")
+    expires_at = models.DateTimeField(db_index=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    rental_ends_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-id",)
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_fen__gt=0), name="order_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(kind="locker_rental", compartment__isnull=False, hours__isnull=False)
+                | Q(kind="wallet_topup", compartment__isnull=True),
+                name="order_kind_shape",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.order_no
+
+
+class OrderEvent(AuditEvent):
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events")

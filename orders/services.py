@@ -1,0 +1,190 @@
+"""Order writes: creation with server-side pricing, and one function per state transition.
+
+Lock order everywhere: payment, then order, then compartment / wallet.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from config.audit import Actor
+from config.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from lockers import services as lockers
+from lockers.models import Compartment
+from lockers.pricing import price_quote
+from lockers.tasks import door_open_task
+from orders.models import Order, OrderEvent
+from wallets.models import WalletTransaction
+from wallets.services import wallet_credit
+
+Status = Order.Status
+
+
+def order_no_new(prefix: str = "LK") -> str:
+    """Our order number: time-ordered, unguessable, valid as a gateway out_trade_no (<= 32, [0-9A-Z])."""
+    return f"{prefix}{timezone.now():%Y%m%d%H%M%S}{secrets.token_hex(5).upper()}"
+
+
+def _locked(order_id: int) -> Order:
+    return Order.objects.select_for_update().get(pk=order_id)
+
+
+def _transition(order: Order, *, to: str, actor: Actor, action: str, reason: str = "", data: dict | None = None):
+    if to not in Order.TRANSITIONS[order.status]:
+        raise InvalidTransition("order", order.status, to)
+    before = order.status
+    order.status = to
+    order.save()
+    OrderEvent.objects.create(
+        order=order,
+        action=action,
+        from_status=before,
+        to_status=to,
+        actor=str(actor),
+        reason=reason,
+        data=data or {},
+    )
+
+
+@transaction.atomic
+def order_create_rental(*, user, compartment_id: int, hours: int, now: datetime | None = None) -> Order:
+    """Price on the server and reserve the compartment in the same transaction."""
+    now = now or timezone.now()
+    compartment = Compartment.objects.filter(pk=compartment_id).first()
+    if compartment is None:
+        raise NotFound("Compartment not found.", details={"compartment_id": compartment_id})
+    quote = price_quote(size=compartment.size, hours=hours, max_hours=settings.ORDER_MAX_HOURS)
+    order_no = order_no_new()
+    actor = Actor.user(user)
+    lockers.compartment_reserve(compartment_id=compartment.pk, reference=order_no, actor=actor)
+    order = Order.objects.create(
+        order_no=order_no,
+        user=user,
+        kind=Order.Kind.LOCKER_RENTAL,
+        amount_fen=quote.amount_fen,
+        compartment=compartment,
+        hours=hours,
+        pricing=quote.as_dict(),
+        expires_at=now + settings.ORDER_EXPIRY,
+    )
+    OrderEvent.objects.create(order=order, action="create", to_status=order.status, actor=str(actor))
+    return order
+
+
+@transaction.atomic
+def order_create_topup(*, user, amount_fen: int, now: datetime | None = None) -> Order:
+    low, high = settings.WALLET_TOPUP_MIN_FEN, settings.WALLET_TOPUP_MAX_FEN
+    if not low <= amount_fen <= high:
+        raise ValidationFailed(f"amount_fen must be between {low} and {high}.", details={"amount_fen": amount_fen})
+    now = now or timezone.now()
+    order = Order.objects.create(
+        order_no=order_no_new("TU"),
+        user=user,
+        kind=Order.Kind.WALLET_TOPUP,
+        amount_fen=amount_fen,
+        expires_at=now + settings.ORDER_EXPIRY,
+    )
+    OrderEvent.objects.create(order=order, action="create", to_status=order.status, actor=str(Actor.user(user)))
+    return order
+
+
+def _release_compartment(order: Order, *, actor: Actor, reason: str) -> None:
+    if order.compartment_id:
+        lockers.compartment_release(
+            compartment_id=order.compartment_id, reference=order.order_no, actor=actor, reason=reason
+        )
+
+
+@transaction.atomic
+def order_cancel(*, order_id: int, actor: Actor, reason: str) -> Order:
+    """pending_payment -> cancelled (user cancel, expiry, gateway closed); frees the compartment."""
+    order = _locked(order_id)
+    if order.status == Status.CANCELLED:
+        return order
+    _transition(order, to=Status.CANCELLED, actor=actor, action="cancel", reason=reason)
+    _release_compartment(order, actor=actor, reason=reason)
+    return order
+
+
+def order_cancel_by_user(*, order_id: int, actor: Actor, reason: str) -> Order:
+    """The owner cancels an unpaid order. A second cancel is harmless; a paid order is a 409."""
+    order = Order.objects.get(pk=order_id)
+    if order.status not in (Status.PENDING_PAYMENT, Status.CANCELLED):
+        raise Conflict(
+            "Only an unpaid order can be cancelled.", code="invalid_transition", details={"status": order.status}
+        )
+    return order_cancel(order_id=order_id, actor=actor, reason=reason)
+
+
+@transaction.atomic
+def order_mark_paid(*, order_id: int, paid_at: datetime, actor: Actor, reference: str = "") -> Order:
+    """pending_payment -> paid, and fulfil: occupy + pickup code + door after commit, or credit the wallet."""
+    order = _locked(order_id)
+    if order.status == Status.PAID:
+        return order
+    order.paid_at = paid_at
+    if order.kind == Order.Kind.LOCKER_RENTAL:
+        order.rental_ends_at = paid_at + timedelta(hours=order.hours)
+    _transition(order, to=Status.PAID, actor=actor, action="paid", data={"payment": reference})
+    if order.kind == Order.Kind.WALLET_TOPUP:
+        wallet_credit(
+            user_id=order.user_id,
+            amount_fen=order.amount_fen,
+            type=WalletTransaction.Type.TOPUP,
+            reference=order.order_no,
+            actor=actor,
+        )
+    else:
+        lockers.compartment_occupy(compartment_id=order.compartment_id, reference=order.order_no, actor=actor)
+        lockers.pickup_code_issue(
+            compartment_id=order.compartment_id,
+            reference=order.order_no,
+            actor=actor,
+            valid_until=order.rental_ends_at + settings.PICKUP_CODE_GRACE,
+        )
+        args = (order.compartment_id, order.order_no, str(actor))
+        transaction.on_commit(lambda: door_open_task.delay(*args))
+    return order
+
+
+@transaction.atomic
+def order_complete(*, order_id: int, actor: Actor, reason: str = "picked up") -> Order:
+    """paid|partially_refunded -> completed: the rental is over, the compartment is free again."""
+    order = _locked(order_id)
+    _transition(order, to=Status.COMPLETED, actor=actor, action="complete", reason=reason)
+    lockers.pickup_code_cancel(reference=order.order_no, actor=actor, reason=reason)
+    _release_compartment(order, actor=actor, reason=reason)
+    return order
+
+
+@transaction.atomic
+def order_mark_refunded(*, order_id: int, refunded_fen: int, actor: Actor, reason: str = "") -> Order:
+    """-> partially_refunded or refunded, from the payment's cumulative refunded amount."""
+    order = _locked(order_id)
+    if not 0 < refunded_fen <= order.amount_fen:
+        raise ValidationFailed("refunded amount out of range.", details={"refunded_fen": refunded_fen})
+    full = refunded_fen == order.amount_fen
+    to = Status.REFUNDED if full else Status.PARTIALLY_REFUNDED
+    _transition(order, to=to, actor=actor, action="refund", reason=reason, data={"refunded_fen": refunded_fen})
+    if full:
+        lockers.pickup_code_cancel(reference=order.order_no, actor=actor, reason="refunded")
+        compartment = order.compartment
+        if compartment and compartment.status == Compartment.Status.RESERVED:
+            _release_compartment(order, actor=actor, reason="refunded")
+    return order
+
+
+@transaction.atomic
+def order_open_door(*, order_no: str, user) -> None:
+    """The renter asks to open the door: only a paid order with an active pickup code."""
+    order = Order.objects.select_for_update().filter(order_no=order_no, user=user).first()
+    if order is None:
+        raise NotFound("Order not found.")
+    if order.status not in (Status.PAID, Status.PARTIALLY_REFUNDED) or order.kind != Order.Kind.LOCKER_RENTAL:
+        raise Conflict("Only a paid rental can open its door.", code="order_not_paid", details={"status": order.status})
+    lockers.door_open(compartment_id=order.compartment_id, reference=order.order_no, actor=Actor.user(user))

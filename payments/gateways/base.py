@@ -1,0 +1,125 @@
+"""The one small protocol every payment gateway adapter implements.
+
+Adapters turn our plain requests into gateway calls and gateway answers into the frozen
+dataclasses below. They never touch the ORM and never import views; errors are raised from
+``config.errors`` (``GatewayUnavailable`` is retryable, ``GatewayRejected`` is not,
+``SignatureInvalid`` / ``NotificationInvalid`` for notifications).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class TradeState(enum.StrEnum):
+    PENDING = "pending"  # created, not paid yet (WeChat NOTPAY/USERPAYING, Alipay WAIT_BUYER_PAY)
+    SUCCEEDED = "succeeded"  # money taken (also WeChat REFUND: it was paid, refunds happen later)
+    CLOSED = "closed"  # closed/revoked/expired without money taken
+    FAILED = "failed"  # payment error (WeChat PAYERROR)
+
+
+class RefundState(enum.StrEnum):
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # WeChat CLOSED, Wallyt FAIL, Alipay refund refused
+    ABNORMAL = "abnormal"  # WeChat ABNORMAL: the money could not reach the buyer's account
+
+
+@dataclass(frozen=True)
+class PrepayRequest:
+    payment_no: str  # our out_trade_no
+    amount_fen: int
+    description: str
+    product: str  # "jsapi" | "native" | "h5" (WeChat), "page" | "wap" (Alipay), "jsapi" (Wallyt)
+    expires_at: datetime
+    notify_url: str
+    openid: str | None = None
+    client_ip: str | None = None
+    return_url: str | None = None
+
+
+@dataclass(frozen=True)
+class PrepayResult:
+    pay_params: dict[str, str] | None = None  # for wx.requestPayment (WeChat JSAPI, Wallyt)
+    code_url: str | None = None  # WeChat Native
+    h5_url: str | None = None  # WeChat H5
+    pay_url: str | None = None  # Alipay page / WAP redirect
+    raw: dict[str, Any] = field(default_factory=dict)  # the gateway answer, secrets removed
+
+
+@dataclass(frozen=True)
+class TradeStatus:
+    payment_no: str
+    state: TradeState
+    amount_fen: int | None = None
+    gateway_trade_no: str | None = None
+    paid_at: datetime | None = None
+    app_id: str | None = None  # who the gateway says the trade belongs to, checked by the service
+    merchant_id: str | None = None
+    gateway_state: str = ""  # the gateway's own word (SUCCESS, TRADE_CLOSED, ...)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    refund_no: str  # our out_refund_no / out_request_no, the idempotency key at the gateway
+    payment_no: str
+    gateway_trade_no: str | None
+    refund_fen: int
+    total_fen: int
+    reason: str
+    notify_url: str | None = None
+
+
+@dataclass(frozen=True)
+class RefundStatus:
+    refund_no: str
+    state: RefundState
+    payment_no: str | None = None
+    amount_fen: int | None = None
+    gateway_refund_id: str | None = None
+    succeeded_at: datetime | None = None
+    merchant_id: str | None = None
+    gateway_state: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A verified (and, for WeChat, decrypted) gateway notification."""
+
+    event_id: str  # unique per gateway event, used for database-enforced dedupe
+    event_type: str  # the gateway's own event name (TRANSACTION.SUCCESS, trade_status_sync, ...)
+    trade: TradeStatus | None = None
+    refund: RefundStatus | None = None
+
+
+@dataclass(frozen=True)
+class NotificationReply:
+    status: int
+    content_type: str
+    body: bytes
+
+
+class Gateway(Protocol):
+    name: str  # "wechat" | "alipay" | "wallyt"
+
+    def create(self, request: PrepayRequest) -> PrepayResult: ...
+
+    def query(self, payment_no: str) -> TradeStatus: ...
+
+    def close(self, payment_no: str) -> None:
+        """Close an unpaid trade. Raises ``TradeAlreadyPaid`` if the gateway says it was paid."""
+
+    def refund(self, request: RefundRequest) -> RefundStatus: ...
+
+    def query_refund(self, refund_no: str, *, payment_no: str) -> RefundStatus: ...
+
+    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
+        """Verify and decode. Raises ``SignatureInvalid`` or ``NotificationInvalid``; never changes state."""
+
+    def notification_reply(self, *, ok: bool, message: str = "") -> NotificationReply: ...

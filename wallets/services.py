@@ -1,0 +1,67 @@
+"""Wallet writes: every balance change locks the wallet row and appends one ledger row.
+
+Credits and debits are idempotent per (type, reference): asking twice for the same top-up or
+the same payment returns the first ledger row instead of moving money twice.
+"""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+
+from config.audit import Actor
+from config.errors import InsufficientBalance, ValidationFailed
+from wallets.models import Wallet, WalletTransaction
+
+Type = WalletTransaction.Type
+
+
+def wallet_get_or_create(*, user_id: int) -> Wallet:
+    wallet = Wallet.objects.filter(user_id=user_id).first()
+    if wallet:
+        return wallet
+    try:
+        with transaction.atomic():
+            return Wallet.objects.create(user_id=user_id)
+    except IntegrityError:  # created concurrently
+        return Wallet.objects.get(user_id=user_id)
+
+
+def _apply(*, user_id: int, delta_fen: int, type: str, reference: str, actor: Actor) -> WalletTransaction:
+    wallet_get_or_create(user_id=user_id)
+    with transaction.atomic():
+        wallet = Wallet.objects.select_for_update().get(user_id=user_id)
+        existing = WalletTransaction.objects.filter(wallet=wallet, type=type, reference=reference).first()
+        if existing:
+            return existing
+        after = wallet.balance_fen + delta_fen
+        if after < 0:
+            raise InsufficientBalance(details={"balance_fen": wallet.balance_fen, "required_fen": -delta_fen})
+        entry = WalletTransaction.objects.create(
+            wallet=wallet,
+            type=type,
+            amount_fen=delta_fen,
+            balance_before_fen=wallet.balance_fen,
+            balance_after_fen=after,
+            reference=reference,
+            actor=str(actor),
+        )
+        wallet.balance_fen = after
+        wallet.version += 1
+        wallet.save(update_fields=["balance_fen", "version", "updated_at"])
+        return entry
+
+
+def _check_amount(amount_fen: int) -> None:
+    if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
+        raise ValidationFailed("amount_fen must be a positive integer.", details={"amount_fen": amount_fen})
+
+
+def wallet_credit(*, user_id: int, amount_fen: int, type: str, reference: str, actor: Actor) -> WalletTransaction:
+    _check_amount(amount_fen)
+    return _apply(user_id=user_id, delta_fen=amount_fen, type=type, reference=reference, actor=actor)
+
+
+def wallet_debit(*, user_id: int, amount_fen: int, type: str, reference: str, actor: Actor) -> WalletTransaction:
+    """Take money out; never overdraws (raises ``InsufficientBalance``, nothing written)."""
+    _check_amount(amount_fen)
+    return _apply(user_id=user_id, delta_fen=-amount_fen, type=type, reference=reference, actor=actor)

@@ -7,6 +7,62 @@ from django.db import connections
 from rest_framework.test import APIClient
 
 
+def pytest_configure(config):
+    # Tests publish Celery tasks to an in-memory broker: nothing runs them unless a test says so
+    # (the ``celery_eager`` fixture), and nothing is written to the filesystem broker folder.
+    from config.celery import app
+
+    app.conf.update(broker_url="memory://", broker_transport_options={})
+
+
+@pytest.fixture
+def celery_eager():
+    """Explicitly run tasks in-process for this test (side effects after commit)."""
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory):
+    """The sandbox gateways as a real process (HTTP), shared by the session; reset per test."""
+    from sandbox.testing import running_sandbox
+
+    with running_sandbox(data_dir=tmp_path_factory.mktemp("sandbox"), notify_scale=0.01) as handle:
+        yield handle
+
+
+@pytest.fixture
+def gateways(sandbox, settings):
+    """Every gateway pointed at the sandbox, configured from its generated credentials."""
+    from payments.gateways.registry import reset_gateways
+
+    sandbox.reset()
+    settings.SANDBOX_ENABLED = True
+    settings.SANDBOX_DATA_DIR = sandbox.data_dir
+    settings.WECHAT_PAY_API_BASE = sandbox.base_url
+    settings.ALIPAY_GATEWAY = sandbox.alipay_gateway
+    settings.WALLYT_API_URL = sandbox.wallyt_url
+    reset_gateways()
+    yield sandbox
+    reset_gateways()
+
+
+@pytest.fixture
+def notify_to(live_server, gateways, settings):
+    """Gateways whose notifications reach this test's live server."""
+    from payments.gateways.registry import reset_gateways
+
+    settings.WECHAT_PAY_NOTIFY_URL = f"{live_server.url}/api/v1/payments/notify/wechat/"
+    settings.ALIPAY_NOTIFY_URL = f"{live_server.url}/api/v1/payments/notify/alipay/"
+    settings.WALLYT_NOTIFY_URL = f"{live_server.url}/api/v1/payments/notify/wallyt/"
+    settings.ALIPAY_RETURN_URL = f"{live_server.url}/api/v1/payments/return/alipay/"
+    reset_gateways()
+    return gateways
+
+
 @pytest.fixture(autouse=True)
 def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

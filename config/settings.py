@@ -218,6 +218,9 @@ WALLYT_SECRET_KEY = env.str("WALLYT_SECRET_KEY", default="")
 WALLYT_SIGN_TYPE = env.str("WALLYT_SIGN_TYPE", default="MD5")
 WALLYT_NOTIFY_URL = env.str("WALLYT_NOTIFY_URL", default=f"{PUBLIC_BASE_URL}/api/v1/payments/notify/wallyt/")
 
+# Refund notifications are applied by the refunds app (payments does not import it).
+PAYMENTS_REFUND_STATUS_HANDLER = ""  # set by the refunds issue: "refunds.services.refund_apply_gateway_status"
+
 # --- i18n, static, security ------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "Asia/Shanghai"

@@ -4,7 +4,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import StrictSerializer
-from config.audit import Actor
 from orders import services
 from orders.models import Order
 from orders.selectors import order_list_for_user, pickup_codes_for
@@ -71,23 +70,6 @@ class OrderListCreate(generics.GenericAPIView):
 class OrderDetail(APIView):
     def get(self, request, order_no: str):
         return Response(render_orders(get_object_or_404(order_list_for_user(user=request.user), order_no=order_no)))
-
-
-class OrderCancelIn(StrictSerializer):
-    reason = serializers.CharField(max_length=200, required=False, default="cancelled by user")
-
-
-class OrderCancel(APIView):
-    serializer_class = OrderCancelIn
-
-    def post(self, request, order_no: str):
-        data = OrderCancelIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        order = get_object_or_404(Order, order_no=order_no, user=request.user)
-        services.order_cancel_by_user(
-            order_id=order.pk, actor=Actor.user(request.user), reason=data.validated_data["reason"]
-        )
-        return Response(render_orders(get_object_or_404(order_list_for_user(user=request.user), pk=order.pk)))
 
 
 class OrderOpenDoor(APIView):

@@ -1,5 +1,8 @@
 from django.conf import settings
 from django.db import models
+from django.db.models import F, Q
+
+from config.audit import AuditEvent
 
 
 class WeChatIdentity(models.Model):
@@ -11,3 +14,132 @@ class WeChatIdentity(models.Model):
 
     def __str__(self) -> str:
         return self.openid
+
+
+class Channel(models.TextChoices):
+    WECHAT_JSAPI = "wechat_jsapi"
+    WECHAT_NATIVE = "wechat_native"
+    WECHAT_H5 = "wechat_h5"
+    ALIPAY_PAGE = "alipay_page"
+    ALIPAY_WAP = "alipay_wap"
+    WALLYT_JSAPI = "wallyt_jsapi"
+    WALLET = "wallet"
+
+
+# channel -> (gateway, product as the adapter knows it)
+CHANNEL_ROUTES = {
+    Channel.WECHAT_JSAPI: ("wechat", "jsapi"),
+    Channel.WECHAT_NATIVE: ("wechat", "native"),
+    Channel.WECHAT_H5: ("wechat", "h5"),
+    Channel.ALIPAY_PAGE: ("alipay", "page"),
+    Channel.ALIPAY_WAP: ("alipay", "wap"),
+    Channel.WALLYT_JSAPI: ("wallyt", "jsapi"),
+    Channel.WALLET: ("wallet", "wallet"),
+}
+
+
+class Payment(models.Model):
+    class Status(models.TextChoices):
+        CREATED = "created"  # intent persisted, gateway not (yet) answered
+        PENDING = "pending"  # the gateway has the trade; waiting for the payer
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CLOSED = "closed"
+
+    OPEN = (Status.CREATED, Status.PENDING)
+    TRANSITIONS = {
+        Status.CREATED: {Status.PENDING, Status.SUCCEEDED, Status.FAILED, Status.CLOSED},
+        Status.PENDING: {Status.SUCCEEDED, Status.FAILED, Status.CLOSED},
+        # money that arrives after we gave up on a payment is never lost (DESIGN rule 8)
+        Status.FAILED: {Status.SUCCEEDED},
+        Status.CLOSED: {Status.SUCCEEDED},
+        Status.SUCCEEDED: set(),
+    }
+
+    payment_no = models.CharField(max_length=32, unique=True, help_text="Our out_trade_no.")
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="payments")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.CREATED, db_index=True)
+    amount_fen = models.BigIntegerField()
+    refunded_fen = models.BigIntegerField(default=0)
+    gateway_trade_no = models.CharField(max_length=64, blank=True, db_index=True)
+    gateway_state = models.CharField(max_length=32, blank=True, help_text="The gateway's last word.")
+    prepay = models.JSONField(default=dict, blank=True, help_text="What the client needs to pay (no secrets).")
+    payer_openid = models.CharField(max_length=64, blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    flag = models.CharField(
+        max_length=32, blank=True, help_text="late_payment / double_payment: money for an order not waiting for it."
+    )
+    paid_at = models.DateTimeField(null=True, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-id",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("order",), condition=Q(status__in=("created", "pending")), name="payment_one_open_per_order"
+            ),
+            models.CheckConstraint(condition=Q(amount_fen__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(refunded_fen__gte=0, refunded_fen__lte=F("amount_fen")), name="payment_refunded_in_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.payment_no
+
+    @property
+    def gateway(self) -> str:
+        return CHANNEL_ROUTES[self.channel][0]
+
+
+class PaymentEvent(AuditEvent):
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="events")
+
+
+class GatewayNotification(models.Model):
+    """The inbox: every webhook request is stored raw before anything else happens."""
+
+    gateway = models.CharField(max_length=16)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    headers = models.JSONField(default=dict)
+    body = models.BinaryField()
+    verified = models.BooleanField(default=False)
+    # NULL until verified: unique per gateway, so a second delivery of one event cannot be applied
+    event_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
+    event_type = models.CharField(max_length=64, blank=True)
+    parsed = models.JSONField(null=True, blank=True, help_text="What verification and decryption yielded.")
+    reference = models.CharField(max_length=64, blank=True, db_index=True, help_text="payment_no or refund_no.")
+    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="notifications")
+    duplicate = models.BooleanField(default=False)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ("-id",)
+        constraints = [
+            models.UniqueConstraint(fields=("gateway", "event_id"), name="notification_event_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} {self.event_type or '?'} {self.reference}"
+
+
+class IdempotencyRecord(models.Model):
+    """Same key + same body -> the same answer; same key + another body -> 409."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    key = models.CharField(max_length=128)
+    request_hash = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=("user", "key"), name="idempotency_key_once_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.key}"

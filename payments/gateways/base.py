@@ -108,6 +108,9 @@ class NotificationReply:
 class Gateway(Protocol):
     name: str  # "wechat" | "alipay" | "wallyt"
 
+    def identity(self) -> tuple[str, str]:
+        """(app id, merchant id) that every answer and notification must carry ("" where none)."""
+
     def create(self, request: PrepayRequest) -> PrepayResult: ...
 
     def query(self, payment_no: str) -> TradeStatus: ...

@@ -1,0 +1,182 @@
+"""Client API for payments: start (with Idempotency-Key), read, sync, close; the QR image."""
+
+from __future__ import annotations
+
+import io
+
+import qrcode
+import qrcode.image.svg
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api import StrictSerializer, error_body
+from config.audit import Actor
+from config.errors import DomainError, GatewayUnavailable
+from orders.api import render_orders
+from orders.models import Order
+from orders.services import order_cancel_by_user
+from payments import services
+from payments.idempotency import idempotency_begin, idempotency_finish, idempotency_forget, request_fingerprint
+from payments.models import Channel, Payment
+
+
+class PaymentOut(serializers.ModelSerializer):
+    order_no = serializers.CharField(source="order.order_no")
+    order_status = serializers.CharField(source="order.status")
+    pay_params = serializers.SerializerMethodField()
+    code_url = serializers.SerializerMethodField()
+    qr_url = serializers.SerializerMethodField()
+    h5_url = serializers.SerializerMethodField()
+    pay_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Payment
+        fields = (
+            "payment_no",
+            "order_no",
+            "order_status",
+            "channel",
+            "status",
+            "amount_fen",
+            "refunded_fen",
+            "pay_params",
+            "code_url",
+            "qr_url",
+            "h5_url",
+            "pay_url",
+            "gateway_trade_no",
+            "paid_at",
+            "created_at",
+        )
+
+    def _prepay(self, obj, key):
+        return obj.prepay.get(key) if obj.status in Payment.OPEN else None
+
+    def get_pay_params(self, obj) -> dict | None:
+        return self._prepay(obj, "pay_params")
+
+    def get_code_url(self, obj) -> str | None:
+        return self._prepay(obj, "code_url")
+
+    def get_qr_url(self, obj) -> str | None:
+        return f"/api/v1/payments/{obj.payment_no}/qr.svg" if self._prepay(obj, "code_url") else None
+
+    def get_h5_url(self, obj) -> str | None:
+        return self._prepay(obj, "h5_url")
+
+    def get_pay_url(self, obj) -> str | None:
+        return self._prepay(obj, "pay_url")
+
+
+def _own_payment(request, payment_no: str) -> Payment:
+    return get_object_or_404(Payment.objects.select_related("order"), payment_no=payment_no, order__user=request.user)
+
+
+def _client_ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR")
+
+
+class PaymentCreateIn(StrictSerializer):
+    order_no = serializers.CharField(max_length=32)
+    channel = serializers.ChoiceField(choices=Channel.choices)
+    openid = serializers.CharField(max_length=64, required=False, allow_blank=False)
+
+
+class PaymentCreate(APIView):
+    """Start paying an order. Send an ``Idempotency-Key`` header to make retries safe."""
+
+    serializer_class = PaymentCreateIn
+
+    def post(self, request):
+        data = PaymentCreateIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        key = request.headers.get("Idempotency-Key")
+        record = None
+        if key is not None:
+            record, replay = idempotency_begin(user=request.user, key=key, fingerprint=request_fingerprint(values))
+            if replay:
+                return Response(record.response_body, status=record.response_status)
+        try:
+            payment = self._start(request, values)
+            response_status, body = status.HTTP_201_CREATED, PaymentOut(payment).data
+        except GatewayUnavailable:
+            if record:
+                idempotency_forget(record)
+            raise
+        except DomainError as exc:
+            if record:
+                idempotency_finish(record, status=exc.http_status, body=error_body(exc.code, exc.message, exc.details))
+            raise
+        if record:
+            idempotency_finish(record, status=response_status, body=body)
+        return Response(body, status=response_status)
+
+    def _start(self, request, values) -> Payment:
+        openid = values.get("openid", "")
+        if not openid and values["channel"] in (Channel.WECHAT_JSAPI, Channel.WALLYT_JSAPI):
+            identity = getattr(request.user, "wechat", None)
+            openid = identity.openid if identity else ""
+        start = services.PaymentStart(
+            order_no=values["order_no"], channel=values["channel"], openid=openid, client_ip=_client_ip(request)
+        )
+        return services.payment_start(user=request.user, request=start)
+
+
+class PaymentDetail(APIView):
+    def get(self, request, payment_no: str):
+        return Response(PaymentOut(_own_payment(request, payment_no)).data)
+
+
+class PaymentSync(APIView):
+    """Ask the gateway now (the notification may be late) and apply the answer."""
+
+    def post(self, request, payment_no: str):
+        payment = _own_payment(request, payment_no)
+        services.payment_sync(payment_no=payment.payment_no, actor=Actor.user(request.user))
+        return Response(PaymentOut(_own_payment(request, payment_no)).data)
+
+
+class PaymentClose(APIView):
+    def post(self, request, payment_no: str):
+        payment = _own_payment(request, payment_no)
+        services.payment_close(payment_no=payment.payment_no, actor=Actor.user(request.user), reason="closed by user")
+        return Response(PaymentOut(_own_payment(request, payment_no)).data)
+
+
+class PaymentQr(APIView):
+    def get(self, request, payment_no: str):
+        payment = _own_payment(request, payment_no)
+        code_url = payment.prepay.get("code_url") if payment.status in Payment.OPEN else None
+        if not code_url:
+            return Response(error_body("not_found", "No QR code for this payment."), status=404)
+        return HttpResponse(qr_svg(code_url), content_type="image/svg+xml")
+
+
+def qr_svg(text: str) -> bytes:
+    buffer = io.BytesIO()
+    qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2).save(buffer)
+    return buffer.getvalue()
+
+
+class OrderCancel(APIView):
+    """Cancel an unpaid order: its open payments are closed at the gateway first (a payment that
+    turns out to be paid wins: the order is then paid, and the answer is 409)."""
+
+    def post(self, request, order_no: str):
+        reason = OrderCancelIn(data=request.data)
+        reason.is_valid(raise_exception=True)
+        order = get_object_or_404(Order, order_no=order_no, user=request.user)
+        actor = Actor.user(request.user)
+        for payment in services.payment_open_for_order(order):
+            services.payment_close(payment_no=payment.payment_no, actor=actor, reason="order cancelled")
+        order_cancel_by_user(order_id=order.pk, actor=actor, reason=reason.validated_data["reason"])
+        order.refresh_from_db()
+        return Response(render_orders(order))
+
+
+class OrderCancelIn(StrictSerializer):
+    reason = serializers.CharField(max_length=200, required=False, default="cancelled by user")

@@ -1,0 +1,424 @@
+"""Wallyt (SwiftPass-family ``/pay/gateway``) adapter: our own small client.
+
+Flat XML over HTTP POST, MD5 signature (PROTOCOLS C). Untrusted XML is parsed only with
+``defusedxml`` (no DTDs, no entities, no external references), capped at 64 KiB and must be
+flat ``<xml><k>v</k>...</xml>``. Layers, as the protocol defines them: ``status`` (transport,
+unsigned) first; only when it is ``"0"`` is the signature checked and the business fields
+(``result_code``, ``err_code``...) read. ``WallytGateway._post`` is the one place where transport
+and protocol failures become ``config.errors``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from xml.etree.ElementTree import ParseError
+from xml.sax.saxutils import escape
+
+import defusedxml
+import requests
+from defusedxml.ElementTree import fromstring
+
+from config.errors import (
+    ChannelNotConfigured,
+    GatewayRejected,
+    GatewayUnavailable,
+    NotificationInvalid,
+    SignatureInvalid,
+    TradeAlreadyPaid,
+    TradeNotFound,
+    ValidationFailed,
+)
+from payments.gateways.base import (
+    Notification,
+    NotificationReply,
+    PrepayRequest,
+    PrepayResult,
+    RefundRequest,
+    RefundState,
+    RefundStatus,
+    TradeState,
+    TradeStatus,
+)
+
+MAX_XML_BYTES = 64 * 1024
+CST = timezone(timedelta(hours=8))
+WALLYT_TIME_FORMAT = "%Y%m%d%H%M%S"
+SUPPORTED_SIGN_TYPES = frozenset({"MD5"})
+
+TRADE_STATES: dict[str, TradeState] = {
+    "NOTPAY": TradeState.PENDING,
+    "USERPAYING": TradeState.PENDING,
+    "SUCCESS": TradeState.SUCCEEDED,
+    "REFUND": TradeState.SUCCEEDED,
+    "CLOSED": TradeState.CLOSED,
+    "REVERSE": TradeState.CLOSED,
+    "REVOK": TradeState.CLOSED,
+    "REVOKED": TradeState.CLOSED,
+    "PAYERROR": TradeState.FAILED,
+}
+REFUND_STATES: dict[str, RefundState] = {
+    "SUCCESS": RefundState.SUCCEEDED,
+    "FAIL": RefundState.FAILED,
+    "PROCESSING": RefundState.PROCESSING,
+    "NOTSURE": RefundState.PROCESSING,
+    "CHANGE": RefundState.ABNORMAL,
+}
+# err_code values inherited from WeChat v2 (unverified against Wallyt's own spec).
+NOT_FOUND_ERR_CODES = frozenset({"ORDERNOTEXIST", "ORDER_NOT_EXIST", "TRADE_NOT_EXIST", "REFUNDNOTEXIST"})
+PAID_ERR_CODES = frozenset({"ORDERPAID", "ORDER_PAID", "TRADE_HAS_SUCCESS"})
+RETRYABLE_ERR_CODES = frozenset({"SYSTEMERROR", "SYSTEM_ERROR", "BIZERR_NEED_RETRY"})
+_TAG_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+class WallytXmlError(ValueError):
+    """The XML is not something we accept (too big, DTD/entities, malformed, not flat)."""
+
+
+@dataclass(frozen=True)
+class WallytConfig:
+    api_url: str
+    mch_id: str
+    secret_key: str = field(repr=False)
+    notify_url: str
+    mini_appid: str
+    sign_type: str = "MD5"
+    timeout: tuple[float, float] = (5, 15)
+
+
+# --------------------------------------------------------------------------- XML and signing
+
+
+def xml_loads(body: bytes) -> dict[str, str]:
+    """Parse a flat ``<xml><k>v</k>...</xml>`` document from an untrusted source."""
+    if len(body) > MAX_XML_BYTES:
+        raise WallytXmlError("XML body too large")
+    try:
+        root = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except (defusedxml.DefusedXmlException, ParseError, ValueError) as exc:
+        raise WallytXmlError(f"XML rejected: {type(exc).__name__}") from exc
+    if root.tag != "xml" or root.attrib:
+        raise WallytXmlError("root element must be a bare <xml>")
+    params: dict[str, str] = {}
+    for child in root:
+        if not isinstance(child.tag, str) or len(child) or child.attrib or child.tag in params:
+            raise WallytXmlError("XML must be flat, without attributes or repeated fields")
+        if (child.tail or "").strip():
+            raise WallytXmlError("text outside fields")
+        params[child.tag] = child.text or ""
+    if (root.text or "").strip():
+        raise WallytXmlError("text outside fields")
+    return params
+
+
+def xml_dumps(params: Mapping[str, str]) -> bytes:
+    parts = []
+    for key, value in params.items():
+        if not _TAG_RE.fullmatch(key):
+            raise ValueError(f"bad field name {key!r}")
+        parts.append(f"<{key}>{escape(value)}</{key}>")
+    return ("<xml>" + "".join(parts) + "</xml>").encode("utf-8")
+
+
+def md5_sign(params: Mapping[str, str], *, key: str) -> str:
+    """PROTOCOLS C.3: sorted non-empty params except ``sign``, ``k=v&...&key=KEY``, MD5, upper hex."""
+    pairs = sorted((k, v) for k, v in params.items() if k != "sign" and v not in ("", None))
+    text = "&".join(f"{k}={v}" for k, v in pairs) + f"&key={key}"
+    return hashlib.md5(text.encode("utf-8")).hexdigest().upper()  # noqa: S324 - the protocol mandates MD5
+
+
+def md5_verify(params: Mapping[str, str], *, key: str) -> bool:
+    given = params.get("sign", "")
+    if not given or not given.isascii():
+        return False
+    return hmac.compare_digest(md5_sign(params, key=key), given.upper())
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _cst_text(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValidationFailed("expires_at must be timezone-aware")
+    return moment.astimezone(CST).strftime(WALLYT_TIME_FORMAT)
+
+
+def _parse_cst(value: str | None) -> datetime | None:
+    try:
+        return datetime.strptime(value or "", WALLYT_TIME_FORMAT).replace(tzinfo=CST)
+    except ValueError:
+        return None
+
+
+def _fen(value: str | None) -> int | None:
+    if value is None or not value.isascii() or not value.isdigit():
+        return None
+    return int(value)
+
+
+def _rejection(answer: Mapping[str, str]) -> Exception:
+    err_code = answer.get("err_code", "") or answer.get("result_code", "")
+    message = answer.get("err_msg") or answer.get("message") or err_code
+    if err_code in RETRYABLE_ERR_CODES:
+        return GatewayUnavailable(f"Wallyt: {message}", details={"gateway_code": err_code})
+    if err_code in NOT_FOUND_ERR_CODES:
+        return TradeNotFound(message, gateway_code=err_code)
+    if err_code in PAID_ERR_CODES:
+        return TradeAlreadyPaid(message, gateway_code=err_code)
+    return GatewayRejected(message, gateway_code=err_code)
+
+
+def trade_status_from(data: Mapping[str, str], *, payment_no: str) -> TradeStatus:
+    gateway_state = data.get("trade_state", "")
+    state = TRADE_STATES.get(gateway_state)
+    if state is None:
+        raise ValueError(f"unexpected trade_state {gateway_state!r}")
+    return TradeStatus(
+        payment_no=data.get("out_trade_no") or payment_no,
+        state=state,
+        amount_fen=_fen(data.get("total_fee")),
+        gateway_trade_no=data.get("transaction_id") or None,
+        paid_at=_parse_cst(data.get("time_end")),
+        app_id=data.get("sub_appid") or None,
+        merchant_id=data.get("mch_id") or None,
+        gateway_state=gateway_state,
+        raw=dict(data),
+    )
+
+
+def _refund_index(data: Mapping[str, str], refund_no: str) -> int:
+    count = _fen(data.get("refund_count")) or 0
+    for index in range(min(count, 50)):
+        if data.get(f"out_refund_no_{index}") == refund_no:
+            return index
+    raise ValueError(f"refund {refund_no!r} not in the answer")
+
+
+def refund_status_from(data: Mapping[str, str], *, refund_no: str, payment_no: str) -> RefundStatus:
+    index = _refund_index(data, refund_no)
+    gateway_state = data.get(f"refund_status_{index}", "")
+    state = REFUND_STATES.get(gateway_state)
+    if state is None:
+        raise ValueError(f"unexpected refund_status {gateway_state!r}")
+    return RefundStatus(
+        refund_no=refund_no,
+        state=state,
+        payment_no=data.get("out_trade_no") or payment_no,
+        amount_fen=_fen(data.get(f"refund_fee_{index}")),
+        gateway_refund_id=data.get(f"refund_id_{index}") or None,
+        succeeded_at=_parse_cst(data.get(f"refund_time_{index}")) if state is RefundState.SUCCEEDED else None,
+        merchant_id=data.get("mch_id") or None,
+        gateway_state=gateway_state,
+        raw=dict(data),
+    )
+
+
+# --------------------------------------------------------------------------- the gateway
+
+
+class WallytGateway:
+    name = "wallyt"
+
+    def __init__(self, config: WallytConfig, *, session: requests.Session | None = None) -> None:
+        if config.sign_type not in SUPPORTED_SIGN_TYPES:
+            raise ChannelNotConfigured(f"Wallyt sign_type {config.sign_type!r} is not supported (MD5 only).")
+        if not config.secret_key:
+            raise ChannelNotConfigured("The Wallyt secret key is empty.")
+        self.config = config
+        self._session = session or requests.Session()
+
+    def identity(self) -> tuple[str, str]:
+        """(app id, merchant id) every answer and notification must carry."""
+        return "", self.config.mch_id
+
+    def _post(self, service: str, fields: Mapping[str, str]) -> dict[str, str]:
+        """One call: sign, POST, parse, check ``status``/sign/``mch_id``/``result_code``."""
+        request = {
+            "service": service,
+            "version": "2.0",
+            "charset": "UTF-8",
+            "sign_type": self.config.sign_type,
+            "mch_id": self.config.mch_id,
+            "nonce_str": secrets.token_hex(16),
+            **{k: v for k, v in fields.items() if v not in ("", None)},
+        }
+        request["sign"] = md5_sign(request, key=self.config.secret_key)
+        answer = self._exchange(xml_dumps(request))
+        if answer.get("status") != "0":  # transport-level error: unsigned, not retried blindly as a "no"
+            message = answer.get("message") or "no message"
+            raise GatewayUnavailable(
+                f"Wallyt status {answer.get('status')!r}: {message}", details={"status": answer.get("status", "")}
+            )
+        if not md5_verify(answer, key=self.config.secret_key):
+            raise GatewayUnavailable("Wallyt answer signature does not verify.")
+        if answer.get("mch_id", self.config.mch_id) != self.config.mch_id:
+            raise GatewayUnavailable("Wallyt answer is for another mch_id.")
+        if answer.get("result_code") != "0":
+            raise _rejection(answer)
+        return answer
+
+    def _exchange(self, payload: bytes) -> dict[str, str]:
+        try:
+            response = self._session.post(
+                self.config.api_url,
+                data=payload,
+                headers={"Content-Type": "text/xml; charset=utf-8"},
+                timeout=self.config.timeout,
+                stream=True,
+            )
+            body = _read_capped(response)
+        except requests.Timeout as exc:
+            raise GatewayUnavailable("Wallyt timed out.") from exc
+        except requests.RequestException as exc:
+            raise GatewayUnavailable("Wallyt could not be reached.") from exc
+        except WallytXmlError as exc:
+            raise GatewayUnavailable(str(exc)) from exc
+        if response.status_code != 200:
+            raise GatewayUnavailable(f"Wallyt answered HTTP {response.status_code}.")
+        try:
+            return xml_loads(body)
+        except WallytXmlError as exc:
+            raise GatewayUnavailable(f"Wallyt answer is not acceptable XML: {exc}") from exc
+
+    # -- protocol
+
+    def create(self, request: PrepayRequest) -> PrepayResult:
+        if request.product != "jsapi":
+            raise ValidationFailed(f"Wallyt supports only product 'jsapi', not {request.product!r}")
+        if type(request.amount_fen) is not int or request.amount_fen <= 0:
+            raise ValidationFailed("amount_fen must be a positive int")
+        if not request.openid:
+            raise ValidationFailed("Wallyt mini-program pay needs the payer's openid")
+        answer = self._post(
+            "pay.weixin.jspay",
+            {
+                "out_trade_no": request.payment_no,
+                "body": request.description,
+                "total_fee": str(request.amount_fen),
+                "mch_create_ip": request.client_ip or "127.0.0.1",
+                "notify_url": request.notify_url or self.config.notify_url,
+                "sub_openid": request.openid,
+                "sub_appid": self.config.mini_appid,
+                "is_raw": "1",
+                "is_minipg": "1",
+                "time_expire": _cst_text(request.expires_at),
+            },
+        )
+        return PrepayResult(pay_params=_pay_params(answer.get("pay_info")), raw=answer)
+
+    def query(self, payment_no: str) -> TradeStatus:
+        answer = self._post("unified.trade.query", {"out_trade_no": payment_no})
+        return _parsed(lambda: trade_status_from(answer, payment_no=payment_no))
+
+    def close(self, payment_no: str) -> None:
+        try:
+            self._post("unified.trade.close", {"out_trade_no": payment_no})
+        except (TradeAlreadyPaid, TradeNotFound):
+            raise
+        except GatewayRejected as exc:
+            status = self.query(payment_no)  # the err_code vocabulary is unverified: ask what happened
+            if status.state is TradeState.SUCCEEDED:
+                raise TradeAlreadyPaid("Wallyt trade is paid.", gateway_code=exc.gateway_code) from exc
+            if status.state is not TradeState.CLOSED:
+                raise
+
+    def refund(self, request: RefundRequest) -> RefundStatus:
+        if type(request.refund_fen) is not int or request.refund_fen <= 0 or type(request.total_fen) is not int:
+            raise ValidationFailed("refund_fen must be a positive int and total_fen an int")
+        answer = self._post(
+            "unified.trade.refund",
+            {
+                "out_trade_no": request.payment_no,
+                "out_refund_no": request.refund_no,
+                "total_fee": str(request.total_fen),
+                "refund_fee": str(request.refund_fen),
+                "op_user_id": self.config.mch_id,
+            },
+        )
+        return RefundStatus(
+            refund_no=answer.get("out_refund_no") or request.refund_no,
+            state=RefundState.PROCESSING,
+            payment_no=answer.get("out_trade_no") or request.payment_no,
+            amount_fen=_fen(answer.get("refund_fee")),
+            gateway_refund_id=answer.get("refund_id") or None,
+            merchant_id=answer.get("mch_id") or None,
+            gateway_state="ACCEPTED",
+            raw=answer,
+        )
+
+    def query_refund(self, refund_no: str, *, payment_no: str) -> RefundStatus:
+        answer = self._post("unified.trade.refundquery", {"out_refund_no": refund_no, "out_trade_no": payment_no})
+        return _parsed(lambda: refund_status_from(answer, refund_no=refund_no, payment_no=payment_no))
+
+    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
+        try:
+            params = xml_loads(body)
+        except WallytXmlError as exc:
+            raise NotificationInvalid(f"notification XML rejected: {exc}") from exc
+        if not md5_verify(params, key=self.config.secret_key):
+            raise SignatureInvalid("Wallyt notification signature does not verify")
+        if params.get("mch_id") != self.config.mch_id:
+            raise NotificationInvalid("notification is for another mch_id")
+        if params.get("status") != "0" or params.get("result_code") != "0":
+            raise NotificationInvalid("notification status/result_code is not 0")
+        payment_no = params.get("out_trade_no", "")
+        if not payment_no:
+            raise NotificationInvalid("notification lacks out_trade_no")
+        paid = params.get("pay_result") == "0"
+        trade = TradeStatus(
+            payment_no=payment_no,
+            state=TradeState.SUCCEEDED if paid else TradeState.FAILED,
+            amount_fen=_fen(params.get("total_fee")),
+            gateway_trade_no=params.get("transaction_id") or None,
+            paid_at=_parse_cst(params.get("time_end")) if paid else None,
+            app_id=params.get("sub_appid") or None,
+            merchant_id=params.get("mch_id"),
+            gateway_state=f"pay_result={params.get('pay_result', '')}",
+            raw=params,
+        )
+        event_type = params.get("trade_type") or "pay_result"
+        return Notification(event_id=_event_id(params, paid=paid), event_type=event_type, trade=trade)
+
+    def notification_reply(self, *, ok: bool, message: str = "") -> NotificationReply:
+        return NotificationReply(status=200, content_type="text/plain", body=b"success" if ok else b"fail")
+
+
+def _read_capped(response: requests.Response) -> bytes:
+    chunks, size = [], 0
+    for chunk in response.iter_content(chunk_size=8192):
+        size += len(chunk)
+        if size > MAX_XML_BYTES:
+            response.close()
+            raise WallytXmlError("Wallyt answer too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _pay_params(pay_info: str | None) -> dict[str, str]:
+    try:
+        data = json.loads(pay_info or "")
+    except ValueError as exc:
+        raise GatewayUnavailable("Wallyt pay_info is not JSON.") from exc
+    wanted = ("appId", "timeStamp", "nonceStr", "package", "signType", "paySign")
+    if not isinstance(data, dict) or any(not data.get(k) for k in wanted):
+        raise GatewayUnavailable("Wallyt pay_info lacks wx.requestPayment fields.")
+    return {k: str(data[k]) for k in wanted}
+
+
+def _event_id(params: Mapping[str, str], *, paid: bool) -> str:
+    base = params.get("transaction_id") or f"{params.get('out_trade_no', '')}:{params.get('time_end', '')}"
+    return base if paid else f"{base}:pay_result={params.get('pay_result', '')}"
+
+
+def _parsed(read: Callable[[], Any]) -> Any:
+    try:
+        return read()
+    except ValueError as exc:
+        raise GatewayUnavailable(f"Wallyt answer is malformed: {exc}") from exc

@@ -1,0 +1,311 @@
+"""Payment writes. Persist intent, call the gateway outside any row lock, then apply the answer
+through the one transition function ``payment_apply_trade_status``.
+
+Lock order: payment, then order, then compartment / wallet.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from config.audit import Actor
+from config.errors import (
+    AmountMismatch,
+    Conflict,
+    GatewayRejected,
+    InvalidTransition,
+    NotFound,
+    NotificationInvalid,
+    TradeAlreadyPaid,
+    TradeNotFound,
+    ValidationFailed,
+)
+from orders.models import Order
+from orders.services import order_mark_paid, order_no_new
+from payments.gateways.base import PrepayRequest, TradeState, TradeStatus
+from payments.gateways.registry import get_gateway
+from payments.models import CHANNEL_ROUTES, Channel, Payment, PaymentEvent
+
+logger = logging.getLogger(__name__)
+Status = Payment.Status
+
+
+@dataclass(frozen=True)
+class PaymentStart:
+    order_no: str
+    channel: str
+    openid: str = ""
+    client_ip: str | None = None
+
+
+def _event(payment: Payment, *, action: str, actor: Actor, before: str = "", reason: str = "", data=None) -> None:
+    PaymentEvent.objects.create(
+        payment=payment,
+        action=action,
+        from_status=before,
+        to_status=payment.status,
+        actor=str(actor),
+        reason=reason,
+        data=data or {},
+    )
+
+
+def _move(payment: Payment, *, to: str, actor: Actor, action: str, reason: str = "", data=None) -> None:
+    if to not in Payment.TRANSITIONS[payment.status]:
+        raise InvalidTransition("payment", payment.status, to)
+    before = payment.status
+    payment.status = to
+    payment.save()
+    _event(payment, action=action, actor=actor, before=before, reason=reason, data=data)
+
+
+def _locked(payment_no: str) -> Payment:
+    payment = Payment.objects.select_for_update().filter(payment_no=payment_no).first()
+    if payment is None:
+        raise NotFound("Payment not found.", details={"payment_no": payment_no})
+    return payment
+
+
+# --- start -----------------------------------------------------------------------------------
+
+
+def _payable_order(*, user, order_no: str, now: datetime) -> Order:
+    order = Order.objects.filter(order_no=order_no, user=user).first()
+    if order is None:
+        raise NotFound("Order not found.", details={"order_no": order_no})
+    if order.status != Order.Status.PENDING_PAYMENT:
+        raise Conflict(
+            "This order is not waiting for payment.", code="order_not_payable", details={"status": order.status}
+        )
+    if order.expires_at <= now:
+        raise Conflict("This order has expired; create a new one.", code="order_expired")
+    return order
+
+
+@transaction.atomic
+def _payment_create(*, order: Order, channel: str, openid: str, client_ip: str | None, actor: Actor) -> Payment:
+    """Persist the intent. The database allows one open payment per order (partial unique index)."""
+    Order.objects.select_for_update().get(pk=order.pk)
+    existing = order.payments.filter(status__in=Payment.OPEN).first()
+    if existing:
+        if existing.channel == channel:
+            return existing  # a retry: prepay again with the same out_trade_no
+        raise Conflict(
+            "Another payment of this order is open; close it first.",
+            code="payment_in_progress",
+            details={"payment_no": existing.payment_no, "channel": existing.channel},
+        )
+    try:
+        with transaction.atomic():
+            payment = Payment.objects.create(
+                payment_no=order_no_new("PY"),
+                order=order,
+                channel=channel,
+                amount_fen=order.amount_fen,
+                payer_openid=openid,
+                client_ip=client_ip,
+            )
+    except IntegrityError as exc:
+        raise Conflict("Another payment of this order is open.", code="payment_in_progress") from exc
+    _event(payment, action="create", actor=actor)
+    return payment
+
+
+def payment_start(*, user, request: PaymentStart, now: datetime | None = None) -> Payment:
+    """Start paying an order through a gateway channel. Returns the payment with its prepay data."""
+    now = now or timezone.now()
+    if request.channel not in CHANNEL_ROUTES or request.channel == Channel.WALLET:
+        raise ValidationFailed("Unknown channel.", details={"channel": request.channel})
+    gateway_name, product = CHANNEL_ROUTES[request.channel]
+    gateway = get_gateway(gateway_name)  # 503 channel_not_configured before anything is written
+    order = _payable_order(user=user, order_no=request.order_no, now=now)
+    if product == "jsapi" and not request.openid:
+        raise ValidationFailed("openid is required for this channel.", details={"openid": ["Required."]})
+    actor = Actor.user(user)
+    payment = _payment_create(
+        order=order, channel=request.channel, openid=request.openid, client_ip=request.client_ip, actor=actor
+    )
+    prepay = PrepayRequest(
+        payment_no=payment.payment_no,
+        amount_fen=payment.amount_fen,
+        description=_description(order),
+        product=product,
+        expires_at=order.expires_at,
+        notify_url="",
+        openid=request.openid or None,
+        client_ip=request.client_ip,
+    )
+    try:
+        result = gateway.create(prepay)
+    except GatewayRejected as exc:
+        payment_mark_failed(
+            payment_no=payment.payment_no,
+            actor=Actor.gateway(gateway_name),
+            reason=exc.message,
+            data={"gateway_code": exc.gateway_code},
+        )
+        raise
+    # GatewayUnavailable propagates: the payment stays "created" and a retry (or reconciliation) heals it
+    data = {
+        k: v
+        for k, v in {
+            "pay_params": result.pay_params,
+            "code_url": result.code_url,
+            "h5_url": result.h5_url,
+            "pay_url": result.pay_url,
+        }.items()
+        if v
+    }
+    return payment_mark_pending(payment_no=payment.payment_no, prepay=data, actor=Actor.gateway(gateway_name))
+
+
+def _description(order: Order) -> str:
+    if order.kind == Order.Kind.WALLET_TOPUP:
+        return "Wallet top-up"
+    return f"Locker rental {order.hours}h"
+
+
+@transaction.atomic
+def payment_mark_pending(*, payment_no: str, prepay: dict, actor: Actor) -> Payment:
+    payment = _locked(payment_no)
+    if payment.status == Status.PENDING:
+        payment.prepay = prepay
+        payment.save(update_fields=["prepay", "updated_at"])
+        return payment
+    if payment.status != Status.CREATED:
+        return payment  # already settled by a notification that overtook the prepay answer
+    payment.prepay = prepay
+    _move(payment, to=Status.PENDING, actor=actor, action="prepay")
+    return payment
+
+
+@transaction.atomic
+def payment_mark_failed(*, payment_no: str, actor: Actor, reason: str, data: dict | None = None) -> Payment:
+    payment = _locked(payment_no)
+    if payment.status == Status.FAILED:
+        return payment
+    _move(payment, to=Status.FAILED, actor=actor, action="fail", reason=reason, data=data)
+    return payment
+
+
+# --- applying what a gateway says ----------------------------------------------------------
+
+
+@transaction.atomic
+def payment_apply_trade_status(
+    *, trade: TradeStatus, actor: Actor, expected_app_id: str = "", expected_merchant_id: str = ""
+) -> Payment:
+    """The one way a gateway's word (notification or query) changes a payment. Idempotent.
+
+    Checks identity and amount before anything changes; a duplicate, a late notification and a
+    query racing a notification all end in one transition, once.
+    """
+    payment = _locked(trade.payment_no)
+    if expected_app_id and trade.app_id and trade.app_id != expected_app_id:
+        raise NotificationInvalid("app id does not match.", details={"app_id": trade.app_id})
+    if expected_merchant_id and trade.merchant_id and trade.merchant_id != expected_merchant_id:
+        raise NotificationInvalid("merchant id does not match.", details={"merchant_id": trade.merchant_id})
+    payment.last_synced_at = timezone.now()
+    payment.gateway_state = trade.gateway_state or trade.state
+    if trade.state == TradeState.SUCCEEDED:
+        if trade.amount_fen != payment.amount_fen:
+            raise AmountMismatch(payment.payment_no, trade.amount_fen, payment.amount_fen)
+        if payment.status != Status.SUCCEEDED:
+            _payment_succeeded(payment, trade=trade, actor=actor)
+    elif trade.state == TradeState.CLOSED and payment.status in Payment.OPEN:
+        _move(payment, to=Status.CLOSED, actor=actor, action="close", reason=trade.gateway_state)
+    elif trade.state == TradeState.FAILED and payment.status in Payment.OPEN:
+        _move(payment, to=Status.FAILED, actor=actor, action="fail", reason=trade.gateway_state)
+    payment.save(update_fields=["last_synced_at", "gateway_state", "updated_at"])
+    return payment
+
+
+def _payment_succeeded(payment: Payment, *, trade: TradeStatus, actor: Actor) -> None:
+    """Money arrived. If the order still waits for it, the order is paid; otherwise (paid by another
+    payment, or cancelled) the payment is kept and flagged, and reconciliation refunds it."""
+    payment.gateway_trade_no = trade.gateway_trade_no or payment.gateway_trade_no
+    payment.paid_at = trade.paid_at or timezone.now()
+    order = Order.objects.select_for_update().get(pk=payment.order_id)
+    if order.status != Order.Status.PENDING_PAYMENT:
+        payment.flag = "late_payment" if order.status == Order.Status.CANCELLED else "double_payment"
+        logger.warning(
+            "payment %s succeeded for order %s in %s: flagged %s",
+            payment.payment_no,
+            order.order_no,
+            order.status,
+            payment.flag,
+        )
+    _move(
+        payment,
+        to=Status.SUCCEEDED,
+        actor=actor,
+        action="paid",
+        data={"gateway_trade_no": payment.gateway_trade_no, "flag": payment.flag},
+    )
+    if not payment.flag:
+        order_mark_paid(order_id=order.pk, paid_at=payment.paid_at, actor=actor, reference=payment.payment_no)
+
+
+def payment_sync(*, payment_no: str, actor: Actor) -> Payment:
+    """Ask the gateway how the trade stands and apply the answer."""
+    payment = Payment.objects.filter(payment_no=payment_no).first()
+    if payment is None:
+        raise NotFound("Payment not found.")
+    if payment.channel == Channel.WALLET:
+        return payment
+    gateway = get_gateway(payment.gateway)
+    try:
+        trade = gateway.query(payment.payment_no)
+    except TradeNotFound:
+        if payment.status == Status.CREATED:  # the prepay never reached the gateway
+            return payment
+        raise
+    return payment_apply_trade_status(trade=trade, actor=actor, **_identity(gateway))
+
+
+def payment_close(*, payment_no: str, actor: Actor, reason: str) -> Payment:
+    """Close an open payment: at the gateway first, then here. If the gateway says it was paid,
+    apply that instead and answer ``trade_already_paid``."""
+    payment = Payment.objects.filter(payment_no=payment_no).first()
+    if payment is None:
+        raise NotFound("Payment not found.")
+    if payment.status not in Payment.OPEN:
+        if payment.status == Status.CLOSED:
+            return payment
+        raise InvalidTransition("payment", payment.status, Status.CLOSED)
+    gateway = get_gateway(payment.gateway)
+    try:
+        gateway.close(payment.payment_no)
+    except TradeAlreadyPaid:
+        payment = payment_sync(payment_no=payment_no, actor=actor)
+        raise Conflict(
+            "The payment was completed before it could be closed.",
+            code="trade_already_paid",
+            details={"payment_no": payment_no, "status": payment.status},
+        ) from None
+    except TradeNotFound:
+        pass  # never reached the gateway: nothing to close there
+    return _payment_mark_closed(payment_no=payment_no, actor=actor, reason=reason)
+
+
+@transaction.atomic
+def _payment_mark_closed(*, payment_no: str, actor: Actor, reason: str) -> Payment:
+    payment = _locked(payment_no)
+    if payment.status in Payment.OPEN:
+        _move(payment, to=Status.CLOSED, actor=actor, action="close", reason=reason)
+    return payment
+
+
+def _identity(gateway) -> dict:
+    """The app id / merchant id every answer of this gateway must carry."""
+    app_id, merchant_id = gateway.identity()
+    return {"expected_app_id": app_id, "expected_merchant_id": merchant_id}
+
+
+def payment_open_for_order(order: Order) -> list[Payment]:
+    return list(order.payments.filter(status__in=Payment.OPEN))

@@ -1,0 +1,169 @@
+"""The WeChat notification inbox: every check failing one at a time changes nothing; duplicates
+and concurrent duplicates end in exactly one transition."""
+
+import time
+
+import pytest
+from django.test import Client
+
+from conftest import run_concurrently
+from lockers.tests.factories import CompartmentFactory, PricePlanFactory
+from orders.models import Order, OrderEvent
+from payments.models import GatewayNotification, Payment, PaymentEvent
+from payments.tests.wechat_notify import WeChatNotifier
+
+
+def _pending_payment(user_api):
+    PricePlanFactory(size="S")
+    compartment = CompartmentFactory(size="S")
+    order = user_api.post("/api/v1/orders/", {"compartment_id": compartment.pk, "hours": 1}, format="json").json()
+    started = user_api.post(
+        "/api/v1/payments/", {"order_no": order["order_no"], "channel": "wechat_native"}, format="json"
+    )
+    assert started.status_code == 201, started.content
+    return Payment.objects.get(payment_no=started.json()["payment_no"])
+
+
+def _unchanged(payment):
+    payment.refresh_from_db()
+    assert payment.status == "pending"
+    assert payment.order.status == "pending_payment"
+    assert not PaymentEvent.objects.filter(payment=payment, action="paid").exists()
+
+
+def _case(notifier, payment, case):
+    tx = notifier.transaction(payment)
+    if case == "bad_signature":
+        return notifier.build(tx, corrupt=True)
+    if case == "unknown_serial":
+        return notifier.build(tx, serial="PUB_KEY_ID_0000000000000000000000000000")
+    if case == "stale_timestamp":
+        return notifier.build(tx, timestamp=str(int(time.time()) - 3600))
+    if case == "tampered_ciphertext":
+        headers, body = notifier.build(tx)
+        # flip one character of the ciphertext and re-sign the envelope (signature valid, GCM tag not)
+        import json
+
+        envelope = json.loads(body)
+        c = envelope["resource"]["ciphertext"]
+        envelope["resource"]["ciphertext"] = ("B" if c[0] == "A" else "A") + c[1:]
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        from sandbox.wechat_crypto import dumps, signed_headers
+
+        key = load_pem_private_key(notifier.sandbox.read("wechat/platform_private_key.pem").encode(), None)
+        body = dumps(envelope)
+        return {**headers, **signed_headers(key, notifier.creds["public_key_id"], body)}, body
+    if case == "wrong_apiv3_key":
+        return notifier.build(tx, apiv3_key="0" * 32)
+    if case == "wrong_appid":
+        return notifier.build(notifier.transaction(payment, appid="wx0000000000000000"))
+    if case == "wrong_mchid":
+        return notifier.build(notifier.transaction(payment, mchid="1999999999"))
+    if case == "wrong_amount":
+        amount = {"total": payment.amount_fen - 1, "payer_total": payment.amount_fen - 1, "currency": "CNY"}
+        return notifier.build(notifier.transaction(payment, amount=amount))
+    if case == "unknown_out_trade_no":
+        return notifier.build(notifier.transaction(payment, out_trade_no="PY2099NOSUCHPAYMENT"))
+    raise AssertionError(case)
+
+
+CASES = [
+    "bad_signature",
+    "unknown_serial",
+    "stale_timestamp",
+    "tampered_ciphertext",
+    "wrong_apiv3_key",
+    "wrong_appid",
+    "wrong_mchid",
+    "wrong_amount",
+    "unknown_out_trade_no",
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", CASES)
+def test_each_failed_check_changes_nothing_and_asks_for_a_retry(user_api, gateways, case):
+    payment = _pending_payment(user_api)
+    notifier = WeChatNotifier(gateways)
+    headers, body = _case(notifier, payment, case)
+
+    response = notifier.post(Client(), headers, body)
+
+    assert response.status_code >= 400, response.content
+    assert response.json()["code"] == "FAIL"
+    _unchanged(payment)
+    row = GatewayNotification.objects.latest("id")
+    assert bytes(row.body) == body and row.error and row.processed_at is None  # the evidence is kept
+
+
+@pytest.mark.django_db
+def test_a_valid_notification_applies_once_and_duplicates_are_acknowledged(user_api, gateways):
+    payment = _pending_payment(user_api)
+    notifier = WeChatNotifier(gateways)
+    headers, body = notifier.build(notifier.transaction(payment), notify_id="EV-1")
+
+    first = notifier.post(Client(), headers, body)
+    second = notifier.post(Client(), headers, body)
+
+    assert first.status_code == second.status_code == 204
+    payment.refresh_from_db()
+    assert payment.status == "succeeded" and payment.order.status == "paid"
+    assert PaymentEvent.objects.filter(payment=payment, action="paid").count() == 1
+    rows = GatewayNotification.objects.filter(reference=payment.payment_no).order_by("id")
+    assert [r.duplicate for r in rows] == [False, True]
+
+
+@pytest.mark.django_db
+def test_an_event_type_we_do_not_handle_is_acknowledged_without_change(user_api, gateways):
+    payment = _pending_payment(user_api)
+    notifier = WeChatNotifier(gateways)
+    headers, body = notifier.build(
+        {"mchid": notifier.creds["mchid"]}, event_type="PAYSCORE.USER_OPEN_SERVICE", original_type="payscore"
+    )
+    assert notifier.post(Client(), headers, body).status_code == 204
+    _unchanged(payment)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_duplicates_make_exactly_one_transition(user_api, gateways):
+    payment = _pending_payment(user_api)
+    notifier = WeChatNotifier(gateways)
+    same = notifier.build(notifier.transaction(payment), notify_id="EV-CONCURRENT")
+    # the same event delivered 6 times at once, plus 2 other events for the same trade (a retry
+    # with another id, as after a gateway failover)
+    others = [notifier.build(notifier.transaction(payment)) for _ in range(2)]
+
+    responses = run_concurrently(
+        lambda hb: notifier.post(Client(), *hb), args_list=[(same,)] * 6 + [(o,) for o in others]
+    )
+
+    assert [r.status_code for r in responses] == [204] * 8, [getattr(r, "content", r) for r in responses]
+    assert PaymentEvent.objects.filter(payment=payment, action="paid").count() == 1
+    assert OrderEvent.objects.filter(order=payment.order, action="paid").count() == 1
+    assert Order.objects.get(pk=payment.order_id).status == "paid"
+    assert GatewayNotification.objects.filter(reference=payment.payment_no, duplicate=True).count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_notification_racing_a_sync_ends_in_one_transition(user_api, gateways):
+    from config.audit import Actor
+    from payments.services import payment_sync
+
+    payment = _pending_payment(user_api)
+    gateways.fault("wechat.notify", "drop")
+    gateways.control(f"wechat/transactions/{payment.payment_no}/pay", json={})
+    notifier = WeChatNotifier(gateways)
+    headers, body = notifier.build(notifier.transaction(payment))
+
+    results = run_concurrently(
+        lambda kind: (
+            notifier.post(Client(), headers, body)
+            if kind == "notify"
+            else payment_sync(payment_no=payment.payment_no, actor=Actor.system("test"))
+        ),
+        args_list=[("notify",), ("sync",), ("sync",), ("notify",)],
+    )
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert PaymentEvent.objects.filter(payment=payment, action="paid").count() == 1

@@ -1,0 +1,126 @@
+"""In-memory state shared by the three fake gateways (one lock guards everything)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import secrets
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+CST = dt.timezone(dt.timedelta(hours=8), "CST")
+
+
+def now_cst() -> dt.datetime:
+    return dt.datetime.now(CST).replace(microsecond=0)
+
+
+def rfc3339(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(CST).strftime("%Y-%m-%dT%H:%M:%S+08:00")
+
+
+def parse_time(value: str) -> dt.datetime:
+    """Parse RFC3339 / ISO-8601 (naive values are taken as +08:00)."""
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=CST)
+    return parsed.astimezone(CST)
+
+
+@dataclass
+class Trade:
+    gateway: str  # wechat | alipay | wallyt
+    out_trade_no: str
+    transaction_id: str
+    amount: int  # fen
+    trade_type: str  # JSAPI/NATIVE/MWEB (wechat), FAST_INSTANT_TRADE_PAY/QUICK_WAP_PAY, pay.weixin.jspay
+    description: str
+    notify_url: str
+    state: str = "NOTPAY"  # NOTPAY | SUCCESS | CLOSED | PAYERROR  (REFUND is derived)
+    appid: str = ""
+    mchid: str = ""
+    attach: str = ""
+    openid: str = ""
+    return_url: str = ""
+    created_at: dt.datetime = field(default_factory=now_cst)
+    success_time: dt.datetime | None = None
+    closed_at: dt.datetime | None = None
+    sign_mode: str = "cert"  # wechat: cert | pubkey (answers and notifications)
+    request: dict[str, Any] = field(default_factory=dict)  # canonical create params (idempotency)
+    answer: dict[str, Any] = field(default_factory=dict)  # prepay answer returned again on resubmit
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("created_at", "success_time", "closed_at"):
+            data[key] = rfc3339(getattr(self, key))
+        return data
+
+
+@dataclass
+class Refund:
+    gateway: str
+    out_refund_no: str
+    refund_id: str
+    out_trade_no: str
+    transaction_id: str
+    amount: int  # refund fen
+    total: int  # trade total fen
+    status: str = "PROCESSING"  # PROCESSING | SUCCESS | ABNORMAL | CLOSED
+    reason: str = ""
+    notify_url: str = ""
+    created_at: dt.datetime = field(default_factory=now_cst)
+    success_time: dt.datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("created_at", "success_time"):
+            data[key] = rfc3339(getattr(self, key))
+        return data
+
+
+class Store:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._seq = itertools.count(1)
+        self.trades: dict[tuple[str, str], Trade] = {}
+        self.trades_by_txn: dict[tuple[str, str], Trade] = {}
+        self.refunds: dict[tuple[str, str], Refund] = {}
+        self.blobs: dict[str, tuple[str, bytes]] = {}  # bill download token -> (content type, bytes)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.trades.clear()
+            self.trades_by_txn.clear()
+            self.refunds.clear()
+            self.blobs.clear()
+
+    def next_id(self, prefix: str, width: int = 28) -> str:
+        """Unique, digit-only id like WeChat's (prefix + date + sequence + random)."""
+        seq = next(self._seq)
+        stamp = now_cst().strftime("%Y%m%d")
+        body = f"{stamp}{seq:08d}"
+        pad = max(0, width - len(prefix) - len(body))
+        return prefix + body + "".join(secrets.choice("0123456789") for _ in range(pad))
+
+    def add_trade(self, trade: Trade) -> None:
+        self.trades[(trade.gateway, trade.out_trade_no)] = trade
+        self.trades_by_txn[(trade.gateway, trade.transaction_id)] = trade
+
+    def trade(self, gateway: str, out_trade_no: str | None = None, transaction_id: str | None = None) -> Trade | None:
+        if out_trade_no:
+            return self.trades.get((gateway, out_trade_no))
+        if transaction_id:
+            return self.trades_by_txn.get((gateway, transaction_id))
+        return None
+
+    def refunds_of(self, trade: Trade) -> list[Refund]:
+        return [r for r in self.refunds.values() if r.gateway == trade.gateway and r.out_trade_no == trade.out_trade_no]
+
+    def refunded_total(self, trade: Trade, *, include_processing: bool = True) -> int:
+        ok = {"SUCCESS", "PROCESSING", "ABNORMAL"} if include_processing else {"SUCCESS"}
+        return sum(r.amount for r in self.refunds_of(trade) if r.status in ok)

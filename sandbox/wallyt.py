@@ -1,0 +1,449 @@
+# ruff: noqa: RUF001  (Chinese protocol text uses full-width punctuation)
+"""Fake Wallyt / SwiftPass unified gateway (`POST /wallyt/pay/gateway`, flat XML, MD5/SHA256 signing)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+from xml.etree.ElementTree import ParseError
+
+import defusedxml.ElementTree as DET
+from defusedxml import DefusedXmlException
+
+from . import wechat_crypto as wc
+from .server import Request, Response
+from .state import Refund, Trade, now_cst, parse_time
+
+if TYPE_CHECKING:
+    from .server import Sandbox
+
+SERVICES = {
+    "pay.weixin.jspay": "wallyt.pay",
+    "unified.trade.query": "wallyt.query",
+    "unified.trade.close": "wallyt.close",
+    "unified.trade.refund": "wallyt.refund",
+    "unified.trade.refundquery": "wallyt.refund_query",
+}
+REFUND_STATUS = {"PROCESSING": "PROCESSING", "SUCCESS": "SUCCESS", "ABNORMAL": "CHANGE", "CLOSED": "FAIL"}
+OUT_TRADE_NO_RE = re.compile(r"^[0-9A-Za-z_\-|*@]{1,32}$")
+
+
+class CommError(Exception):
+    """status != "0": communication-level failure, answered unsigned with a message."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class BizError(Exception):
+    def __init__(self, err_code: str, err_msg: str) -> None:
+        super().__init__(err_msg)
+        self.err_code, self.err_msg = err_code, err_msg
+
+
+def sign_params(params: dict[str, str], key: str, sign_type: str = "MD5") -> str:
+    """PROTOCOLS C.3: sorted non-empty params except sign, `&key=`, MD5 (or SHA256) upper hex."""
+    text = "&".join(f"{k}={params[k]}" for k in sorted(params) if k != "sign" and params[k] not in ("", None))
+    text += f"&key={key}"
+    digest = hashlib.sha256 if sign_type.upper() == "SHA256" else hashlib.md5
+    return digest(text.encode("utf-8")).hexdigest().upper()
+
+
+def to_xml(params: dict[str, str]) -> bytes:
+    parts = ["<xml>"]
+    for k, v in params.items():
+        if v in ("", None):
+            continue
+        safe = str(v).replace("]]>", "]]]]><![CDATA[>")
+        parts.append(f"<{k}><![CDATA[{safe}]]></{k}>")
+    parts.append("</xml>")
+    return "".join(parts).encode("utf-8")
+
+
+def parse_xml(body: bytes) -> dict[str, str]:
+    """Flat <xml><k>v</k></xml> (CDATA or not); DTDs and entities are refused."""
+    try:
+        root = DET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except (ParseError, DefusedXmlException, ValueError) as exc:
+        raise CommError("400", f"XML格式错误: {type(exc).__name__}") from None
+    if root.tag != "xml":
+        raise CommError("400", "XML格式错误: 根节点必须是 <xml>")
+    out: dict[str, str] = {}
+    for child in root:
+        if len(child):
+            raise CommError("400", f"XML格式错误: 字段 {child.tag} 不能嵌套")
+        out[child.tag] = (child.text or "").strip()
+    return out
+
+
+def time_end(value: Any) -> str:
+    return value.strftime("%Y%m%d%H%M%S") if value else ""
+
+
+class WallytGateway:
+    name = "wallyt"
+
+    def __init__(self, sb: Sandbox) -> None:
+        self.sb = sb
+        self.mch_id = sb.keys.credentials["wallyt"]["mch_id"]
+        self.key = sb.keys.wallyt_key
+        sb.router.add("POST", r"/wallyt/pay/gateway", self.gateway)
+
+    # ================================================================ plumbing
+    def _reply(self, params: dict[str, str], sign_type: str, *, corrupt: bool = False) -> Response:
+        out = {"version": "2.0", "charset": "UTF-8", "sign_type": sign_type, "status": "0", **params}
+        out["mch_id"] = self.mch_id
+        out["nonce_str"] = secrets.token_hex(16)
+        out["sign"] = sign_params(out, self.key, sign_type)
+        if corrupt:
+            out["sign"] = ("0" if out["sign"][0] != "0" else "1") + out["sign"][1:]
+        return Response(body=to_xml(out), content_type="text/xml; charset=utf-8")
+
+    def _comm_error(self, err: CommError) -> Response:
+        return Response(
+            body=to_xml({"version": "2.0", "charset": "UTF-8", "status": err.status, "message": err.message}),
+            content_type="text/xml; charset=utf-8",
+        )
+
+    def gateway(self, req: Request) -> Response:
+        try:
+            params = parse_xml(req.body)
+            service = params.get("service", "")
+            if service not in SERVICES:
+                raise CommError("400", f"不支持的接口类型: {service or '(empty)'}")
+            if params.get("mch_id") != self.mch_id:
+                raise CommError("400", "商户号不存在或未开通此服务")
+            sign_type = params.get("sign_type") or "MD5"
+            if sign_type.upper() not in ("MD5", "SHA256"):
+                raise CommError("400", f"不支持的签名类型: {sign_type}")
+            if not params.get("nonce_str"):
+                raise CommError("400", "缺少参数 nonce_str")
+            if not params.get("sign") or params["sign"].upper() != sign_params(params, self.key, sign_type):
+                raise CommError("400", "验证签名失败")
+        except CommError as err:
+            return self._comm_error(err)
+        fault = self.sb.api_fault(SERVICES[service])
+        handler = {
+            "pay.weixin.jspay": self._jspay,
+            "unified.trade.query": self._query,
+            "unified.trade.close": self._close,
+            "unified.trade.refund": self._refund,
+            "unified.trade.refundquery": self._refund_query,
+        }[service]
+
+        def run() -> dict[str, str]:
+            try:
+                with self.sb.store.lock:
+                    return {"result_code": "0", **handler(req, params)}
+            except BizError as err:
+                return {"result_code": "1", "err_code": err.err_code, "err_msg": err.err_msg}
+
+        if fault and fault.kind == "timeout":
+            if fault.apply:
+                run()
+            return self.sb.timeout_response(fault)
+        if fault and fault.kind == "http_500":
+            return Response.text("500 Internal Server Error", 500)
+        if fault and fault.kind == "malformed":
+            return Response(body=b"<xml><status><![CDATA[0]]></status><result_co", content_type="text/xml")
+        return self._reply(run(), sign_type, corrupt=bool(fault and fault.kind == "bad_signature"))
+
+    @staticmethod
+    def _fen(params: dict[str, str], key: str) -> int:
+        value = params.get(key, "")
+        if not value.isdigit() or int(value) <= 0:
+            raise BizError("PARAM_ERROR", f"{key} 必须为大于0的整数（单位：分）")
+        return int(value)
+
+    def _find(self, params: dict[str, str]) -> Trade:
+        if not params.get("out_trade_no") and not params.get("transaction_id"):
+            raise BizError("PARAM_ERROR", "out_trade_no 与 transaction_id 必填其一")
+        t = self.sb.store.trade("wallyt", params.get("out_trade_no"), params.get("transaction_id"))
+        if t is None:
+            raise BizError("ORDERNOTEXIST", "订单不存在")
+        return t
+
+    # ================================================================ services
+    def _jspay(self, req: Request, p: dict[str, str]) -> dict[str, str]:
+        for key in ("out_trade_no", "body", "total_fee", "mch_create_ip", "notify_url"):
+            if not p.get(key):
+                raise BizError("PARAM_ERROR", f"缺少必填参数 {key}")
+        if not OUT_TRADE_NO_RE.match(p["out_trade_no"]):
+            raise BizError("PARAM_ERROR", "out_trade_no 格式错误")
+        total = self._fen(p, "total_fee")
+        for key in ("time_start", "time_expire"):
+            if p.get(key) and not re.fullmatch(r"\d{14}", p[key]):
+                raise BizError("PARAM_ERROR", f"{key} 格式应为 yyyyMMddHHmmss")
+        if p.get("is_raw") == "1" and (not p.get("sub_openid") or not p.get("sub_appid")):
+            raise BizError("PARAM_ERROR", "原生JS支付（is_raw=1）必须传 sub_appid 与 sub_openid")
+        canonical = {"total": total, "body": p["body"], "sub_openid": p.get("sub_openid", "")}
+        store = self.sb.store
+        t = store.trade("wallyt", p["out_trade_no"])
+        if t is not None:
+            if t.state == "SUCCESS":
+                raise BizError("ORDERPAID", "订单已支付")
+            if t.state == "CLOSED":
+                raise BizError("ORDERCLOSED", "订单已关闭")
+            if t.request != canonical:
+                raise BizError("OUT_TRADE_NO_USED", "商户订单号重复")
+        else:
+            t = Trade(
+                gateway="wallyt",
+                out_trade_no=p["out_trade_no"],
+                transaction_id=store.next_id("7551", 30),
+                amount=total,
+                trade_type="pay.weixin.jspay",
+                description=p["body"],
+                notify_url=p["notify_url"],
+                appid=p.get("sub_appid", ""),
+                mchid=self.mch_id,
+                attach=p.get("attach", ""),
+                openid=p.get("sub_openid", ""),
+                return_url=p.get("callback_url", ""),
+                request=canonical,
+            )
+            t.extra["token_id"] = secrets.token_hex(16)
+            t.extra["sign_type"] = (p.get("sign_type") or "MD5").upper()
+            t.extra["prepay_id"] = "wx" + now_cst().strftime("%d%H%M%S") + secrets.token_hex(13)
+            t.extra["out_transaction_id"] = store.next_id("42000", 28)
+            store.add_trade(t)
+        out = {"token_id": t.extra["token_id"]}
+        if p.get("is_raw") == "1":
+            ts, nonce = str(int(time.time())), secrets.token_hex(16)
+            package = f"prepay_id={t.extra['prepay_id']}"
+            msg = f"{t.appid}\n{ts}\n{nonce}\n{package}\n".encode()
+            pay_info = {
+                "appId": t.appid,
+                "timeStamp": ts,
+                "nonceStr": nonce,
+                "package": package,
+                "signType": "RSA",
+                "paySign": wc.rsa_sign(self.sb.keys.merchant_private_key, msg),
+                "status": "0",
+            }
+            out["pay_info"] = json.dumps(pay_info, separators=(",", ":"))
+        out["pay_url"] = f"{req.base_url}/cashier/wallyt/{t.out_trade_no}?token_id={t.extra['token_id']}"
+        return out
+
+    def trade_state(self, t: Trade) -> str:
+        if t.state == "SUCCESS" and any(r.status != "CLOSED" for r in self.sb.store.refunds_of(t)):
+            return "REFUND"
+        return t.state
+
+    def _query(self, req: Request, p: dict[str, str]) -> dict[str, str]:
+        t = self._find(p)
+        out = {
+            "trade_state": self.trade_state(t),
+            "out_trade_no": t.out_trade_no,
+            "transaction_id": t.transaction_id,
+            "total_fee": str(t.amount),
+            "fee_type": "CNY",
+            "attach": t.attach,
+            "trade_type": t.trade_type,
+        }
+        if t.success_time:
+            out.update(
+                {
+                    "out_transaction_id": t.extra["out_transaction_id"],
+                    "time_end": time_end(t.success_time),
+                    "bank_type": t.extra.get("bank_type", "CFT"),
+                    "openid": t.extra.get("openid", ""),
+                    "sub_openid": t.openid,
+                    "sub_appid": t.appid,
+                    "is_subscribe": "N",
+                    "pay_result": "0",
+                }
+            )
+        return out
+
+    def _close(self, req: Request, p: dict[str, str]) -> dict[str, str]:
+        t = self._find(p)
+        if t.state == "SUCCESS":
+            raise BizError("ORDERPAID", "订单已支付，不能关闭")
+        t.state = "CLOSED"
+        t.closed_at = now_cst()
+        return {}
+
+    def _refund(self, req: Request, p: dict[str, str]) -> dict[str, str]:
+        out_refund_no = p.get("out_refund_no", "")
+        if not out_refund_no or not OUT_TRADE_NO_RE.match(out_refund_no):
+            raise BizError("PARAM_ERROR", "out_refund_no 必填")
+        total, fee = self._fen(p, "total_fee"), self._fen(p, "refund_fee")
+        t = self._find(p)
+        store = self.sb.store
+        r = store.refunds.get(("wallyt", out_refund_no))
+        if r is not None:
+            if r.amount != fee or r.out_trade_no != t.out_trade_no:
+                raise BizError("INVALID_REQUEST", "退款单号重复且参数不一致")
+        else:
+            if t.state != "SUCCESS":
+                raise BizError("TRADE_STATE_ERROR", "订单状态错误，未支付的订单不能退款")
+            if total != t.amount:
+                raise BizError("INVALID_REQUEST", "total_fee 与订单金额不一致")
+            if store.refunded_total(t) + fee > t.amount:
+                raise BizError("REFUND_FEE_INVALID", "累计退款金额大于订单金额")
+            r = Refund(
+                gateway="wallyt",
+                out_refund_no=out_refund_no,
+                refund_id=store.next_id("7551", 30),
+                out_trade_no=t.out_trade_no,
+                transaction_id=t.transaction_id,
+                amount=fee,
+                total=t.amount,
+            )
+            store.refunds[("wallyt", out_refund_no)] = r
+            self.sb.schedule_refund_settle("wallyt", out_refund_no)
+        return {
+            "transaction_id": t.transaction_id,
+            "out_trade_no": t.out_trade_no,
+            "out_refund_no": r.out_refund_no,
+            "refund_id": r.refund_id,
+            "refund_channel": "ORIGINAL",
+            "refund_fee": str(r.amount),
+            "coupon_refund_fee": "0",
+        }
+
+    def _refund_query(self, req: Request, p: dict[str, str]) -> dict[str, str]:
+        store = self.sb.store
+        refunds: list[Refund]
+        if p.get("out_refund_no") or p.get("refund_id"):
+            refunds = [
+                r
+                for r in store.refunds.values()
+                if r.gateway == "wallyt"
+                and (r.out_refund_no == p.get("out_refund_no") or r.refund_id == p.get("refund_id"))
+            ]
+            if not refunds:
+                raise BizError("REFUNDNOTEXIST", "退款单不存在")
+            t = store.trade("wallyt", refunds[0].out_trade_no)
+            assert t is not None
+        else:
+            t = self._find(p)
+            refunds = sorted(store.refunds_of(t), key=lambda r: r.created_at)
+            if not refunds:
+                raise BizError("REFUNDNOTEXIST", "退款单不存在")
+        out = {"transaction_id": t.transaction_id, "out_trade_no": t.out_trade_no, "refund_count": str(len(refunds))}
+        for i, r in enumerate(refunds):
+            out.update(
+                {
+                    f"out_refund_no_{i}": r.out_refund_no,
+                    f"refund_id_{i}": r.refund_id,
+                    f"refund_channel_{i}": "ORIGINAL",
+                    f"refund_fee_{i}": str(r.amount),
+                    f"coupon_refund_fee_{i}": "0",
+                    f"refund_time_{i}": time_end(r.success_time or r.created_at),
+                    f"refund_status_{i}": REFUND_STATUS[r.status],
+                }
+            )
+        return out
+
+    # ================================================================ state changes (cashier/control)
+    def complete(
+        self,
+        out_trade_no: str,
+        *,
+        success_time: str | None = None,
+        openid: str | None = None,
+        bank_type: str | None = None,
+    ) -> Trade:
+        with self.sb.store.lock:
+            t = self.sb.store.trade("wallyt", out_trade_no)
+            if t is None:
+                raise LookupError(f"no wallyt transaction {out_trade_no}")
+            if t.state not in ("NOTPAY", "PAYERROR"):
+                raise ValueError(f"transaction {out_trade_no} is {t.state}, cannot pay")
+            t.state = "SUCCESS"
+            t.success_time = parse_time(success_time) if success_time else now_cst()
+            if openid:
+                t.openid = openid
+            t.extra["openid"] = "oywgt" + secrets.token_urlsafe(18)[:23]
+            t.extra["bank_type"] = bank_type or "CFT"
+            params = self.notify_params(t)
+        if t.notify_url:
+
+            def build(bad: bool) -> tuple[dict[str, str], bytes]:
+                signed = dict(params, nonce_str=secrets.token_hex(16))
+                signed["sign"] = sign_params(signed, self.key, signed["sign_type"])
+                if bad:
+                    signed["sign"] = ("0" if signed["sign"][0] != "0" else "1") + signed["sign"][1:]
+                return {"Content-Type": "text/xml; charset=utf-8"}, to_xml(signed)
+
+            self.sb.notifier.submit(
+                gateway="wallyt",
+                event="pay_result",
+                url=t.notify_url,
+                ref={"out_trade_no": t.out_trade_no},
+                build=build,
+                accept=lambda status, body: status == 200 and body.strip() == b"success",
+            )
+        return t
+
+    def notify_params(self, t: Trade) -> dict[str, str]:
+        return {
+            "version": "2.0",
+            "charset": "UTF-8",
+            "sign_type": t.extra.get("sign_type", "MD5"),
+            "status": "0",
+            "result_code": "0",
+            "mch_id": self.mch_id,
+            "openid": t.extra.get("openid", ""),
+            "trade_type": t.trade_type,
+            "is_subscribe": "N",
+            "pay_result": "0",
+            "transaction_id": t.transaction_id,
+            "out_transaction_id": t.extra.get("out_transaction_id", ""),
+            "sub_is_subscribe": "N",
+            "sub_appid": t.appid,
+            "sub_openid": t.openid,
+            "out_trade_no": t.out_trade_no,
+            "total_fee": str(t.amount),
+            "cash_fee": str(t.amount),
+            "fee_type": "CNY",
+            "attach": t.attach,
+            "bank_type": t.extra.get("bank_type", "CFT"),
+            "bank_billno": t.extra.get("out_transaction_id", ""),
+            "time_end": time_end(t.success_time),
+        }
+
+    def fail(self, out_trade_no: str) -> Trade:
+        with self.sb.store.lock:
+            t = self.sb.store.trade("wallyt", out_trade_no)
+            if t is None:
+                raise LookupError(f"no wallyt transaction {out_trade_no}")
+            if t.state not in ("NOTPAY", "PAYERROR"):
+                raise ValueError(f"transaction {out_trade_no} is {t.state}, cannot fail")
+            t.state = "PAYERROR"
+        return t
+
+    def settle_refund(
+        self, out_refund_no: str, status: str, *, success_time: str | None = None, only_processing: bool = False
+    ) -> Refund | None:
+        if status not in ("SUCCESS", "ABNORMAL", "CLOSED"):
+            raise ValueError("status must be SUCCESS, ABNORMAL or CLOSED")
+        with self.sb.store.lock:
+            r = self.sb.store.refunds.get(("wallyt", out_refund_no))
+            if r is None:
+                raise LookupError(f"no wallyt refund {out_refund_no}")
+            if only_processing and r.status != "PROCESSING":
+                return None
+            if r.status in ("SUCCESS", "CLOSED"):
+                raise ValueError(f"refund {out_refund_no} is already {r.status}")
+            r.status = status
+            if status == "SUCCESS":
+                r.success_time = parse_time(success_time) if success_time else now_cst()
+        return r
+
+    # ================================================================ cashier hooks
+    def describe(self, t: Trade) -> dict[str, Any]:
+        return {"trade_state": self.trade_state(t), "transaction_id": t.transaction_id, "total_fee": t.amount}
+
+    def cashier_qr(self, t: Trade) -> str | None:
+        return None
+
+    def return_location(self, t: Trade, redirect: str) -> str | None:
+        return redirect or t.return_url or None

@@ -208,6 +208,8 @@ ALIPAY_GATEWAY = env.str(
 )
 ALIPAY_NOTIFY_URL = env.str("ALIPAY_NOTIFY_URL", default=f"{PUBLIC_BASE_URL}/api/v1/payments/notify/alipay/")
 ALIPAY_RETURN_URL = env.str("ALIPAY_RETURN_URL", default=f"{PUBLIC_BASE_URL}/api/v1/payments/return/alipay/")
+# where the payer lands after the gateway's page (with outTradeNo, orderNo and status)
+PAYMENT_RESULT_URL = env.str("PAYMENT_RESULT_URL", default=f"{PUBLIC_BASE_URL}/pay/result/")
 
 WALLYT_API_URL = env.str(
     "WALLYT_API_URL",

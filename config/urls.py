@@ -8,7 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from config.auth import PasswordLoginView, WeChatLoginView
 from lockers.api import CabinetList, CompartmentList, QuoteView
 from orders.api import OrderDetail, OrderListCreate, OrderOpenDoor
-from payments.api import OrderCancel, PaymentClose, PaymentCreate, PaymentDetail, PaymentQr, PaymentSync
+from payments.api import AlipayReturn, OrderCancel, PaymentClose, PaymentCreate, PaymentDetail, PaymentQr, PaymentSync
 from payments.webhooks import notify_view
 from wallets.api import TopupCreate, WalletView
 
@@ -36,6 +36,7 @@ api_v1 = [
     path("wallet/topups/", TopupCreate.as_view(), name="wallet-topup"),
     path("payments/", PaymentCreate.as_view(), name="payment-create"),
     path("payments/notify/<str:gateway_name>/", notify_view, name="payment-notify"),
+    path("payments/return/alipay/", AlipayReturn.as_view(), name="payment-return-alipay"),
     path("payments/<str:payment_no>/", PaymentDetail.as_view(), name="payment-detail"),
     path("payments/<str:payment_no>/sync/", PaymentSync.as_view(), name="payment-sync"),
     path("payments/<str:payment_no>/close/", PaymentClose.as_view(), name="payment-close"),

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+from urllib.parse import urlencode
 
 import qrcode
 import qrcode.image.svg
-from django.http import HttpResponse
+from django.conf import settings
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -19,6 +22,7 @@ from orders.api import render_orders
 from orders.models import Order
 from orders.services import order_cancel_by_user
 from payments import services
+from payments.gateways.registry import get_gateway
 from payments.idempotency import idempotency_begin, idempotency_finish, idempotency_forget, request_fingerprint
 from payments.models import Channel, Payment
 
@@ -160,6 +164,23 @@ def qr_svg(text: str) -> bytes:
     buffer = io.BytesIO()
     qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2).save(buffer)
     return buffer.getvalue()
+
+
+class AlipayReturn(APIView):
+    """Where Alipay sends the payer back. The signature is verified; the state comes from our
+    records (synced with the gateway if the notification is late), then we redirect to the page."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get(self, request):
+        gateway = get_gateway("alipay")
+        out_trade_no = gateway.verify_return(request.query_params.dict())  # SignatureInvalid -> 401
+        payment = services.payment_after_return(payment_no=out_trade_no, actor=Actor.gateway("alipay"))
+        result = payment.status if payment else "unknown"
+        order_no = payment.order.order_no if payment else ""
+        query = urlencode({"outTradeNo": out_trade_no, "orderNo": order_no, "status": result})
+        return HttpResponseRedirect(f"{settings.PAYMENT_RESULT_URL}?{query}")
 
 
 class OrderCancel(APIView):

@@ -18,6 +18,7 @@ from config.errors import (
     AmountMismatch,
     Conflict,
     GatewayRejected,
+    GatewayUnavailable,
     InvalidTransition,
     NotFound,
     NotificationInvalid,
@@ -30,6 +31,8 @@ from orders.services import order_mark_paid, order_no_new
 from payments.gateways.base import PrepayRequest, TradeState, TradeStatus
 from payments.gateways.registry import get_gateway
 from payments.models import CHANNEL_ROUTES, Channel, Payment, PaymentEvent
+from wallets.models import WalletTransaction
+from wallets.services import wallet_debit
 
 logger = logging.getLogger(__name__)
 Status = Payment.Status
@@ -117,9 +120,12 @@ def _payment_create(*, order: Order, channel: str, openid: str, client_ip: str |
 
 
 def payment_start(*, user, request: PaymentStart, now: datetime | None = None) -> Payment:
-    """Start paying an order through a gateway channel. Returns the payment with its prepay data."""
+    """Start paying an order through a channel. Returns the payment with its prepay data (or, for
+    the wallet, already succeeded)."""
     now = now or timezone.now()
-    if request.channel not in CHANNEL_ROUTES or request.channel == Channel.WALLET:
+    if request.channel == Channel.WALLET:
+        return payment_pay_with_wallet(user=user, order_no=request.order_no, now=now)
+    if request.channel not in CHANNEL_ROUTES:
         raise ValidationFailed("Unknown channel.", details={"channel": request.channel})
     gateway_name, product = CHANNEL_ROUTES[request.channel]
     gateway = get_gateway(gateway_name)  # 503 channel_not_configured before anything is written
@@ -162,6 +168,47 @@ def payment_start(*, user, request: PaymentStart, now: datetime | None = None) -
         if v
     }
     return payment_mark_pending(payment_no=payment.payment_no, prepay=data, actor=Actor.gateway(gateway_name))
+
+
+@transaction.atomic
+def payment_pay_with_wallet(*, user, order_no: str, now: datetime) -> Payment:
+    """Pay a rental from the wallet in one transaction: lock the order, debit the wallet (ledger
+    row), payment succeeded, order paid. Not enough balance: 402 and nothing written."""
+    order = _payable_order(user=user, order_no=order_no, now=now)
+    order = Order.objects.select_for_update().get(pk=order.pk)
+    if order.status != Order.Status.PENDING_PAYMENT:
+        raise Conflict(
+            "This order is not waiting for payment.", code="order_not_payable", details={"status": order.status}
+        )
+    if order.kind == Order.Kind.WALLET_TOPUP:
+        raise ValidationFailed(
+            "A wallet top-up cannot be paid from the wallet.",
+            code="channel_not_allowed",
+            details={"channel": Channel.WALLET},
+        )
+    open_payment = order.payments.filter(status__in=Payment.OPEN).first()
+    if open_payment:
+        raise Conflict(
+            "Another payment of this order is open; close it first.",
+            code="payment_in_progress",
+            details={"payment_no": open_payment.payment_no, "channel": open_payment.channel},
+        )
+    actor = Actor.user(user)
+    payment = Payment.objects.create(
+        payment_no=order_no_new("PY"), order=order, channel=Channel.WALLET, amount_fen=order.amount_fen
+    )
+    _event(payment, action="create", actor=actor)
+    wallet_debit(
+        user_id=user.pk,
+        amount_fen=payment.amount_fen,
+        type=WalletTransaction.Type.PAYMENT,
+        reference=payment.payment_no,
+        actor=actor,
+    )
+    payment.paid_at = now
+    _move(payment, to=Status.SUCCEEDED, actor=actor, action="paid")
+    order_mark_paid(order_id=order.pk, paid_at=now, actor=actor, reference=payment.payment_no)
+    return payment
 
 
 def _description(order: Order) -> str:
@@ -309,3 +356,17 @@ def _identity(gateway) -> dict:
 
 def payment_open_for_order(order: Order) -> list[Payment]:
     return list(order.payments.filter(status__in=Payment.OPEN))
+
+
+def payment_after_return(*, payment_no: str, actor: Actor) -> Payment | None:
+    """The payer came back from the gateway's page. The return is never trusted for state: if
+    the notification has not arrived, ask the gateway."""
+    payment = Payment.objects.filter(payment_no=payment_no).first()
+    if payment is None:
+        return None
+    if payment.status in Payment.OPEN:
+        try:
+            payment = payment_sync(payment_no=payment_no, actor=actor)
+        except (GatewayUnavailable, GatewayRejected) as exc:
+            logger.warning("sync after return of %s failed: %s", payment_no, exc)
+    return payment

@@ -110,12 +110,14 @@ def notification_process(*, row: GatewayNotification, notification: Notification
 
 
 def _apply(notification: Notification, *, gateway) -> Payment | None:
+    """Apply what the notification says; one Alipay notify can carry a trade and a refund."""
     actor = Actor.gateway(gateway.name)
+    payment = None
     if notification.trade is not None:
-        return payment_apply_trade_status(trade=notification.trade, actor=actor, **_identity(gateway))
+        payment = payment_apply_trade_status(trade=notification.trade, actor=actor, **_identity(gateway))
     if notification.refund is not None:
-        return _apply_refund(notification.refund, actor=actor)
-    return None  # an event type we do not act on: acknowledged
+        payment = _apply_refund(notification.refund, actor=actor) or payment
+    return payment  # neither: an event type we do not act on, acknowledged
 
 
 def _apply_refund(refund: RefundStatus, *, actor: Actor) -> Payment | None:

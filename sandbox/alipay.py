@@ -414,7 +414,7 @@ class AlipayGateway:
             day = dt.date.fromisoformat(str(biz.get("bill_date") or ""))
         except ValueError:
             raise BizError("isv.invalid-parameter", "参数无效: bill_date", "40002", "Invalid Arguments") from None
-        if day >= now_cst().date():
+        if day > now_cst().date():
             raise BizError("isp.bill_not_exist", "账单不存在")
         trades = [t for t in self.sb.store.trades.values() if t.gateway == "alipay"]
         refunds = [r for r in self.sb.store.refunds.values() if r.gateway == "alipay"]
@@ -463,6 +463,12 @@ class AlipayGateway:
             t.success_time = parse_time(success_time) if success_time else now_cst()
             t.extra["buyer_id"] = buyer_id or "2088" + "".join(secrets.choice("0123456789") for _ in range(12))
             t.extra["buyer_logon_id"] = buyer_logon_id or "sbx***@sandbox.com"
+        self._send_notify(t)
+        return t
+
+    def expire(self, out_trade_no: str) -> Trade:
+        """Alipay closes an unpaid trade on timeout and sends a TRADE_CLOSED notify."""
+        t = self.sb.store.close_unpaid("alipay", out_trade_no)
         self._send_notify(t)
         return t
 
@@ -529,7 +535,9 @@ class AlipayGateway:
             )
             if status == "TRADE_CLOSED":
                 p["gmt_close"] = fmt_time(refund.success_time)
-        return p
+        if status == "TRADE_CLOSED" and refund is None:
+            p["gmt_close"] = fmt_time(t.closed_at)
+        return {k: v for k, v in p.items() if v != ""}
 
     def _send_notify(self, t: Trade, refund: Refund | None = None) -> None:
         if not t.notify_url:

@@ -90,6 +90,15 @@ def register(sb: Sandbox) -> None:
             return _err(409, str(exc))
         return get_trade(req, gateway, t.out_trade_no)
 
+    def expire(req: Request, gateway: str, no: str) -> Response:
+        try:
+            t = sb.gateways[gateway].expire(no)
+        except LookupError as exc:
+            return _err(404, str(exc))
+        except ValueError as exc:
+            return _err(409, str(exc))
+        return get_trade(req, gateway, t.out_trade_no)
+
     def list_refunds(req: Request, gateway: str | None = None) -> Response:
         gateway = gateway or req.query.get("gateway")
         with sb.store.lock:
@@ -157,6 +166,7 @@ def register(sb: Sandbox) -> None:
     r.add("GET", rf"/control/{GW}/transactions/(?P<no>[^/]+)", get_trade)
     r.add("POST", rf"/control/{GW}/transactions/(?P<no>[^/]+)/pay", pay)
     r.add("POST", rf"/control/{GW}/transactions/(?P<no>[^/]+)/fail", fail)
+    r.add("POST", rf"/control/{GW}/transactions/(?P<no>[^/]+)/expire", expire)
     r.add("GET", r"/control/refunds", list_refunds)
     r.add("GET", rf"/control/{GW}/refunds", list_refunds)
     r.add("GET", rf"/control/{GW}/refunds/(?P<no>[^/]+)", get_refund)

@@ -162,15 +162,14 @@ class Notifier:
         else:
             if fault and fault.kind == "bad_signature":
                 delivery.bad_signature_attempts = 1
+            # deliveries held back by a `reorder` fault go out once this newer one has been sent
+            delivery.release_after_first.extend(released)
+            released = []
             self._schedule_attempt(delivery, delay)
             if fault and fault.kind == "duplicate":
                 self._schedule_duplicate(delivery, delay)
-        # deliveries held back by a `reorder` fault go out once this newer one has been sent
-        if released and delivery.state == "pending":
-            delivery.release_after_first.extend(released)
-        else:
-            for held in released:
-                self.scheduler.call_later(delay, lambda held=held: self._release(held))
+        for held in released:  # this one is not sent (dropped/held): do not keep the older ones waiting
+            self.scheduler.call_later(delay, lambda held=held: self._release(held))
         return delivery
 
     def list(self, gateway: str | None = None, ref: dict[str, str] | None = None) -> list[dict[str, Any]]:

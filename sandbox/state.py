@@ -124,3 +124,15 @@ class Store:
     def refunded_total(self, trade: Trade, *, include_processing: bool = True) -> int:
         ok = {"SUCCESS", "PROCESSING", "ABNORMAL"} if include_processing else {"SUCCESS"}
         return sum(r.amount for r in self.refunds_of(trade) if r.status in ok)
+
+    def close_unpaid(self, gateway: str, out_trade_no: str) -> Trade:
+        """Close an unpaid trade gateway-side (control API `expire`)."""
+        with self.lock:
+            t = self.trade(gateway, out_trade_no)
+            if t is None:
+                raise LookupError(f"no {gateway} transaction {out_trade_no}")
+            if t.state not in ("NOTPAY", "PAYERROR"):
+                raise ValueError(f"transaction {out_trade_no} is {t.state}, cannot expire")
+            t.state = "CLOSED"
+            t.closed_at = now_cst()
+            return t

@@ -410,6 +410,10 @@ class WallytGateway:
             "time_end": time_end(t.success_time),
         }
 
+    def expire(self, out_trade_no: str) -> Trade:
+        """The gateway closes an unpaid trade itself (time_expire passed); no notification."""
+        return self.sb.store.close_unpaid("wallyt", out_trade_no)
+
     def fail(self, out_trade_no: str) -> Trade:
         with self.sb.store.lock:
             t = self.sb.store.trade("wallyt", out_trade_no)

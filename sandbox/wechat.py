@@ -477,6 +477,10 @@ class WeChatGateway:
         )
         return t
 
+    def expire(self, out_trade_no: str) -> Trade:
+        """The gateway closes an unpaid trade itself (time_expire passed); no notification."""
+        return self.sb.store.close_unpaid("wechat", out_trade_no)
+
     def fail(self, out_trade_no: str) -> Trade:
         with self.sb.store.lock:
             t = self.sb.store.trade("wechat", out_trade_no)

@@ -69,8 +69,10 @@ def test_every_product_pays_end_to_end(user_api, notify_to, celery_eager, channe
     assert detail["status"] == "paid" and len(detail["pickup_code"]) == 6
     inbox = GatewayNotification.objects.get(reference=payment["payment_no"])
     assert inbox.verified and inbox.processed_at and not inbox.error
-    delivered = notify_to.notifications(out_trade_no=payment["payment_no"])
-    assert delivered[0]["state"] == "delivered" and delivered[0]["attempts"][-1]["status"] == 204
+    delivered = notify_to.wait_for(
+        lambda: [d for d in notify_to.notifications(out_trade_no=payment["payment_no"]) if d["state"] == "delivered"]
+    )
+    assert delivered[0]["attempts"][-1]["status"] == 204
 
 
 def test_topup_through_wechat_credits_the_wallet(user_api, notify_to):

@@ -184,3 +184,17 @@ def test_faults(sandbox: SandboxHandle, receiver: Receiver, uid: str) -> None:
     open_cashier(client, uid)
     sandbox.control(f"alipay/transactions/{uid}/pay", json={})
     assert sandbox.notifications(out_trade_no=uid)[0]["state"] == "dropped"
+
+
+def test_expire_sends_trade_closed(sandbox: SandboxHandle, receiver: Receiver, uid: str) -> None:
+    receiver.default = (200, b"success")
+    client = make_client(sandbox, notify_url=receiver.url + "/exp")
+    open_cashier(client, uid)
+    sandbox.control(f"alipay/transactions/{uid}/expire", json={})
+    got = sandbox.wait_for(lambda: receiver.received("/exp"))
+    data = flat(got[0]["body"].decode())
+    sign = data.pop("sign")
+    assert client.verify(data, sign) and data["trade_status"] == "TRADE_CLOSED" and "gmt_payment" not in data
+    assert client.api_alipay_trade_query(out_trade_no=uid)["trade_status"] == "TRADE_CLOSED"
+    with pytest.raises(requests.HTTPError):
+        sandbox.control(f"alipay/transactions/{uid}/pay", json={})

@@ -524,3 +524,11 @@ def test_certificates_fault_and_notify_latency(
     sandbox.control(f"wechat/transactions/{uid}/pay", json={})
     sandbox.wait_for(lambda: receiver.received("/lat"))
     assert time.monotonic() - started >= 0.4
+
+
+def test_control_expire(sandbox: SandboxHandle, wx: WeChatPay, uid: str) -> None:
+    jsapi(wx, uid)
+    assert sandbox.control(f"wechat/transactions/{uid}/expire", json={})["state"] == "CLOSED"
+    assert body(wx.query(out_trade_no=uid))["trade_state"] == "CLOSED"
+    with pytest.raises(requests.HTTPError):
+        sandbox.control(f"wechat/transactions/{uid}/expire", json={})

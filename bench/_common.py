@@ -1,0 +1,263 @@
+"""Shared helpers for the benchmark scripts: environment, embedded PostgreSQL, gunicorn, pgbench, CPU accounting.
+
+Every benchmark uses its own database on the embedded PostgreSQL server (never ``locker`` nor a test
+database), runs the web app under gunicorn as in production, and measures a baseline (pgbench) in the
+same run, because absolute figures on a shared machine mean little.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # `python bench/x.py` puts bench/ first on sys.path, not the project
+    sys.path.insert(0, str(REPO_ROOT))
+
+PROTECTED_DATABASES = frozenset({"locker", "postgres", "template0", "template1"})
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def bench_env(*, dbname: str, sandbox_dir: Path, work_dir: Path, conn_max_age: int = 3600) -> dict[str, str]:
+    """Variables that point the app (this process and gunicorn) at the bench database and keys.
+
+    Explicit values win over a developer's ``.env`` (settings read it without overwriting): the
+    development profile, the embedded server, the sandbox gateway keys of this run, no Redis.
+    Gateway settings are forced empty so that the sandbox keys fill them.
+    """
+    env = {
+        "APP_ENV": "development",
+        "DJANGO_DEBUG": "false",  # DEBUG would keep every query in memory: not how production runs
+        "DJANGO_SECRET_KEY": "bench-" + os.urandom(16).hex(),
+        "DATABASE_URL": "",
+        "EMBEDDED_PG_DBNAME": dbname,
+        "DB_CONN_MAX_AGE": str(conn_max_age),
+        "REDIS_URL": "",
+        "CELERY_FILESYSTEM_DIR": str(work_dir / "celery"),
+        "SANDBOX_ENABLED": "true",
+        "SANDBOX_DATA_DIR": str(sandbox_dir),
+        "LOG_LEVEL": "WARNING",
+    }
+    for name in (
+        "WECHAT_APPID",
+        "WECHAT_PAY_MCHID",
+        "WECHAT_PAY_SERIAL_NO",
+        "WECHAT_PAY_API_V3_KEY",
+        "WECHAT_PAY_PRIVATE_KEY_PATH",
+        "WECHAT_PAY_PUBLIC_KEY_PATH",
+        "WECHAT_PAY_PUBLIC_KEY_ID",
+        "WECHAT_PAY_PLATFORM_CERT_DIR",
+    ):
+        env[name] = ""
+    return env
+
+
+def setup_django(env: dict[str, str]) -> None:
+    os.environ.update(env)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    import django
+
+    django.setup()
+
+
+def check_bench_dbname(name: str) -> None:
+    if name in PROTECTED_DATABASES or name.startswith("test") or "bench" not in name:
+        raise SystemExit(f"refusing to use database {name!r}: a bench database name must contain 'bench'")
+
+
+def recreate_database(server, name: str) -> None:
+    """DROP (even with open connections) and CREATE the bench database."""
+    import psycopg
+    from psycopg import sql
+
+    check_bench_dbname(name)
+    with psycopg.connect(server.dsn("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+# --------------------------------------------------------------------------- gunicorn
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Gunicorn:
+    """``gunicorn config.wsgi`` on 127.0.0.1:<free port>, in its own process group; ``stop()`` is idempotent."""
+
+    def __init__(self, *, env: dict[str, str], workers: int, threads: int, log_path: Path) -> None:
+        self.env = {**os.environ, **env}
+        self.workers = workers
+        self.threads = threads
+        self.log_path = log_path
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, *, timeout: float = 60.0) -> None:
+        cmd = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(self.workers),
+            "--worker-class",
+            "gthread" if self.threads > 1 else "sync",
+            "--threads",
+            str(self.threads),
+            "--backlog",
+            "2048",
+            "--keep-alive",
+            "5",
+            "--timeout",
+            "60",
+            "--graceful-timeout",
+            "5",
+            "--log-level",
+            "warning",
+        ]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                cmd, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}:\n{self.log_tail()}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"gunicorn not healthy after {timeout:.0f}s:\n{self.log_tail()}")
+
+    def pids(self) -> list[int]:
+        """The master and its workers."""
+        if self.proc is None:
+            return []
+        return [self.proc.pid, *children_of(self.proc.pid)]
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(signal.SIGTERM)  # graceful: the master stops its workers
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)  # our own process group only
+            self.proc.wait(timeout=5)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+# --------------------------------------------------------------------------- pgbench
+
+
+_TPS_EXCLUDING = re.compile(
+    r"tps = ([0-9.]+) \((?:without initial connection time|excluding connections establishing)\)"
+)
+_TPS_ANY = re.compile(r"tps = ([0-9.]+)")
+
+
+def parse_pgbench_tps(output: str) -> float:
+    match = _TPS_EXCLUDING.search(output) or _TPS_ANY.search(output)
+    if not match:
+        raise RuntimeError(f"no tps in pgbench output:\n{output}")
+    return float(match.group(1))
+
+
+def _pgbench(server, dbname: str, *args: str) -> str:
+    check_bench_dbname(dbname)
+    cmd = [str(Path(server.bin_dir) / "pgbench"), *args]
+    cmd += ["-h", str(server.socket_dir), "-p", str(server.port), "-U", "postgres", dbname]
+    done = subprocess.run(cmd, env={**os.environ, "PGOPTIONS": ""}, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def pgbench_init(server, dbname: str, *, scale: int = 1) -> None:
+    """``pgbench -i -s scale``: (re)creates the pgbench_* tables in the bench database."""
+    _pgbench(server, dbname, "-i", "-q", "-s", str(scale))
+
+
+def pgbench_tps(server, dbname: str, *, clients: int, jobs: int, seconds: int) -> float:
+    """``pgbench -N -c clients -j jobs -T seconds`` over the server's socket: tps without connection time."""
+    return parse_pgbench_tps(_pgbench(server, dbname, "-N", "-c", str(clients), "-j", str(jobs), "-T", str(seconds)))
+
+
+# --------------------------------------------------------------------------- CPU accounting (Linux /proc)
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def process_cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of these processes (those that have gone are skipped)."""
+    total = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / _CLK_TCK
+
+
+def system_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return 0.0, 0.0
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    total = sum(values[:8])
+    return (total - idle) / _CLK_TCK, total / _CLK_TCK
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]

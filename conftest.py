@@ -1,10 +1,21 @@
 """Project-wide test fixtures. Tests run against real PostgreSQL (the embedded one by default)."""
 
+import os
 import threading
 
 import pytest
 from django.db import connections
 from rest_framework.test import APIClient
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """A test database per run: several runs (people, CI, benchmarks) can share one server."""
+    from django.conf import settings
+
+    suffix = os.environ.get("TEST_DB_SUFFIX") or str(os.getpid())
+    for alias in settings.DATABASES.values():
+        alias.setdefault("TEST", {})["NAME"] = f"test_{alias['NAME']}_{suffix}"
 
 
 def pytest_configure(config):

@@ -77,6 +77,19 @@ def check_bench_dbname(name: str) -> None:
         raise SystemExit(f"refusing to use database {name!r}: a bench database name must contain 'bench'")
 
 
+def hold_bench_lock(server, name: str):
+    """A session advisory lock, held while the returned connection is open: two runs on one bench database
+    would drop it under each other. Exits if another run holds it."""
+    import psycopg
+
+    conn = psycopg.connect(server.dsn("postgres"), autocommit=True)
+    locked = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [f"bench-db:{name}"]).fetchone()[0]
+    if not locked:
+        conn.close()
+        raise SystemExit(f"another benchmark run is using database {name!r}: wait for it, or pass another --dbname")
+    return conn
+
+
 def recreate_database(server, name: str) -> None:
     """DROP (even with open connections) and CREATE the bench database."""
     import psycopg

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import collections
 import cProfile
+import http.client
 import io
 import itertools
 import pstats
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -42,6 +44,7 @@ from bench._common import (
     Gunicorn,
     bench_env,
     check_bench_dbname,
+    hold_bench_lock,
     percentile,
     pgbench_init,
     pgbench_tps,
@@ -62,6 +65,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (>1: gthread worker)")
     parser.add_argument("--pgbench-seconds", type=int, default=10)
+    parser.add_argument(
+        "--client", choices=("http.client", "requests"), default="http.client", help="HTTP client of the bench threads"
+    )
     parser.add_argument("--pgbench-jobs", type=int, default=2)
     parser.add_argument("--dbname", default="locker_bench", help="must contain 'bench'; dropped and recreated")
     parser.add_argument("--profile", type=int, default=0, metavar="K", help="also cProfile K in-process notifications")
@@ -272,8 +278,54 @@ def profile_in_process(notes: list[tuple[dict, bytes]], *, lines: int) -> dict:
 # --------------------------------------------------------------------------- the measured part
 
 
-def post_all(url: str, notes: list[tuple[dict, bytes]], concurrency: int, *, expect: int = 204) -> dict:
-    """POST every notification with ``concurrency`` threads, one keep-alive ``requests.Session`` each.
+class _HttpClient:
+    """One keep-alive connection with ``http.client``: a fraction of the CPU ``requests`` needs per call, which
+    matters when the clients share the 2 cores with the server. It reconnects by itself when the server
+    closed the connection (gunicorn's sync workers close every one)."""
+
+    def __init__(self, base_url: str) -> None:
+        parsed = urllib.parse.urlsplit(base_url)
+        self.conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
+
+    def send(self, path: str, headers: dict, body: bytes) -> tuple[int, bytes]:
+        try:
+            if body:
+                self.conn.request("POST", path, body=body, headers=headers)
+            else:
+                self.conn.request("GET", path)
+            response = self.conn.getresponse()
+            return response.status, response.read()
+        except Exception:
+            self.conn.close()
+            raise
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _RequestsClient:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.session = requests.Session()
+
+    def send(self, path: str, headers: dict, body: bytes) -> tuple[int, bytes]:
+        if body:
+            response = self.session.post(self.base_url + path, data=body, headers=headers, timeout=60)
+        else:
+            response = self.session.get(self.base_url + path, timeout=60)
+        return response.status_code, response.content
+
+    def close(self) -> None:
+        self.session.close()
+
+
+CLIENTS = {"http.client": _HttpClient, "requests": _RequestsClient}
+
+
+def post_all(
+    base_url: str, path: str, notes: list[tuple[dict, bytes]], concurrency: int, *, client: str, expect: int = 204
+) -> dict:
+    """POST every notification with ``concurrency`` threads, one keep-alive connection each.
 
     An item without a body is sent as a GET (the ``--ceiling`` run)."""
     statuses = [0] * len(notes)
@@ -282,27 +334,24 @@ def post_all(url: str, notes: list[tuple[dict, bytes]], concurrency: int, *, exp
     counter = itertools.count()
     barrier = threading.Barrier(concurrency + 1)
 
-    def client() -> None:
-        session = requests.Session()
+    def work() -> None:
+        conn = CLIENTS[client](base_url)
         barrier.wait()
         while (i := next(counter)) < len(notes):
             headers, body = notes[i]
             start = time.perf_counter()
             try:
-                if body:
-                    response = session.post(url, data=body, headers=headers, timeout=60)
-                else:
-                    response = session.get(url, timeout=60)
-                statuses[i] = response.status_code
-                if response.status_code != expect:
-                    errors.append(f"#{i}: HTTP {response.status_code} {response.text[:200]!r}")
-            except requests.RequestException as exc:
+                status, content = conn.send(path, headers, body)
+                statuses[i] = status
+                if status != expect:
+                    errors.append(f"#{i}: HTTP {status} {content[:200]!r}")
+            except (OSError, http.client.HTTPException, requests.RequestException) as exc:
                 statuses[i] = -1
                 errors.append(f"#{i}: {exc!r}")
             latencies[i] = time.perf_counter() - start
-        session.close()
+        conn.close()
 
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(concurrency)]
     for thread in threads:
         thread.start()
     cpu_before = time.process_time()
@@ -386,10 +435,13 @@ def main(argv: list[str] | None = None) -> int:
     ok = False
     try:
         ok = run(args, tmp)
+    except SystemExit:  # refused or failed early: nothing worth keeping
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     finally:
-        if ok and not args.keep_tmp:
+        if tmp.exists() and ok and not args.keep_tmp:
             shutil.rmtree(tmp, ignore_errors=True)
-        else:
+        elif tmp.exists():
             print(f"temporary folder kept: {tmp}")
     return 0 if ok else 1
 
@@ -404,12 +456,21 @@ def run(args: argparse.Namespace, tmp: Path) -> bool:
     setup_django(env)
 
     from django.conf import settings
-    from django.core.management import call_command
-    from django.db import connection
 
     from config.embedded_pg import ensure_server
 
     server = ensure_server(Path(settings.EMBEDDED_PG_DIR))
+    lock = hold_bench_lock(server, args.dbname)
+    try:
+        return _run(args, tmp, env, keys, server)
+    finally:
+        lock.close()
+
+
+def _run(args: argparse.Namespace, tmp: Path, env: dict, keys: dict, server) -> bool:
+    from django.core.management import call_command
+    from django.db import connection
+
     t0 = time.perf_counter()
     recreate_database(server, args.dbname)
     call_command("migrate", interactive=False, verbosity=0)
@@ -442,8 +503,7 @@ def run(args: argparse.Namespace, tmp: Path) -> bool:
     gunicorn = Gunicorn(env=env, workers=args.workers, threads=args.threads, log_path=tmp / "gunicorn.log")
     try:
         gunicorn.start()
-        url = gunicorn.base_url + NOTIFY_PATH
-        warm = post_all(url, warmup_notes, args.concurrency)
+        warm = post_all(gunicorn.base_url, NOTIFY_PATH, warmup_notes, args.concurrency, client=args.client)
         if warm["errors"]:
             print("FAIL during warm-up:\n  " + "\n  ".join(warm["errors"][:10]))
             print(gunicorn.log_tail())
@@ -452,7 +512,7 @@ def run(args: argparse.Namespace, tmp: Path) -> bool:
         pg_pids = postgres_backend_pids(args.dbname)
         connection.close()
         cpu0 = (process_cpu_seconds(app_pids), process_cpu_seconds(pg_pids), *system_cpu())
-        result = post_all(url, timed_notes, args.concurrency)
+        result = post_all(gunicorn.base_url, NOTIFY_PATH, timed_notes, args.concurrency, client=args.client)
         cpu1 = (process_cpu_seconds(app_pids), process_cpu_seconds(pg_pids), *system_cpu())
     finally:
         gunicorn.stop()
@@ -475,8 +535,8 @@ def run(args: argparse.Namespace, tmp: Path) -> bool:
         try:
             gunicorn.start()
             items = [({}, b"")] * len(timed_notes)
-            post_all(gunicorn.base_url + "/healthz", items[:warmup], args.concurrency, expect=200)
-            ceiling = post_all(gunicorn.base_url + "/healthz", items, args.concurrency, expect=200)
+            post_all(gunicorn.base_url, "/healthz", items[:warmup], args.concurrency, client=args.client, expect=200)
+            ceiling = post_all(gunicorn.base_url, "/healthz", items, args.concurrency, client=args.client, expect=200)
         finally:
             gunicorn.stop()
         if ceiling["errors"]:
@@ -504,7 +564,7 @@ def run(args: argparse.Namespace, tmp: Path) -> bool:
     print()
     print(
         f"notifications      {n} (+{len(warmup_notes)} warm-up), {args.concurrency} concurrent clients "
-        f"({'keep-alive' if args.threads > 1 else 'sync workers close each connection'})"
+        f"with {args.client} ({'keep-alive' if args.threads > 1 else 'sync workers close each connection'})"
     )
     print(
         f"gunicorn           {args.workers} workers x {args.threads} threads "
@@ -520,6 +580,7 @@ def run(args: argparse.Namespace, tmp: Path) -> bool:
         f"SQL / notification {queries['queries']} statements ({kinds}),"
         f" {queries['autocommit']} in autocommit + {queries['commits']} atomic blocks committed"
         f" = {queries['transactions']} transactions (+1 'SELECT 1' health check per request under gunicorn)"
+        + ("" if queries["same_every_time"] else f" [varies over the first {CHECK_COUNT} notifications]")
     )
     print(
         "server side        per notification (warm-up included, health checks too): "
@@ -530,11 +591,12 @@ def run(args: argparse.Namespace, tmp: Path) -> bool:
     )
     if wall_cpu > 0:
         cores = wall_cpu / elapsed
+        rest_cpu = max(0.0, busy - app_cpu - pg_cpu - result["client_cpu"])
         print(
             f"CPU during run     machine {100 * busy / wall_cpu:.0f}% busy of {cores:.1f} cores; per notification: "
             f"gunicorn {1000 * app_cpu / n:.2f} ms, postgres backends {1000 * pg_cpu / n:.2f} ms, "
             f"bench clients {1000 * result['client_cpu'] / n:.2f} ms, "
-            f"other {1000 * max(0.0, busy - app_cpu - pg_cpu - result['client_cpu']) / n:.2f} ms"
+            f"everything else on the machine {1000 * rest_cpu / n:.2f} ms"
         )
     if profile_report:
         print(

@@ -7,3 +7,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("locker")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+from config.logging import connect_celery_task_context  # noqa: E402 - after the app exists
+
+connect_celery_task_context()  # task_id and task name on every line a task logs

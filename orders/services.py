@@ -148,7 +148,7 @@ def order_mark_paid(*, order_id: int, paid_at: datetime, actor: Actor, reference
             valid_until=order.rental_ends_at + settings.PICKUP_CODE_GRACE,
         )
         args = (order.compartment_id, order.order_no, str(actor))
-        transaction.on_commit(lambda: door_open_task.delay(*args))
+        transaction.on_commit(lambda: door_open_task.delay(*args), robust=True)
     return order
 
 

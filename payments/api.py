@@ -20,7 +20,6 @@ from config.audit import Actor
 from config.errors import DomainError, GatewayUnavailable
 from orders.api import render_orders
 from orders.models import Order
-from orders.services import order_cancel_by_user
 from payments import services
 from payments.gateways.registry import get_gateway
 from payments.idempotency import idempotency_begin, idempotency_finish, idempotency_forget, request_fingerprint
@@ -191,10 +190,9 @@ class OrderCancel(APIView):
         reason = OrderCancelIn(data=request.data)
         reason.is_valid(raise_exception=True)
         order = get_object_or_404(Order, order_no=order_no, user=request.user)
-        actor = Actor.user(request.user)
-        for payment in services.payment_open_for_order(order):
-            services.payment_close(payment_no=payment.payment_no, actor=actor, reason="order cancelled")
-        order_cancel_by_user(order_id=order.pk, actor=actor, reason=reason.validated_data["reason"])
+        services.order_cancel_with_payments(
+            order=order, actor=Actor.user(request.user), reason=reason.validated_data["reason"]
+        )
         order.refresh_from_db()
         return Response(render_orders(order))
 

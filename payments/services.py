@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from celery import current_app
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -26,8 +27,9 @@ from config.errors import (
     TradeNotFound,
     ValidationFailed,
 )
+from config.logging import log_context
 from orders.models import Order
-from orders.services import order_mark_paid, order_no_new
+from orders.services import order_cancel_by_user, order_mark_paid, order_no_new
 from payments.gateways.base import PrepayRequest, TradeState, TradeStatus
 from payments.gateways.registry import get_gateway
 from payments.models import CHANNEL_ROUTES, Channel, Payment, PaymentEvent
@@ -296,10 +298,18 @@ def _payment_succeeded(payment: Payment, *, trade: TradeStatus, actor: Actor) ->
     )
     if not payment.flag:
         order_mark_paid(order_id=order.pk, paid_at=payment.paid_at, actor=actor, reference=payment.payment_no)
+    else:  # refunds imports payments, not the other way: the task is sent by name
+        task = current_app.tasks["refunds.refund_flagged_payment"]
+        transaction.on_commit(lambda: task.delay(payment.pk), robust=True)
 
 
 def payment_sync(*, payment_no: str, actor: Actor) -> Payment:
     """Ask the gateway how the trade stands and apply the answer."""
+    with log_context(payment_no=payment_no):
+        return _payment_sync(payment_no=payment_no, actor=actor)
+
+
+def _payment_sync(*, payment_no: str, actor: Actor) -> Payment:
     payment = Payment.objects.filter(payment_no=payment_no).first()
     if payment is None:
         raise NotFound("Payment not found.")
@@ -318,6 +328,11 @@ def payment_sync(*, payment_no: str, actor: Actor) -> Payment:
 def payment_close(*, payment_no: str, actor: Actor, reason: str) -> Payment:
     """Close an open payment: at the gateway first, then here. If the gateway says it was paid,
     apply that instead and answer ``trade_already_paid``."""
+    with log_context(payment_no=payment_no):
+        return _payment_close(payment_no=payment_no, actor=actor, reason=reason)
+
+
+def _payment_close(*, payment_no: str, actor: Actor, reason: str) -> Payment:
     payment = Payment.objects.filter(payment_no=payment_no).first()
     if payment is None:
         raise NotFound("Payment not found.")
@@ -356,6 +371,14 @@ def _identity(gateway) -> dict:
 
 def payment_open_for_order(order: Order) -> list[Payment]:
     return list(order.payments.filter(status__in=Payment.OPEN))
+
+
+def order_cancel_with_payments(*, order: Order, actor: Actor, reason: str) -> Order:
+    """The owner cancels an unpaid order: open payments are closed at the gateway first (one that
+    turns out to be paid wins: the order is then paid and the cancel answers 409)."""
+    for payment in payment_open_for_order(order):
+        payment_close(payment_no=payment.payment_no, actor=actor, reason="order cancelled")
+    return order_cancel_by_user(order_id=order.pk, actor=actor, reason=reason)
 
 
 def payment_after_return(*, payment_no: str, actor: Actor) -> Payment | None:

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST
 
 from config.audit import Actor
 from config.errors import DomainError, NotificationInvalid, SignatureInvalid
+from config.logging import log_context
 from payments.gateways.base import Notification, NotificationReply, RefundStatus
 from payments.gateways.registry import get_gateway
 from payments.models import GatewayNotification, Payment
@@ -54,6 +55,11 @@ def _parsed(notification: Notification) -> dict:
 def notification_receive(
     *, gateway_name: str, headers: dict, body: bytes, remote_addr: str | None
 ) -> NotificationReply:
+    with log_context(gateway=gateway_name):
+        return _receive(gateway_name=gateway_name, headers=headers, body=body, remote_addr=remote_addr)
+
+
+def _receive(*, gateway_name: str, headers: dict, body: bytes, remote_addr: str | None) -> NotificationReply:
     row = GatewayNotification.objects.create(gateway=gateway_name, headers=headers, body=body, remote_addr=remote_addr)
     try:
         gateway = get_gateway(gateway_name)
@@ -80,7 +86,12 @@ def notification_receive(
         row.reference = notification.refund.refund_no
     row.parsed = _parsed(notification)
     row.save(update_fields=["verified", "event_type", "reference", "parsed"])
-    ok, message = notification_process(row=row, notification=notification, gateway=gateway)
+    with log_context(
+        event_id=notification.event_id,
+        payment_no=notification.trade.payment_no if notification.trade else None,
+        refund_no=notification.refund.refund_no if notification.refund else None,
+    ):
+        ok, message = notification_process(row=row, notification=notification, gateway=gateway)
     return gateway.notification_reply(ok=ok, message=message)
 
 
@@ -136,3 +147,43 @@ def notify_view(request: HttpRequest, gateway_name: str) -> HttpResponse:
         gateway_name=gateway_name, headers=headers, body=request.body, remote_addr=request.META.get("REMOTE_ADDR")
     )
     return _reply(reply)
+
+
+def _notification_from_parsed(row: GatewayNotification) -> Notification:
+    from datetime import datetime as dt
+
+    from payments.gateways.base import RefundState, TradeState, TradeStatus
+
+    def restore(data: dict | None, cls, state_enum, time_fields):
+        if not data:
+            return None
+        values = dict(data)
+        values["state"] = state_enum(values["state"])
+        for name in time_fields:
+            if values.get(name):
+                values[name] = dt.fromisoformat(values[name])
+        return cls(**values)
+
+    parsed = row.parsed or {}
+    return Notification(
+        event_id=row.event_id or f"replay-{row.pk}",
+        event_type=row.event_type,
+        trade=restore(parsed.get("trade"), TradeStatus, TradeState, ("paid_at",)),
+        refund=restore(parsed.get("refund"), RefundStatus, RefundState, ("succeeded_at",)),
+    )
+
+
+def notification_replay(*, row_id: int) -> tuple[bool, str]:
+    """Re-run the processing of a stored, verified notification (admin action). Verification is not
+    repeated (its timestamp is old by now): only what was verified and recorded at receipt is used."""
+    row = GatewayNotification.objects.get(pk=row_id)
+    if not row.verified or not row.parsed:
+        raise NotificationInvalid("Only a verified notification can be replayed.")
+    gateway = get_gateway(row.gateway)
+    if row.event_id is None:
+        return notification_process(row=row, notification=_notification_from_parsed(row), gateway=gateway)
+    # processed before: apply again (idempotent) without touching the dedupe key
+    with transaction.atomic():
+        _apply(_notification_from_parsed(row), gateway=gateway)
+        GatewayNotification.objects.filter(pk=row.pk).update(processed_at=timezone.now(), error="")
+    return True, ""

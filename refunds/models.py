@@ -1,0 +1,186 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from config.audit import AuditEvent
+
+
+class Refund(models.Model):
+    class Status(models.TextChoices):
+        REQUESTED = "requested"
+        APPROVED = "approved"
+        PROCESSING = "processing"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        ABNORMAL = "abnormal"  # WeChat ABNORMAL: the money could not reach the buyer's account
+        REJECTED = "rejected"
+
+    class Source(models.TextChoices):
+        USER = "user"
+        STAFF = "staff"
+        SYSTEM = "system"  # automatic: late or double payments
+
+    TRANSITIONS = {
+        Status.REQUESTED: {Status.APPROVED, Status.REJECTED},
+        Status.APPROVED: {Status.PROCESSING},
+        Status.PROCESSING: {Status.SUCCEEDED, Status.FAILED, Status.ABNORMAL},
+        Status.ABNORMAL: {Status.PROCESSING, Status.SUCCEEDED},  # retried, or paid out offline
+        Status.SUCCEEDED: set(),
+        Status.FAILED: set(),
+        Status.REJECTED: set(),
+    }
+    # refunds that count against the amount paid
+    COUNTING = (Status.REQUESTED, Status.APPROVED, Status.PROCESSING, Status.SUCCEEDED, Status.ABNORMAL)
+
+    refund_no = models.CharField(max_length=32, unique=True, help_text="Our out_refund_no.")
+    payment = models.ForeignKey("payments.Payment", on_delete=models.PROTECT, related_name="refunds")
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="refunds")
+    amount_fen = models.BigIntegerField()
+    reason = models.CharField(max_length=200)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.REQUESTED, db_index=True)
+    source = models.CharField(max_length=8, choices=Source.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decision_note = models.CharField(max_length=200, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    gateway_refund_id = models.CharField(max_length=64, blank=True)
+    gateway_state = models.CharField(max_length=32, blank=True)
+    gateway_answers = models.JSONField(default=list, blank=True, help_text="What the gateway said, in order.")
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-id",)
+        permissions = [
+            ("approve_refund", "Can approve or reject refunds"),
+            ("resolve_abnormal_refund", "Can resolve abnormal refunds"),
+            ("request_refund", "Can request refunds for customers"),
+            ("export_finance", "Can export finance data"),
+        ]
+        constraints = [models.CheckConstraint(condition=Q(amount_fen__gt=0), name="refund_amount_positive")]
+
+    def __str__(self) -> str:
+        return self.refund_no
+
+
+class RefundEvent(AuditEvent):
+    refund = models.ForeignKey(Refund, on_delete=models.PROTECT, related_name="events")
+
+
+# --------------------------------------------------------------------------- daily bill reconciliation
+
+
+class BillRun(models.Model):
+    """One reconciliation of one gateway's bill for one day. Claimed by one worker at a time
+    (``select_for_update(skip_locked=True)`` plus a lease, so a crashed worker's run is taken over)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"  # retried by the next job (the error is kept)
+
+    gateway = models.CharField(max_length=16)
+    bill_date = models.DateField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING, db_index=True)
+    counts = models.JSONField(default=dict, blank=True, help_text="Bill lines, local rows, discrepancies by kind.")
+    attempts = models.PositiveIntegerField(default=0)
+    token = models.CharField(max_length=32, blank=True, help_text="The current attempt; marks what it has seen.")
+    worker = models.CharField(max_length=80, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-bill_date", "gateway")
+        constraints = [models.UniqueConstraint(fields=("gateway", "bill_date"), name="bill_run_once_per_day")]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} {self.bill_date} {self.status}"
+
+
+class BillLine(models.Model):
+    """What a gateway's bill said about one payment or refund (kept to match cross-midnight items
+    against neighbouring days and to re-check a discrepancy without downloading again)."""
+
+    gateway = models.CharField(max_length=16)
+    bill_date = models.DateField()
+    kind = models.CharField(max_length=8)  # payment | refund
+    reference = models.CharField(max_length=64, help_text="out_trade_no (payments) or out_refund_no (refunds).")
+    out_trade_no = models.CharField(max_length=64)
+    amount_fen = models.BigIntegerField()
+    status = models.CharField(max_length=16)
+    occurred_at = models.DateTimeField()
+    gateway_trade_no = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ("bill_date", "id")
+        constraints = [
+            models.UniqueConstraint(fields=("gateway", "bill_date", "kind", "reference"), name="bill_line_once"),
+        ]
+        indexes = [models.Index(fields=("gateway", "kind", "reference"), name="bill_line_reference")]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} {self.bill_date} {self.kind} {self.reference}"
+
+
+class BillDiscrepancy(models.Model):
+    class Kind(models.TextChoices):
+        MISSING_LOCAL = "missing_local"  # in the bill, not settled here
+        MISSING_REMOTE = "missing_remote"  # settled here, in no bill
+        AMOUNT_MISMATCH = "amount_mismatch"
+        STATUS_MISMATCH = "status_mismatch"
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        ASSIGNED = "assigned"
+        RESOLVED = "resolved"
+        HELD = "held"  # possibly booked by the gateway on a neighbouring day: wait for its bill
+
+    bill_date = models.DateField(db_index=True)
+    gateway = models.CharField(max_length=16)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    subject = models.CharField(max_length=8, default="payment", help_text="payment or refund")
+    reference = models.CharField(max_length=64, help_text="out_trade_no (payment_no) or out_refund_no (refund_no).")
+    our_amount_fen = models.BigIntegerField(null=True, blank=True)
+    their_amount_fen = models.BigIntegerField(null=True, blank=True)
+    our_status = models.CharField(max_length=16, blank=True)
+    their_status = models.CharField(max_length=16, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN, db_index=True)
+    held_until = models.DateField(null=True, blank=True, help_text="Held until this day's bill is reconciled.")
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    resolution_note = models.TextField(blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    auto_repaired = models.BooleanField(default=False)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    seen_token = models.CharField(max_length=32, blank=True, help_text="The run attempt that last found it.")
+
+    class Meta:
+        ordering = ("-bill_date", "gateway", "kind", "reference")
+        verbose_name_plural = "bill discrepancies"
+        constraints = [
+            models.UniqueConstraint(fields=("gateway", "kind", "reference"), name="bill_discrepancy_once"),
+        ]
+        indexes = [models.Index(fields=("gateway", "bill_date", "status"), name="bill_discrepancy_day")]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} {self.kind} {self.reference}"
+
+
+class BillDiscrepancyEvent(AuditEvent):
+    discrepancy = models.ForeignKey(BillDiscrepancy, on_delete=models.PROTECT, related_name="events")

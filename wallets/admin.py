@@ -1,7 +1,23 @@
-from django.contrib import admin
+"""Wallets and the append-only ledger in admin: read-only (balances change only through services)."""
 
-from config.admin import ReadOnlyAdmin, ReadOnlyInline
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from config.admin import ReadOnlyInline
 from wallets.models import Wallet, WalletTransaction
+
+
+class _ViewOnly(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
 
 
 class LedgerInline(ReadOnlyInline):
@@ -12,14 +28,15 @@ class LedgerInline(ReadOnlyInline):
 
 
 @admin.register(Wallet)
-class WalletAdmin(ReadOnlyAdmin):
+class WalletAdmin(_ViewOnly):
     list_display = ("user", "balance_fen", "version", "updated_at")
     search_fields = ("user__username",)
     inlines = [LedgerInline]
 
 
 @admin.register(WalletTransaction)
-class WalletTransactionAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "wallet", "type", "amount_fen", "balance_after_fen", "reference")
-    list_filter = ("type",)
-    search_fields = ("reference", "wallet__user__username")
+class WalletTransactionAdmin(_ViewOnly):
+    list_display = ("created_at", "wallet", "type", "amount_fen", "balance_after_fen", "reference", "actor")
+    list_filter = ("type", "created_at")
+    search_fields = ("reference", "wallet__user__username", "actor")
+    date_hierarchy = "created_at"

@@ -13,10 +13,11 @@ from __future__ import annotations
 import http.client
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
+import requests
 from alipay import AliPay
 from alipay.exceptions import AliPayException, AliPayValidationError
 from alipay.utils import AliPayConfig
@@ -43,6 +44,7 @@ from payments.gateways.base import (
     TradeState,
     TradeStatus,
 )
+from payments.gateways.bills import BillEntry, parse_alipay_bill_zip
 from payments.gateways.money import fen_to_yuan, yuan_to_fen
 
 PRODUCTION_GATEWAY = "https://openapi.alipay.com/gateway.do"
@@ -279,6 +281,33 @@ class AlipayGateway:
             gateway_state=gateway_state,
             raw=answer,
         )
+
+    def bill(self, bill_date: date) -> list[BillEntry]:
+        """The day's ``trade`` bill: ask for its download URL, fetch the ZIP, parse the GBK detail CSV.
+
+        ``isp.bill_not_exist`` (a day without trades) is an empty bill; transport errors and
+        unreadable files raise ``GatewayUnavailable``.
+        """
+        biz = {"bill_type": "trade", "bill_date": bill_date.isoformat()}
+        try:
+            answer = self._call(lambda: self.client.server_api("alipay.data.dataservice.bill.downloadurl.query", biz))
+        except GatewayUnavailable as exc:
+            if exc.details.get("sub_code") == "isp.bill_not_exist":
+                return []
+            raise
+        url = answer.get("bill_download_url")
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+            raise GatewayUnavailable("Alipay bill answer lacks an http(s) bill_download_url.")
+        try:
+            response = requests.get(url, timeout=(5, self.config.timeout * 4))
+        except requests.RequestException as exc:
+            raise GatewayUnavailable("Alipay bill could not be downloaded.") from exc
+        if response.status_code != 200:
+            raise GatewayUnavailable(f"Alipay bill download answered HTTP {response.status_code}.")
+        try:
+            return parse_alipay_bill_zip(response.content)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise GatewayUnavailable(f"Alipay bill cannot be parsed: {exc}") from exc
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
         if len(body) > MAX_NOTIFICATION_BYTES:

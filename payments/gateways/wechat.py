@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import requests
@@ -52,6 +52,7 @@ from payments.gateways.base import (
     TradeState,
     TradeStatus,
 )
+from payments.gateways.bills import BillEntry, gunzip, parse_wechat_trade_bill, sha1_matches
 
 PRODUCTION_API_BASE = "https://api.mch.weixin.qq.com"
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
@@ -433,6 +434,42 @@ class WeChatGateway:
     def query_refund(self, refund_no: str, *, payment_no: str) -> RefundStatus:
         _, answer = self._request(lambda c: c.query_refund(out_refund_no=refund_no))
         return _parsed(refund_status_from, answer)
+
+    def bill(self, bill_date: date) -> list[BillEntry]:
+        """The day's ``ALL`` trade bill: apply, download (gzip), check the SHA1 of the uncompressed CSV, parse.
+
+        ``NO_STATEMENT_EXIST`` (a day without trades) is an empty bill. A hash mismatch, a download
+        from another host or an unreadable file raise ``GatewayUnavailable`` (retry later).
+        """
+        try:
+            _, answer = self._request(
+                lambda c: c.trade_bill(bill_date=bill_date.isoformat(), bill_type="ALL", tar_type="GZIP")
+            )
+        except GatewayRejected as exc:
+            if exc.gateway_code == "NO_STATEMENT_EXIST":
+                return []
+            raise
+        url, hash_value = answer.get("download_url"), answer.get("hash_value")
+        if not isinstance(url, str) or not isinstance(hash_value, str) or answer.get("hash_type", "SHA1") != "SHA1":
+            raise GatewayUnavailable("WeChat Pay bill answer lacks download_url or a SHA1 hash_value.")
+        client = self.client()
+        if not url.startswith(client._core._gate_way + "/"):
+            raise GatewayUnavailable("WeChat Pay bill download_url is not on the API host.")
+        status, body = self._call(lambda: client.download_bill(url))
+        if not 200 <= status < 300:
+            raise _error_from_answer(status, body)
+        try:
+            csv_bytes = gunzip(body if isinstance(body, bytes) else body.encode("utf-8"))
+        except ValueError as exc:
+            raise GatewayUnavailable(f"WeChat Pay bill cannot be read: {exc}") from exc
+        if not sha1_matches(csv_bytes, hash_value):
+            raise GatewayUnavailable(
+                "WeChat Pay bill does not match its SHA1 hash_value.", details={"bill_date": str(bill_date)}
+            )
+        try:
+            return parse_wechat_trade_bill(csv_bytes.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise GatewayUnavailable(f"WeChat Pay bill cannot be parsed: {exc}") from exc
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
         if len(body) > MAX_NOTIFICATION_BYTES:

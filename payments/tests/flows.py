@@ -28,3 +28,24 @@ def first_notification_body(sandbox, payment_no: str) -> str:
         return deliveries and deliveries[0]["attempts"] and deliveries[0]["body"]
 
     return sandbox.wait_for(attempted, timeout=10)
+
+
+def paid_order(user_api, sandbox, channel="wechat_native", **extra) -> tuple[dict, str]:
+    """A rental paid through ``channel`` in the sandbox (applied by a sync, no notification needed)."""
+    from config.audit import Actor
+    from payments.services import payment_sync
+
+    order = rental(user_api)
+    started = pay(user_api, order["order_no"], channel, **extra)
+    assert started.status_code == 201, started.content
+    payment_no = started.json()["payment_no"]
+    if channel != "wallet":
+        if channel.startswith("alipay"):
+            import requests
+
+            requests.get(started.json()["pay_url"], timeout=10)  # the payer opens the cashier
+        gateway = channel.split("_")[0]
+        sandbox.control(f"{gateway}/transactions/{payment_no}/pay", json={})
+        payment_sync(payment_no=payment_no, actor=Actor.system("test"))
+    assert Payment.objects.get(payment_no=payment_no).status == "succeeded"
+    return order, payment_no

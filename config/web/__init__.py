@@ -1,0 +1,1 @@
+"""The server-rendered web checkout: pages for people, on top of the same services as the API."""

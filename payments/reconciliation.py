@@ -1,0 +1,177 @@
+"""Reconciliation of unpaid orders: tiered polling of open gateway payments, closing at expiry.
+
+Jobs take ``now`` as a parameter and work in batches. A batch is claimed in a short transaction
+(``select_for_update(skip_locked=True)``) by stamping ``last_synced_at`` (a lease: the rows are
+no longer due for any other worker), then processed outside that transaction: gateway I/O never
+runs under row locks. A crash mid-batch is healed when the rows fall due again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+
+from config.audit import Actor
+from config.errors import DomainError, GatewayUnavailable
+from config.logging import log_context
+from orders.models import Order
+from orders.services import order_cancel
+from payments.models import Channel, Payment
+from payments.services import payment_close, payment_sync
+
+logger = logging.getLogger(__name__)
+EXPIRY = Actor.system("expiry")
+RECONCILE = Actor.system("reconcile")
+MINUTE = timedelta(minutes=1)
+# (age below, poll at most every): every minute while young, then every 10 minutes, then hourly
+TIERS = ((timedelta(minutes=10), MINUTE), (timedelta(hours=1), timedelta(minutes=10)), (None, timedelta(hours=1)))
+
+
+@dataclass
+class BatchReport:
+    claimed: int = 0
+    succeeded: int = 0
+    closed: int = 0
+    unchanged: int = 0
+    errors: int = 0
+    details: list[str] = field(default_factory=list)
+
+
+def _not_synced_since(moment: datetime) -> Q:
+    return Q(last_synced_at__isnull=True) | Q(last_synced_at__lte=moment)
+
+
+def payments_due(now: datetime) -> QuerySet[Payment]:
+    """Open gateway payments whose tier says "ask again", and every expired one (at most once a minute)."""
+    younger_than = None
+    tiers = Q()
+    for age, every in TIERS:
+        band = Q(created_at__gt=now - age) if age else Q()
+        if younger_than is not None:
+            band &= Q(created_at__lte=now - younger_than)
+        tiers |= band & _not_synced_since(now - every)
+        younger_than = age
+    expired = Q(order__expires_at__lte=now) & _not_synced_since(now - MINUTE)
+    return Payment.objects.filter(status__in=Payment.OPEN).exclude(channel=Channel.WALLET).filter(tiers | expired)
+
+
+@transaction.atomic
+def _claim(queryset: QuerySet, *, now: datetime, size: int) -> list[int]:
+    ids = list(
+        queryset.select_for_update(skip_locked=True, of=("self",)).order_by("id").values_list("id", flat=True)[:size]
+    )
+    queryset.model.objects.filter(id__in=ids).update(last_synced_at=now)
+    return ids
+
+
+def reconcile_payments_batch(*, now: datetime, size: int = 100) -> BatchReport:
+    """One batch: ask the gateway about due payments; close expired ones (gateway first)."""
+    report = BatchReport()
+    ids = _claim(payments_due(now), now=now, size=size)
+    report.claimed = len(ids)
+    for payment in Payment.objects.filter(id__in=ids).select_related("order").order_by("id"):
+        try:
+            with log_context(payment_no=payment.payment_no, order_no=payment.order.order_no):
+                result = _reconcile_one(payment, now=now)
+        except GatewayUnavailable as exc:
+            report.errors += 1
+            logger.warning("reconcile %s: gateway unavailable (%s); next tier retries", payment.payment_no, exc)
+            continue
+        except DomainError as exc:
+            report.errors += 1
+            report.details.append(f"{payment.payment_no}: {exc.code}")
+            logger.warning("reconcile %s: %s", payment.payment_no, exc.message)
+            continue
+        setattr(report, result, getattr(report, result) + 1)
+    return report
+
+
+def _reconcile_one(payment: Payment, *, now: datetime) -> str:
+    if payment.order.expires_at > now:
+        after = payment_sync(payment_no=payment.payment_no, actor=RECONCILE)
+        return (
+            "succeeded"
+            if after.status == Payment.Status.SUCCEEDED
+            else ("closed" if after.status == Payment.Status.CLOSED else "unchanged")
+        )
+    try:  # expired: close at the gateway first, then here
+        payment_close(payment_no=payment.payment_no, actor=EXPIRY, reason="order expired")
+    except DomainError as exc:
+        if exc.code != "trade_already_paid":
+            raise
+        return "succeeded"  # it was paid after all: the payment was applied instead
+    _cancel_if_expired(payment.order_id, now=now)
+    return "closed"
+
+
+def _cancel_if_expired(order_id: int, *, now: datetime) -> None:
+    order = Order.objects.get(pk=order_id)
+    if (
+        order.status == Order.Status.PENDING_PAYMENT
+        and order.expires_at <= now
+        and not order.payments.filter(status__in=Payment.OPEN).exists()
+    ):
+        order_cancel(order_id=order.pk, actor=EXPIRY, reason="expired unpaid")
+
+
+@transaction.atomic
+def expire_unpaid_orders_batch(*, now: datetime, size: int = 200) -> int:
+    """Orders past expiry with no open payment: cancelled, compartment released (no gateway I/O)."""
+    orders = list(
+        Order.objects.select_for_update(skip_locked=True)
+        .filter(status=Order.Status.PENDING_PAYMENT, expires_at__lte=now)
+        .exclude(payments__status__in=Payment.OPEN)
+        .order_by("id")[:size]
+    )
+    for order in orders:
+        order_cancel(order_id=order.pk, actor=EXPIRY, reason="expired unpaid")
+    return len(orders)
+
+
+def run_until_done(batch: Callable[[], int], *, max_batches: int, progress: Callable[[int], None] | None = None) -> int:
+    """Run ``batch`` (returning how many rows it handled) until it handles none."""
+    total = 0
+    for _ in range(max_batches):
+        handled = batch()
+        if not handled:
+            break
+        total += handled
+        if progress:
+            progress(total)
+    return total
+
+
+def reconcile_payments(
+    *, now: datetime, size: int = 100, max_batches: int = 1000, progress: Callable[[int], None] | None = None
+) -> dict[str, int]:
+    """The whole job: due payments in batches, then expired orders without a payment."""
+    totals = BatchReport()
+
+    def one_batch() -> int:
+        report = reconcile_payments_batch(now=now, size=size)
+        for name in ("claimed", "succeeded", "closed", "unchanged", "errors"):
+            setattr(totals, name, getattr(totals, name) + getattr(report, name))
+        logger.info(
+            "reconcile payments: batch of %s (succeeded %s, closed %s, errors %s)",
+            report.claimed,
+            report.succeeded,
+            report.closed,
+            report.errors,
+        )
+        return report.claimed
+
+    run_until_done(one_batch, max_batches=max_batches, progress=progress)
+    cancelled = run_until_done(lambda: expire_unpaid_orders_batch(now=now, size=size), max_batches=max_batches)
+    return {
+        "payments": totals.claimed,
+        "succeeded": totals.succeeded,
+        "closed": totals.closed,
+        "unchanged": totals.unchanged,
+        "errors": totals.errors,
+        "orders_cancelled": cancelled,
+    }

@@ -1,0 +1,272 @@
+"""The refund queue: filters, bulk approve / reject with a confirmation page, abnormal-refund
+resolution and the detail page (order, payment, previous refunds, full audit trail).
+
+Nothing here assigns a status: every decision is a call to ``refunds.services`` (which checks the
+permission and maker-checker again and writes the audit event with the user, time and note).
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import QuerySet, Sum
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, reverse
+from django.utils.html import format_html
+
+from config.admin import ReadOnlyInline
+from config.audit import Actor
+from config.errors import DomainError
+from refunds.backoffice.money import yuan
+from refunds.backoffice.timeline import payment_timeline
+from refunds.backoffice.urls import backoffice_urls
+from refunds.models import Refund, RefundEvent
+from refunds.services import refund_approve, refund_reject, refund_resolve_abnormal, refund_sync
+
+MAX_BULK = 100
+
+
+class AmountRangeFilter(admin.ListFilter):
+    """``amount_fen__gte`` / ``amount_fen__lte`` typed in by the user (fen, integers)."""
+
+    title = "amount (fen)"
+    template = "admin/refunds/amount_range_filter.html"
+    params = ("amount_fen__gte", "amount_fen__lte")
+
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        self.values: dict[str, int] = {}
+        for name in self.params:
+            raw = params.pop(name, None)
+            value = raw[-1] if isinstance(raw, list) else raw
+            if value is not None and str(value).strip().isdigit():
+                self.values[name] = int(value)
+        self.other_params = [(k, v) for k, v in request.GET.items() if k not in self.params and k != "p"]
+
+    def has_output(self) -> bool:
+        return True
+
+    def choices(self, changelist):
+        return []
+
+    def expected_parameters(self) -> list[str]:
+        return list(self.params)
+
+    def queryset(self, request, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(**self.values) if self.values else queryset
+
+
+class RefundEventInline(ReadOnlyInline):
+    model = RefundEvent
+    fields = ("created_at", "action", "from_status", "to_status", "actor", "reason", "data")
+    readonly_fields = fields
+    verbose_name_plural = "audit trail of this refund"
+
+
+class DecisionForm(forms.Form):
+    note = forms.CharField(max_length=200, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
+
+
+class ResolveForm(forms.Form):
+    resolution = forms.ChoiceField(
+        choices=[("retry", "Retry to the original route"), ("offline", "Mark as paid out offline")],
+        widget=forms.RadioSelect,
+    )
+    note = forms.CharField(max_length=200, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
+
+
+@admin.register(Refund)
+class RefundAdmin(admin.ModelAdmin):
+    list_display = (
+        "refund_no",
+        "order_link",
+        "channel",
+        "amount",
+        "status",
+        "requested_by",
+        "created_at",
+    )
+    list_filter = ("status", "payment__channel", "created_at", AmountRangeFilter, "source")
+    search_fields = ("refund_no", "order__order_no", "payment__payment_no", "gateway_refund_id")
+    date_hierarchy = "created_at"
+    list_select_related = ("order", "payment", "requested_by", "approved_by")
+    exclude = ("gateway_answers",)
+    readonly_fields = ("amount", "gateway_answer_list")
+    inlines = [RefundEventInline]
+    actions = ("approve_selected", "reject_selected", "resolve_abnormal", "sync_with_gateway")
+    change_form_template = "admin/refunds/refund/change_form.html"
+    change_list_template = "admin/refunds/refund/change_list.html"
+
+    # --- permissions: read-only model, decisions through actions ----------------------------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_approve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("refunds.approve_refund")
+
+    def has_resolve_abnormal_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("refunds.resolve_abnormal_refund")
+
+    def get_urls(self) -> list[URLPattern]:
+        return backoffice_urls(self.admin_site) + super().get_urls()
+
+    # --- columns -------------------------------------------------------------------------------------
+
+    @admin.display(description="amount (yuan)", ordering="amount_fen")
+    def amount(self, obj: Refund) -> str:
+        return yuan(obj.amount_fen)
+
+    @admin.display(description="channel", ordering="payment__channel")
+    def channel(self, obj: Refund) -> str:
+        return obj.payment.channel
+
+    @admin.display(description="order", ordering="order__order_no")
+    def order_link(self, obj: Refund) -> str:
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:orders_order_change", args=[obj.order_id]), obj.order.order_no
+        )
+
+    @admin.display(description="what the gateway said")
+    def gateway_answer_list(self, obj: Refund) -> str:
+        return "; ".join(str(answer) for answer in obj.gateway_answers) or "-"
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
+        refund = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if refund is not None and self.has_view_permission(request, refund):
+            order, payment = refund.order, refund.payment
+            extra.update(
+                order=order,
+                payment=payment,
+                order_amount=yuan(order.amount_fen),
+                payment_amount=yuan(payment.amount_fen),
+                payment_refunded=yuan(payment.refunded_fen),
+                other_refunds=list(
+                    Refund.objects.filter(order=order).exclude(pk=refund.pk).select_related("payment").order_by("id")
+                ),
+                trail=payment_timeline(payment),
+                timeline_url=reverse("admin:backoffice_payment_timeline", args=[payment.pk]),
+            )
+        return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    # --- actions (each refund through the service; one failure never stops the others) ----------
+
+    def _confirm(
+        self, request: HttpRequest, queryset: QuerySet, *, action: str, title: str, form: forms.Form
+    ) -> TemplateResponse:
+        refunds = list(queryset.select_related("order", "payment", "requested_by")[:MAX_BULK])
+        total = queryset.aggregate(s=Sum("amount_fen"))["s"] or 0
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.model._meta,
+            "action": action,
+            "refunds": refunds,
+            "count": queryset.count(),
+            "total": yuan(total),
+            "total_fen": total,
+            "form": form,
+            "too_many": queryset.count() > MAX_BULK,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "maker_checker": [r for r in refunds if r.requested_by_id == request.user.pk],
+        }
+        return TemplateResponse(request, "admin/refunds/refund/confirm_action.html", context)
+
+    def _run(self, request: HttpRequest, queryset: QuerySet, call, verb: str) -> None:
+        done, failed = [], 0
+        for refund in queryset.order_by("id")[:MAX_BULK]:
+            try:
+                call(refund)
+            except DomainError as exc:
+                failed += 1
+                self.message_user(request, f"{refund.refund_no}: {exc.message} ({exc.code})", messages.ERROR)
+            else:
+                done.append(refund.refund_no)
+        if done:
+            self.message_user(request, f"{verb} {len(done)} refund(s): {', '.join(done)}.", messages.SUCCESS)
+        if not done and not failed:
+            self.message_user(request, "Nothing was changed.", messages.WARNING)
+
+    @admin.action(description="Approve selected refunds", permissions=["approve"])
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        form = DecisionForm(request.POST if "confirm" in request.POST else None)
+        if not form.is_valid():
+            return self._confirm(request, queryset, action="approve_selected", title="Approve refunds", form=form)
+        note = form.cleaned_data["note"]
+        self._run(
+            request,
+            queryset,
+            lambda r: refund_approve(refund_id=r.pk, approver=request.user, note=note),
+            "Approved",
+        )
+        return None
+
+    @admin.action(description="Reject selected refunds", permissions=["approve"])
+    def reject_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        form = DecisionForm(request.POST if "confirm" in request.POST else None)
+        if not form.is_valid():
+            return self._confirm(request, queryset, action="reject_selected", title="Reject refunds", form=form)
+        note = form.cleaned_data["note"]
+        self._run(
+            request,
+            queryset,
+            lambda r: refund_reject(refund_id=r.pk, approver=request.user, note=note),
+            "Rejected",
+        )
+        return None
+
+    @admin.action(description="Resolve abnormal refunds (retry or paid offline)", permissions=["resolve_abnormal"])
+    def resolve_abnormal(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        form = ResolveForm(request.POST if "confirm" in request.POST else None)
+        if not form.is_valid():
+            return self._confirm(
+                request, queryset, action="resolve_abnormal", title="Resolve abnormal refunds", form=form
+            )
+        data = form.cleaned_data
+        self._run(
+            request,
+            queryset,
+            lambda r: refund_resolve_abnormal(
+                refund_id=r.pk, staff=request.user, action=data["resolution"], note=data["note"]
+            ),
+            "Resolved" if data["resolution"] == "offline" else "Sent again",
+        )
+        return None
+
+    @admin.action(description="Ask the gateway now (processing / abnormal)", permissions=["resolve_abnormal"])
+    def sync_with_gateway(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._run(
+            request,
+            queryset.filter(status__in=(Refund.Status.PROCESSING, Refund.Status.ABNORMAL)),
+            lambda r: refund_sync(refund_id=r.pk, actor=Actor.user(request.user)),
+            "Synced",
+        )
+
+
+@admin.register(RefundEvent)
+class RefundEventAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "refund", "action", "from_status", "to_status", "actor", "reason")
+    list_filter = ("action",)
+    search_fields = ("refund__refund_no", "actor")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+# bill reconciliation admin (runs, discrepancies): its own module, registered with the refunds admin
+from refunds import admin_bills  # noqa: E402, F401

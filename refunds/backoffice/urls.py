@@ -1,0 +1,27 @@
+"""Back-office URLs, mounted by ``RefundAdmin.get_urls()`` under ``/admin/refunds/refund/``."""
+
+from __future__ import annotations
+
+from functools import partial, update_wrapper
+
+from django.urls import URLPattern, path
+
+from refunds.backoffice import views
+
+
+def backoffice_urls(admin_site) -> list[URLPattern]:
+    def wrap(view, **kwargs):
+        bound = update_wrapper(partial(view, admin_site=admin_site, **kwargs), view)
+        return admin_site.admin_view(bound)
+
+    return [
+        path("dashboard/", wrap(views.dashboard_view), name="backoffice_dashboard"),
+        path("audit-log/", wrap(views.audit_log_view), name="backoffice_audit_log"),
+        path("export/", wrap(views.export_view), name="backoffice_export"),
+        path("request/", wrap(views.request_refund_view), name="refunds_refund_request"),
+        path(
+            "payment-timeline/<int:payment_id>/",
+            wrap(views.payment_timeline_view),
+            name="backoffice_payment_timeline",
+        ),
+    ]

@@ -1,0 +1,116 @@
+"""Reconciliation of refunds: tiered polling of processing refunds, resubmission of approved
+refunds whose task was lost, alerts on old ones, and automatic refunds of late / double payments.
+
+Same batch discipline as payments.reconciliation: claim with ``select_for_update(skip_locked)``,
+stamp a lease, do gateway I/O outside the transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, QuerySet
+
+from config.audit import Actor
+from config.errors import DomainError, GatewayUnavailable
+from config.logging import log_context
+from payments.models import Payment
+from payments.reconciliation import TIERS, _claim, _not_synced_since, run_until_done
+from refunds.models import Refund
+from refunds.services import refund_request, refund_submit, refund_sync
+
+logger = logging.getLogger(__name__)
+RECONCILE = Actor.system("reconcile")
+Status = Refund.Status
+
+
+def refunds_due(now: datetime) -> QuerySet[Refund]:
+    younger_than = None
+    tiers = Q()
+    for age, every in TIERS:
+        band = Q(submitted_at__gt=now - age) if age else Q()
+        if younger_than is not None:
+            band &= Q(submitted_at__lte=now - younger_than)
+        tiers |= band & _not_synced_since(now - every)
+        younger_than = age
+    lost = Q(status=Status.APPROVED, decided_at__lte=now - timedelta(minutes=5)) & _not_synced_since(
+        now - timedelta(minutes=5)
+    )
+    return Refund.objects.filter(Q(status=Status.PROCESSING) & tiers | lost)
+
+
+def reconcile_refunds_batch(*, now: datetime, size: int = 100) -> int:
+    ids = _claim(refunds_due(now), now=now, size=size)
+    for refund in Refund.objects.filter(id__in=ids).order_by("id"):
+        with log_context(refund_no=refund.refund_no):
+            _reconcile_refund(refund)
+    return len(ids)
+
+
+def _reconcile_refund(refund: Refund) -> None:
+    try:
+        if refund.status == Status.APPROVED:
+            refund_submit(refund_id=refund.pk)  # its task was lost: submit (idempotent at the gateway)
+        else:
+            refund_sync(refund_id=refund.pk, actor=RECONCILE)
+    except GatewayUnavailable as exc:
+        logger.warning("reconcile refund %s: gateway unavailable (%s)", refund.refund_no, exc)
+    except DomainError as exc:
+        logger.warning("reconcile refund %s: %s", refund.refund_no, exc.message)
+
+
+def refunds_stuck(now: datetime) -> QuerySet[Refund]:
+    """Refunds in flight for longer than REFUND_STUCK_ALERT_HOURS (shown on the dashboard)."""
+    limit = now - timedelta(hours=settings.REFUND_STUCK_ALERT_HOURS)
+    return Refund.objects.filter(
+        Q(status__in=(Status.PROCESSING, Status.ABNORMAL), submitted_at__lte=limit)
+        | Q(status=Status.APPROVED, decided_at__lte=limit)
+    )
+
+
+def flagged_payments_unrefunded() -> QuerySet[Payment]:
+    """Late / double payments the system has not refunded yet. One automatic refund per payment:
+    if it fails, finance sees it (failed refunds on the dashboard) instead of a retry loop."""
+    return (
+        Payment.objects.filter(status=Payment.Status.SUCCEEDED)
+        .exclude(flag="")
+        .exclude(refunds__source=Refund.Source.SYSTEM)
+        .exclude(refunds__status__in=Refund.COUNTING)
+    )
+
+
+def refund_flagged_payments_batch(*, size: int = 100) -> int:
+    """Money for an order that no longer wanted it (late after closing, or a second payment) is
+    refunded in full by the system: requested and approved automatically, audited as such."""
+    with transaction.atomic():
+        payments = list(
+            flagged_payments_unrefunded()
+            .select_for_update(skip_locked=True, of=("self",))
+            .select_related("order")
+            .order_by("id")[:size]
+        )
+        for payment in payments:
+            refund_request(
+                order_no=payment.order.order_no,
+                payment_no=payment.payment_no,
+                amount_fen=None,
+                reason=f"automatic refund: {payment.flag}",
+                requested_by=None,
+                source=Refund.Source.SYSTEM,
+            )
+            logger.warning("payment %s (%s) refunded automatically", payment.payment_no, payment.flag)
+    return len(payments)
+
+
+def reconcile_refunds(*, now: datetime, size: int = 100, max_batches: int = 1000, progress=None) -> dict[str, int]:
+    flagged = run_until_done(lambda: refund_flagged_payments_batch(size=size), max_batches=max_batches)
+    polled = run_until_done(
+        lambda: reconcile_refunds_batch(now=now, size=size), max_batches=max_batches, progress=progress
+    )
+    stuck = list(refunds_stuck(now).values_list("refund_no", flat=True)[:50])
+    for refund_no in stuck:
+        logger.error("refund %s is stuck for more than %sh: check it", refund_no, settings.REFUND_STUCK_ALERT_HOURS)
+    return {"refunds": polled, "flagged_refunded": flagged, "stuck": len(stuck)}

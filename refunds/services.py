@@ -1,0 +1,348 @@
+"""Refund workflow: request -> approve/reject (maker-checker) -> submit -> apply the gateway's word.
+
+Lock order: payment, then refund, then order, then wallet. The cap (refunds not rejected or
+failed never exceed the amount paid) is checked under the payment's row lock, so concurrent
+requests cannot exceed it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from config.audit import Actor
+from config.errors import (
+    AmountMismatch,
+    Conflict,
+    DomainError,
+    GatewayRejected,
+    InvalidTransition,
+    NotFound,
+    ValidationFailed,
+)
+from config.logging import log_context
+from lockers.models import Compartment, LockerEvent
+from orders.models import Order
+from orders.services import order_mark_refunded, order_no_new
+from payments.gateways.base import RefundRequest, RefundState, RefundStatus
+from payments.gateways.registry import get_gateway
+from payments.models import Channel, Payment, PaymentEvent
+from refunds.models import Refund, RefundEvent
+from wallets.models import WalletTransaction
+from wallets.services import wallet_credit
+
+logger = logging.getLogger(__name__)
+Status = Refund.Status
+REFUNDABLE_ORDER = (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED)
+
+
+class NotAllowed(DomainError):
+    code = "not_allowed"
+    http_status = 403
+    default_message = "You are not allowed to do this."
+
+
+def _move(refund: Refund, *, to: str, actor: Actor, action: str, note: str = "", data=None) -> None:
+    if to not in Refund.TRANSITIONS[refund.status]:
+        raise InvalidTransition("refund", refund.status, to)
+    before = refund.status
+    refund.status = to
+    refund.save()
+    RefundEvent.objects.create(
+        refund=refund,
+        action=action,
+        from_status=before,
+        to_status=to,
+        actor=str(actor),
+        reason=note,
+        data=data or {},
+    )
+
+
+def refundable_fen(payment: Payment) -> int:
+    counted = payment.refunds.filter(status__in=Refund.COUNTING).aggregate(s=Sum("amount_fen"))["s"] or 0
+    return payment.amount_fen - counted
+
+
+def rental_in_use(order: Order) -> bool:
+    """The customer holds the compartment and has opened it themselves since paying (the automatic
+    opening right after payment does not count): then only staff may refund."""
+    if order.kind != Order.Kind.LOCKER_RENTAL or order.compartment_id is None:
+        return False
+    held = Compartment.objects.filter(
+        pk=order.compartment_id, status=Compartment.Status.OCCUPIED, reference=order.order_no
+    ).exists()
+    opened_by_customer = LockerEvent.objects.filter(
+        reference=order.order_no, action="door_open_command", actor__startswith="user:"
+    ).exists()
+    return held and opened_by_customer
+
+
+def _paying_payment(order: Order) -> Payment:
+    payment = order.payments.filter(status=Payment.Status.SUCCEEDED, flag="").first()
+    if payment is None:
+        raise Conflict("This order has no payment to refund.", code="not_refundable")
+    return payment
+
+
+@transaction.atomic
+def refund_request(
+    *,
+    order_no: str,
+    amount_fen: int | None,
+    reason: str,
+    requested_by=None,
+    source: str | None = None,
+    payment_no: str | None = None,
+) -> Refund:
+    """Ask for a refund (full when ``amount_fen`` is None). Users for their own orders; staff from
+    admin; the system for late and double payments (``payment_no`` names which)."""
+    source = source or Refund.Source.USER
+    order = Order.objects.filter(order_no=order_no).first()
+    if order is None or (source == Refund.Source.USER and order.user_id != getattr(requested_by, "pk", None)):
+        raise NotFound("Order not found.", details={"order_no": order_no})
+    if source == Refund.Source.STAFF and not requested_by.has_perm("refunds.request_refund"):
+        raise NotAllowed("Requesting refunds needs the refunds.request_refund permission.")
+    if source != Refund.Source.SYSTEM:
+        if order.status not in REFUNDABLE_ORDER:
+            raise Conflict(
+                "Only a paid (or partially refunded) order can be refunded.",
+                code="not_refundable",
+                details={"status": order.status},
+            )
+        if source == Refund.Source.USER and rental_in_use(order):
+            raise NotAllowed("This rental is in use: ask the staff for a refund.", code="refund_needs_staff")
+    payment = Payment.objects.get(payment_no=payment_no, order=order) if payment_no else _paying_payment(order)
+    actor = Actor.system("refunds") if requested_by is None else Actor.user(requested_by)
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        left = refundable_fen(payment)
+        amount = left if amount_fen is None else amount_fen
+        if amount <= 0 or amount > left:
+            raise ValidationFailed(
+                "The refund would exceed what was paid." if amount > 0 else "Nothing is left to refund.",
+                code="refund_exceeds_paid",
+                details={"refundable_fen": left, "amount_fen": amount},
+            )
+        refund = Refund.objects.create(
+            refund_no=order_no_new("RF"),
+            payment=payment,
+            order=order,
+            amount_fen=amount,
+            reason=reason[:200],
+            source=source,
+            requested_by=requested_by,
+        )
+        RefundEvent.objects.create(
+            refund=refund,
+            action="request",
+            to_status=refund.status,
+            actor=str(actor),
+            reason=reason[:200],
+            data={"amount_fen": amount},
+        )
+    auto = source == Refund.Source.SYSTEM or (
+        source == Refund.Source.USER and amount <= settings.REFUND_AUTO_APPROVE_MAX_FEN
+    )
+    if auto:
+        refund = refund_approve(refund_id=refund.pk, approver=None, note="auto-approved")
+    return refund
+
+
+def _decide_checks(refund: Refund, approver, *, approving: bool) -> None:
+    if approver is None:
+        return  # the system (auto-approval)
+    if not approver.has_perm("refunds.approve_refund"):
+        raise NotAllowed("Approving refunds needs the refunds.approve_refund permission.")
+    if approving and refund.requested_by_id == approver.pk:
+        raise NotAllowed("The person who requested a refund cannot approve it.", code="maker_checker")
+
+
+@transaction.atomic
+def refund_approve(*, refund_id: int, approver, note: str = "") -> Refund:
+    refund = Refund.objects.select_for_update().get(pk=refund_id)
+    _decide_checks(refund, approver, approving=True)
+    refund.approved_by = approver
+    refund.decided_at = timezone.now()
+    refund.decision_note = note[:200]
+    actor = Actor.system("auto-approve") if approver is None else Actor.user(approver)
+    _move(refund, to=Status.APPROVED, actor=actor, action="approve", note=note)
+    from refunds.tasks import refund_submit_task
+
+    transaction.on_commit(lambda: refund_submit_task.delay(refund.pk), robust=True)
+    return refund
+
+
+@transaction.atomic
+def refund_reject(*, refund_id: int, approver, note: str) -> Refund:
+    refund = Refund.objects.select_for_update().get(pk=refund_id)
+    _decide_checks(refund, approver, approving=False)
+    refund.approved_by = approver
+    refund.decided_at = timezone.now()
+    refund.decision_note = note[:200]
+    _move(refund, to=Status.REJECTED, actor=Actor.user(approver), action="reject", note=note)
+    return refund
+
+
+@transaction.atomic
+def _refund_mark_processing(*, refund_id: int) -> Refund:
+    refund = Refund.objects.select_for_update().get(pk=refund_id)
+    if refund.status == Status.APPROVED:
+        refund.submitted_at = timezone.now()
+        _move(refund, to=Status.PROCESSING, actor=Actor.system("refunds"), action="submit")
+    return refund
+
+
+def refund_submit(*, refund_id: int) -> Refund:
+    """Send an approved refund to its gateway (a wallet refund credits the wallet at once).
+
+    Safe to run again: ``refund_no`` is the gateway's idempotency key, so a retry after a crash or
+    a timeout returns the refund the gateway already has instead of paying twice.
+    """
+    refund = _refund_mark_processing(refund_id=refund_id)
+    if refund.status != Status.PROCESSING:
+        return refund
+    with log_context(refund_no=refund.refund_no, payment_no=refund.payment.payment_no):
+        return _refund_send(refund)
+
+
+def _refund_send(refund: Refund) -> Refund:
+    payment = refund.payment
+    if payment.channel == Channel.WALLET:
+        return _refund_to_wallet(refund_id=refund.pk)
+    gateway = get_gateway(payment.gateway)
+    request = RefundRequest(
+        refund_no=refund.refund_no,
+        payment_no=payment.payment_no,
+        gateway_trade_no=payment.gateway_trade_no or None,
+        refund_fen=refund.amount_fen,
+        total_fen=payment.amount_fen,
+        reason=refund.reason,
+    )
+    try:
+        answer = gateway.refund(request)
+    except GatewayRejected as exc:
+        return refund_mark_failed(
+            refund_id=refund.pk,
+            actor=Actor.gateway(gateway.name),
+            note=exc.message,
+            data={"gateway_code": exc.gateway_code},
+        )
+    refund_apply_gateway_status(status=answer, actor=Actor.gateway(gateway.name))
+    return Refund.objects.get(pk=refund.pk)
+
+
+@transaction.atomic
+def _refund_to_wallet(*, refund_id: int) -> Refund:
+    refund = Refund.objects.select_related("payment").get(pk=refund_id)
+    payment = Payment.objects.select_for_update().get(pk=refund.payment_id)
+    refund = Refund.objects.select_for_update().get(pk=refund_id)
+    if refund.status != Status.PROCESSING:
+        return refund
+    actor = Actor.system("refunds")
+    wallet_credit(
+        user_id=refund.order.user_id,
+        amount_fen=refund.amount_fen,
+        type=WalletTransaction.Type.REFUND,
+        reference=refund.refund_no,
+        actor=actor,
+    )
+    _refund_succeeded(refund, payment=payment, actor=actor, at=timezone.now())
+    return refund
+
+
+@transaction.atomic
+def refund_mark_failed(*, refund_id: int, actor: Actor, note: str, data: dict | None = None) -> Refund:
+    refund = Refund.objects.select_for_update().get(pk=refund_id)
+    if refund.status != Status.FAILED:
+        _move(refund, to=Status.FAILED, actor=actor, action="fail", note=note, data=data)
+    return refund
+
+
+def refund_apply_gateway_status(*, status: RefundStatus, actor: Actor) -> Payment:
+    """The one way a gateway's word (notification, refund answer or query) changes a refund."""
+    found = Refund.objects.filter(refund_no=status.refund_no).first()
+    if found is None:
+        raise NotFound("Refund not found.", details={"refund_no": status.refund_no})
+    with log_context(refund_no=status.refund_no), transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=found.payment_id)
+        refund = Refund.objects.select_for_update().get(pk=found.pk)
+        if status.amount_fen is not None and status.amount_fen != refund.amount_fen:
+            raise AmountMismatch(refund.refund_no, status.amount_fen, refund.amount_fen)
+        refund.gateway_refund_id = status.gateway_refund_id or refund.gateway_refund_id
+        refund.gateway_state = status.gateway_state or status.state
+        refund.last_synced_at = timezone.now()
+        refund.gateway_answers = [*refund.gateway_answers[-9:], {"state": status.state, **_plain(status.raw)}]
+        if status.state == RefundState.SUCCEEDED and refund.status in (Status.PROCESSING, Status.ABNORMAL):
+            _refund_succeeded(refund, payment=payment, actor=actor, at=status.succeeded_at or timezone.now())
+        elif status.state == RefundState.FAILED and refund.status == Status.PROCESSING:
+            _move(refund, to=Status.FAILED, actor=actor, action="fail", note=status.gateway_state)
+        elif status.state == RefundState.ABNORMAL and refund.status == Status.PROCESSING:
+            _move(refund, to=Status.ABNORMAL, actor=actor, action="abnormal", note=status.gateway_state)
+        refund.save()
+        return payment
+
+
+def _plain(raw: dict) -> dict:
+    return {k: v for k, v in raw.items() if isinstance(v, str | int | float | bool) or v is None}
+
+
+def _refund_succeeded(refund: Refund, *, payment: Payment, actor: Actor, at: datetime, note: str = "") -> None:
+    refund.succeeded_at = at
+    _move(refund, to=Status.SUCCEEDED, actor=actor, action="succeed", note=note)
+    payment.refunded_fen += refund.amount_fen
+    payment.save(update_fields=["refunded_fen", "updated_at"])
+    PaymentEvent.objects.create(
+        payment=payment,
+        action="refund",
+        from_status=payment.status,
+        to_status=payment.status,
+        actor=str(actor),
+        data={"refund_no": refund.refund_no, "amount_fen": refund.amount_fen, "refunded_fen": payment.refunded_fen},
+    )
+    if not payment.flag:  # the payment that paid the order: the order follows
+        order_mark_refunded(
+            order_id=payment.order_id, refunded_fen=payment.refunded_fen, actor=actor, reason=refund.reason
+        )
+
+
+def refund_sync(*, refund_id: int, actor: Actor) -> Refund:
+    """Ask the gateway how a processing (or abnormal) refund stands and apply the answer."""
+    refund = Refund.objects.select_related("payment").get(pk=refund_id)
+    if refund.status not in (Status.PROCESSING, Status.ABNORMAL) or refund.payment.channel == Channel.WALLET:
+        return refund
+    gateway = get_gateway(refund.payment.gateway)
+    answer = gateway.query_refund(refund.refund_no, payment_no=refund.payment.payment_no)
+    refund_apply_gateway_status(status=answer, actor=actor)
+    return Refund.objects.get(pk=refund_id)
+
+
+def refund_resolve_abnormal(*, refund_id: int, staff, action: str, note: str) -> Refund:
+    """An ABNORMAL refund: ``retry`` sends it again to the original route; ``offline`` records that
+    finance paid the customer another way. Both need a note and the resolve permission."""
+    if not staff.has_perm("refunds.resolve_abnormal_refund"):
+        raise NotAllowed("Resolving abnormal refunds needs the refunds.resolve_abnormal_refund permission.")
+    if not note.strip():
+        raise ValidationFailed("A note is required.", details={"note": ["Required."]})
+    if action not in ("retry", "offline"):
+        raise ValidationFailed("Unknown action.", details={"action": action})
+    actor = Actor.user(staff)
+    with transaction.atomic():
+        refund = Refund.objects.select_related("payment").get(pk=refund_id)
+        payment = Payment.objects.select_for_update().get(pk=refund.payment_id)
+        refund = Refund.objects.select_for_update().get(pk=refund_id)
+        if refund.status != Status.ABNORMAL:
+            raise InvalidTransition("refund", refund.status, "resolved")
+        if action == "offline":
+            _refund_succeeded(refund, payment=payment, actor=actor, at=timezone.now(), note=f"paid offline: {note}")
+            return refund
+        _move(refund, to=Status.PROCESSING, actor=actor, action="retry", note=note)
+    from refunds.tasks import refund_submit_task
+
+    transaction.on_commit(lambda: refund_submit_task.delay(refund.pk), robust=True)
+    return refund

@@ -29,6 +29,11 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+bench: install  ## run every benchmark (each prints a RESULT line)
+	$(BIN)/python bench/notify_throughput.py
+	$(BIN)/python bench/wallet_contention.py
+	$(BIN)/python bench/reconcile_scaling.py
+
 stop:  ## stop the embedded PostgreSQL server
 	$(BIN)/python -m config.embedded_pg stop
 

@@ -274,3 +274,164 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+# --------------------------------------------------------------------------- wallet_contention, reconcile_scaling
+
+
+def pgbench_script_tps(
+    server, dbname: str, script: str, *, clients: int, jobs: int, seconds: int, work_dir: Path
+) -> float:
+    """``pgbench -n -f <script> -c clients -j jobs -T seconds``: tps of a custom script (no vacuum of pgbench_*)."""
+    path = work_dir / f"pgbench-{abs(hash(script)):x}.sql"
+    path.write_text(script)
+    out = _pgbench(server, dbname, "-n", "-f", str(path), "-c", str(clients), "-j", str(jobs), "-T", str(seconds))
+    return parse_pgbench_tps(out)
+
+
+def db_backend_pids(dbname: str) -> list[int]:
+    """PIDs of the PostgreSQL backends connected to ``dbname`` (this process's own connection excluded)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [dbname])
+        return [row[0] for row in cursor.fetchall()]
+
+
+class CpuMeter:
+    """CPU seconds of gunicorn, of the PostgreSQL backends and of the whole machine between ``start`` and ``stop``."""
+
+    def __init__(self, app_pids: list[int], pg_pids: list[int]) -> None:
+        self.app_pids, self.pg_pids = app_pids, pg_pids
+        self.before = self.after = (0.0, 0.0, 0.0, 0.0)
+
+    def _now(self) -> tuple[float, float, float, float]:
+        return (process_cpu_seconds(self.app_pids), process_cpu_seconds(self.pg_pids), *system_cpu())
+
+    def start(self) -> None:
+        self.before = self._now()
+
+    def stop(self) -> None:
+        self.after = self._now()
+
+    def report(self, *, elapsed: float, n: int, client_cpu: float, unit: str) -> str:
+        app = self.after[0] - self.before[0]
+        pg = self.after[1] - self.before[1]
+        busy = self.after[2] - self.before[2]
+        wall = self.after[3] - self.before[3]
+        if wall <= 0 or n <= 0:
+            return "CPU accounting unavailable"
+        rest = max(0.0, busy - app - pg - client_cpu)
+        return (
+            f"machine {100 * busy / wall:.0f}% busy of {wall / elapsed:.1f} cores; per {unit}: "
+            f"gunicorn {1000 * app / n:.2f} ms, postgres backends {1000 * pg / n:.2f} ms, "
+            f"bench clients {1000 * client_cpu / n:.2f} ms, everything else {1000 * rest / n:.2f} ms"
+        )
+
+
+class KeepAliveClient:
+    """One keep-alive HTTP/1.1 connection over ``http.client`` (cheap on CPU); reconnects when the server closed it."""
+
+    def __init__(self, base_url: str) -> None:
+        import http.client
+        import urllib.parse
+
+        parsed = urllib.parse.urlsplit(base_url)
+        self.conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=120)
+
+    def send(self, method: str, path: str, headers: dict, body: bytes | None) -> tuple[int, bytes]:
+        try:
+            self.conn.request(method, path, body=body, headers=headers)
+            response = self.conn.getresponse()
+            return response.status, response.read()
+        except Exception:
+            self.conn.close()
+            raise
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def http_load(base_url: str, items: list[tuple[str, str, dict, bytes | None]], concurrency: int) -> dict:
+    """Send every (method, path, headers, body) with ``concurrency`` threads, one keep-alive connection each,
+    all released at once. Returns statuses, bodies, latencies and finish times (seconds after the start) per item,
+    transport errors, the elapsed time and the CPU this process spent."""
+    import http.client
+    import itertools
+    import threading
+
+    n = len(items)
+    statuses = [0] * n
+    bodies: list[bytes] = [b""] * n
+    latencies = [0.0] * n
+    finished = [0.0] * n
+    errors: list[str] = []
+    counter = itertools.count()
+    barrier = threading.Barrier(concurrency + 1)
+    origin = [0.0]
+
+    def work() -> None:
+        client = KeepAliveClient(base_url)
+        barrier.wait()
+        while (i := next(counter)) < n:
+            method, path, headers, body = items[i]
+            start = time.perf_counter()
+            try:
+                statuses[i], bodies[i] = client.send(method, path, headers, body)
+            except (OSError, http.client.HTTPException) as exc:
+                statuses[i] = -1
+                errors.append(f"#{i}: {exc!r}")
+            end = time.perf_counter()
+            latencies[i] = end - start
+            finished[i] = end - origin[0]
+        client.close()
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    cpu_before = time.process_time()
+    origin[0] = time.perf_counter()
+    barrier.wait()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - origin[0]
+    return {
+        "elapsed": elapsed,
+        "statuses": statuses,
+        "bodies": bodies,
+        "latencies": latencies,
+        "finished": finished,
+        "errors": errors,
+        "client_cpu": time.process_time() - cpu_before,
+    }
+
+
+def latency_summary(latencies_s: list[float]) -> str:
+    ms = [x * 1000 for x in latencies_s]
+    return (
+        f"p50 {percentile(ms, 50):.1f}  p95 {percentile(ms, 95):.1f}  p99 {percentile(ms, 99):.1f}  max {max(ms):.1f}"
+    )
+
+
+def drop_database(server, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    check_bench_dbname(name)
+    with psycopg.connect(server.dsn("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def sandbox_gateway_env(base_url: str, data_dir: Path) -> dict[str, str]:
+    """Gateways pointed at a running sandbox (as conftest's ``gateways`` fixture does); notifications go nowhere."""
+    return {
+        "SANDBOX_ENABLED": "true",
+        "SANDBOX_DATA_DIR": str(data_dir),
+        "SANDBOX_BASE_URL": base_url,
+        "WECHAT_PAY_API_BASE": base_url,
+        "ALIPAY_GATEWAY": f"{base_url}/alipay/gateway.do",
+        "WALLYT_API_URL": f"{base_url}/wallyt/pay/gateway",
+        "WECHAT_PAY_NOTIFY_URL": "http://127.0.0.1:9/api/v1/payments/notify/wechat/",
+        "ALIPAY_NOTIFY_URL": "http://127.0.0.1:9/api/v1/payments/notify/alipay/",
+        "WALLYT_NOTIFY_URL": "http://127.0.0.1:9/api/v1/payments/notify/wallyt/",
+    }

@@ -10,7 +10,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return request.method in ("GET", "HEAD") and super().has_view_permission(request, obj)
+        return False  # the view permission shows the detail page, without a form or a Save button
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False

@@ -94,18 +94,22 @@ def compartment_return_to_service(*, compartment_id: int, actor: Actor, reason: 
     return compartment
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def pickup_code_issue(*, compartment_id: int, reference: str, valid_until: datetime, actor: Actor) -> PickupCode:
-    """Issue the (one) active pickup code for an order; issuing again returns the same code."""
+    """Issue the (one) active pickup code for an order; issuing again returns the same code.
+
+    No savepoint of its own when nested: its one refusal (``pickup_code_exhausted``) is raised before
+    anything is written, and its caller (an order being paid) lets it roll back the whole transaction.
+    Each draw keeps its own savepoint: a clash (IntegrityError) is survived there.
+    """
     existing = PickupCode.objects.filter(reference=reference, status=PickupCode.Status.ACTIVE).first()
     if existing:
         return existing
-    compartment = Compartment.objects.get(pk=compartment_id)
     for _ in range(20):
         try:
             with transaction.atomic():
                 code = PickupCode.objects.create(
-                    compartment=compartment,
+                    compartment_id=compartment_id,
                     reference=reference,
                     valid_until=valid_until,
                     code=f"{secrets.randbelow(1_000_000):06d}",
@@ -113,7 +117,7 @@ def pickup_code_issue(*, compartment_id: int, reference: str, valid_until: datet
         except IntegrityError:
             continue  # the same code is active on this compartment: draw again
         LockerEvent.objects.create(
-            compartment=compartment, action="pickup_code_issued", actor=str(actor), reference=reference
+            compartment_id=compartment_id, action="pickup_code_issued", actor=str(actor), reference=reference
         )
         return code
     raise Conflict("Could not draw a unique pickup code.", code="pickup_code_exhausted")

@@ -121,10 +121,32 @@ def order_cancel_by_user(*, order_id: int, actor: Actor, reason: str) -> Order:
     return order_cancel(order_id=order_id, actor=actor, reason=reason)
 
 
-@transaction.atomic
-def order_mark_paid(*, order_id: int, paid_at: datetime, actor: Actor, reference: str = "") -> Order:
-    """pending_payment -> paid, and fulfil: occupy + pickup code + door after commit, or credit the wallet."""
-    order = _locked(order_id)
+def order_mark_paid(
+    *,
+    order_id: int,
+    paid_at: datetime,
+    actor: Actor,
+    reference: str = "",
+    locked_order: Order | None = None,
+) -> Order:
+    """pending_payment -> paid, and fulfil: occupy + pickup code + door after commit, or credit the wallet.
+
+    ``locked_order``: this order, already locked (``select_for_update``) by the caller's transition in its
+    transaction (lock order: payment, then order), which a failure here rolls back as a whole: it is not
+    locked again and no savepoint is opened. Without it the order is locked here, in a transaction (a
+    savepoint when nested) of its own.
+    """
+    if locked_order is None:
+        with transaction.atomic():
+            return _mark_paid(_locked(order_id), paid_at=paid_at, actor=actor, reference=reference)
+    if locked_order.pk != order_id:
+        raise ValueError(f"locked_order is order {locked_order.pk}, not {order_id}")
+    if not transaction.get_connection().in_atomic_block:
+        raise transaction.TransactionManagementError("locked_order needs the transaction that locked it")
+    return _mark_paid(locked_order, paid_at=paid_at, actor=actor, reference=reference)
+
+
+def _mark_paid(order: Order, *, paid_at: datetime, actor: Actor, reference: str) -> Order:
     if order.status == Status.PAID:
         return order
     order.paid_at = paid_at

@@ -209,7 +209,7 @@ def payment_pay_with_wallet(*, user, order_no: str, now: datetime) -> Payment:
     )
     payment.paid_at = now
     _move(payment, to=Status.SUCCEEDED, actor=actor, action="paid")
-    order_mark_paid(order_id=order.pk, paid_at=now, actor=actor, reference=payment.payment_no)
+    order_mark_paid(order_id=order.pk, paid_at=now, actor=actor, reference=payment.payment_no, locked_order=order)
     return payment
 
 
@@ -254,11 +254,23 @@ def payment_apply_trade_status(
     Checks identity and amount before anything changes; a duplicate, a late notification and a
     query racing a notification all end in one transition, once.
     """
+    return _apply_trade_status(
+        trade=trade, actor=actor, expected_app_id=expected_app_id, expected_merchant_id=expected_merchant_id
+    )
+
+
+def _apply_trade_status(
+    *, trade: TradeStatus, actor: Actor, expected_app_id: str = "", expected_merchant_id: str = ""
+) -> Payment:
+    """The body of ``payment_apply_trade_status``, in the caller's transaction and without a savepoint of
+    its own: only for a caller whose transaction is rolled back as a whole when this raises (the
+    webhook's processing transaction). Everyone else calls ``payment_apply_trade_status``."""
     payment = _locked(trade.payment_no)
     if expected_app_id and trade.app_id and trade.app_id != expected_app_id:
         raise NotificationInvalid("app id does not match.", details={"app_id": trade.app_id})
     if expected_merchant_id and trade.merchant_id and trade.merchant_id != expected_merchant_id:
         raise NotificationInvalid("merchant id does not match.", details={"merchant_id": trade.merchant_id})
+    # set before any transition, so that the transition's save writes them too (one UPDATE)
     payment.last_synced_at = timezone.now()
     payment.gateway_state = trade.gateway_state or trade.state
     if trade.state == TradeState.SUCCEEDED:
@@ -266,11 +278,14 @@ def payment_apply_trade_status(
             raise AmountMismatch(payment.payment_no, trade.amount_fen, payment.amount_fen)
         if payment.status != Status.SUCCEEDED:
             _payment_succeeded(payment, trade=trade, actor=actor)
+            return payment
     elif trade.state == TradeState.CLOSED and payment.status in Payment.OPEN:
         _move(payment, to=Status.CLOSED, actor=actor, action="close", reason=trade.gateway_state)
+        return payment
     elif trade.state == TradeState.FAILED and payment.status in Payment.OPEN:
         _move(payment, to=Status.FAILED, actor=actor, action="fail", reason=trade.gateway_state)
-    payment.save(update_fields=["last_synced_at", "gateway_state", "updated_at"])
+        return payment
+    payment.save(update_fields=["last_synced_at", "gateway_state", "updated_at"])  # no transition
     return payment
 
 
@@ -296,8 +311,10 @@ def _payment_succeeded(payment: Payment, *, trade: TradeStatus, actor: Actor) ->
         action="paid",
         data={"gateway_trade_no": payment.gateway_trade_no, "flag": payment.flag},
     )
-    if not payment.flag:
-        order_mark_paid(order_id=order.pk, paid_at=payment.paid_at, actor=actor, reference=payment.payment_no)
+    if not payment.flag:  # the order is locked already (lock order: payment, then order): not again
+        order_mark_paid(
+            order_id=order.pk, paid_at=payment.paid_at, actor=actor, reference=payment.payment_no, locked_order=order
+        )
     else:  # refunds imports payments, not the other way: the task is sent by name
         task = current_app.tasks["refunds.refund_flagged_payment"]
         transaction.on_commit(lambda: task.delay(payment.pk), robust=True)

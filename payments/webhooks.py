@@ -12,7 +12,8 @@ import logging
 from datetime import datetime
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Subquery
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -25,7 +26,7 @@ from config.logging import log_context
 from payments.gateways.base import Notification, NotificationReply, RefundStatus
 from payments.gateways.registry import get_gateway
 from payments.models import GatewayNotification, Payment
-from payments.services import _identity, payment_apply_trade_status
+from payments.services import _apply_trade_status, _identity
 
 logger = logging.getLogger(__name__)
 
@@ -78,14 +79,6 @@ def _receive(*, gateway_name: str, headers: dict, body: bytes, remote_addr: str 
         row.save(update_fields=["error"])
         logger.warning("notification %s from %s refused: %s", row.pk, gateway_name, row.error)
         return gateway.notification_reply(ok=False, message=exc.message)
-    row.verified = True
-    row.event_type = notification.event_type
-    if notification.trade:
-        row.reference = notification.trade.payment_no
-    elif notification.refund:
-        row.reference = notification.refund.refund_no
-    row.parsed = _parsed(notification)
-    row.save(update_fields=["verified", "event_type", "reference", "parsed"])
     with log_context(
         event_id=notification.event_id,
         payment_no=notification.trade.payment_no if notification.trade else None,
@@ -95,37 +88,74 @@ def _receive(*, gateway_name: str, headers: dict, body: bytes, remote_addr: str 
     return gateway.notification_reply(ok=ok, message=message)
 
 
+def _verified_fields(notification: Notification) -> dict:
+    """What verification established, recorded on the inbox row with the outcome of processing."""
+    reference = ""
+    if notification.trade:
+        reference = notification.trade.payment_no
+    elif notification.refund:
+        reference = notification.refund.refund_no
+    return {
+        "verified": True,
+        "event_type": notification.event_type,
+        "reference": reference,
+        "parsed": _parsed(notification),
+    }
+
+
+class _Duplicate(Exception):
+    """The event id is already claimed: leave the processing transaction (rolled back: it holds nothing else)."""
+
+
 def notification_process(*, row: GatewayNotification, notification: Notification, gateway) -> tuple[bool, str]:
-    """Apply a verified notification once. Returns (ok, message) for the gateway's reply."""
+    """Apply a verified notification once. Returns (ok, message) for the gateway's reply.
+
+    One transaction: its first statement claims the event id (the unique (gateway, event_id) constraint
+    is the dedupe; a concurrent duplicate waits on it and fails once the first commits) and records what
+    verification established; then the notification is applied. A duplicate's claim fails before anything
+    else happened in the transaction, so the transaction is rolled back as a whole instead of using a
+    savepoint. A failure rolls everything back and is recorded on the row in one UPDATE.
+    """
+    verified = _verified_fields(notification)
+    claim = {**verified, "event_id": notification.event_id, "processed_at": timezone.now(), "error": ""}
+    if notification.trade is not None and notification.refund is None:
+        # the payment a trade notification is applied to is the one its payment_no names (applying
+        # raises NotFound otherwise, which rolls this back): linked in the claim, no second UPDATE
+        claim["payment"] = Subquery(Payment.objects.filter(payment_no=notification.trade.payment_no).values("pk")[:1])
     try:
         with transaction.atomic():
             try:
-                with transaction.atomic():
-                    GatewayNotification.objects.filter(pk=row.pk).update(event_id=notification.event_id)
+                GatewayNotification.objects.filter(pk=row.pk).update(**claim)
             except IntegrityError:
-                duplicate = True
-            else:
-                duplicate = False
-            if not duplicate:
-                payment = _apply(notification, gateway=gateway)
-                GatewayNotification.objects.filter(pk=row.pk).update(
-                    processed_at=timezone.now(), payment=payment, error=""
-                )
+                raise _Duplicate from None
+            payment = _apply(notification, gateway=gateway)
+            if "payment" not in claim and payment is not None:
+                GatewayNotification.objects.filter(pk=row.pk).update(payment=payment)
+    except _Duplicate:
+        GatewayNotification.objects.filter(pk=row.pk).update(**verified, duplicate=True, processed_at=timezone.now())
+        return True, ""
     except DomainError as exc:
-        GatewayNotification.objects.filter(pk=row.pk).update(error=f"{exc.code}: {exc.message}")
+        GatewayNotification.objects.filter(pk=row.pk).update(**verified, error=f"{exc.code}: {exc.message}")
         logger.warning("notification %s not applied: %s", row.pk, exc.message)
         return False, exc.message
-    if duplicate:
-        GatewayNotification.objects.filter(pk=row.pk).update(duplicate=True, processed_at=timezone.now())
+    except Exception as exc:  # a crash: keep what verification established and the error, then fail loudly
+        try:
+            GatewayNotification.objects.filter(pk=row.pk).update(**verified, error=f"{type(exc).__name__}: {exc}")
+        except DatabaseError:
+            logger.exception("notification %s: could not record the failure", row.pk)
+        raise
     return True, ""
 
 
 def _apply(notification: Notification, *, gateway) -> Payment | None:
-    """Apply what the notification says; one Alipay notify can carry a trade and a refund."""
+    """Apply what the notification says; one Alipay notify can carry a trade and a refund. Runs in a
+    transaction of the caller's that a failure rolls back as a whole."""
     actor = Actor.gateway(gateway.name)
     payment = None
     if notification.trade is not None:
-        payment = payment_apply_trade_status(trade=notification.trade, actor=actor, **_identity(gateway))
+        # payment_apply_trade_status's body: called in the processing transaction, which a failure rolls
+        # back as a whole, so without a savepoint of its own
+        payment = _apply_trade_status(trade=notification.trade, actor=actor, **_identity(gateway))
     if notification.refund is not None:
         payment = _apply_refund(notification.refund, actor=actor) or payment
     return payment  # neither: an event type we do not act on, acknowledged

@@ -27,28 +27,41 @@ def wallet_get_or_create(*, user_id: int) -> Wallet:
 
 
 def _apply(*, user_id: int, delta_fen: int, type: str, reference: str, actor: Actor) -> WalletTransaction:
+    # A debit can be refused (InsufficientBalance, nothing written) and its caller may carry on in its own
+    # transaction: it keeps its savepoint. A credit is never refused once its amount is checked; what can
+    # still fail in it is the database, which aborts the caller's transaction anyway: no savepoint.
+    savepoint = delta_fen < 0
+    with transaction.atomic(savepoint=savepoint):
+        wallet = Wallet.objects.select_for_update().filter(user_id=user_id).first()  # lock it directly
+        if wallet is not None:
+            return _apply_locked(wallet, delta_fen=delta_fen, type=type, reference=reference, actor=actor)
+    # the user's first money movement: create the wallet (race-safe; kept even if a debit is refused), lock it
     wallet_get_or_create(user_id=user_id)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=savepoint):
         wallet = Wallet.objects.select_for_update().get(user_id=user_id)
-        existing = WalletTransaction.objects.filter(wallet=wallet, type=type, reference=reference).first()
-        if existing:
-            return existing
-        after = wallet.balance_fen + delta_fen
-        if after < 0:
-            raise InsufficientBalance(details={"balance_fen": wallet.balance_fen, "required_fen": -delta_fen})
-        entry = WalletTransaction.objects.create(
-            wallet=wallet,
-            type=type,
-            amount_fen=delta_fen,
-            balance_before_fen=wallet.balance_fen,
-            balance_after_fen=after,
-            reference=reference,
-            actor=str(actor),
-        )
-        wallet.balance_fen = after
-        wallet.version += 1
-        wallet.save(update_fields=["balance_fen", "version", "updated_at"])
-        return entry
+        return _apply_locked(wallet, delta_fen=delta_fen, type=type, reference=reference, actor=actor)
+
+
+def _apply_locked(wallet: Wallet, *, delta_fen: int, type: str, reference: str, actor: Actor) -> WalletTransaction:
+    existing = WalletTransaction.objects.filter(wallet=wallet, type=type, reference=reference).first()
+    if existing:
+        return existing
+    after = wallet.balance_fen + delta_fen
+    if after < 0:
+        raise InsufficientBalance(details={"balance_fen": wallet.balance_fen, "required_fen": -delta_fen})
+    entry = WalletTransaction.objects.create(
+        wallet=wallet,
+        type=type,
+        amount_fen=delta_fen,
+        balance_before_fen=wallet.balance_fen,
+        balance_after_fen=after,
+        reference=reference,
+        actor=str(actor),
+    )
+    wallet.balance_fen = after
+    wallet.version += 1
+    wallet.save(update_fields=["balance_fen", "version", "updated_at"])
+    return entry
 
 
 def _check_amount(amount_fen: int) -> None:

@@ -186,3 +186,20 @@ def test_beat_schedule_loads_into_django_celery_beat():
     assert tasks["reconcile-payments"] == "payments.reconcile_payments"
     assert tasks["reconcile-refunds"] == "refunds.reconcile_refunds"
     assert tasks["reconcile-bills"] == "refunds.reconcile_bill"
+
+
+def test_management_commands_report_what_they_did(user_api, gateways):
+    import io
+
+    from django.core.management import call_command
+
+    order = Order.objects.get(order_no=rental(user_api)["order_no"])
+    out = io.StringIO()
+    call_command("reconcile_payments", now=(order.expires_at + timedelta(seconds=1)).isoformat(), stdout=out)
+    assert "orders_cancelled=1" in out.getvalue()
+    assert Order.objects.get(pk=order.pk).status == "cancelled"
+    out = io.StringIO()
+    call_command("reconcile_refunds", stdout=out)
+    assert "refunds=0" in out.getvalue() and "stuck=0" in out.getvalue()
+    with pytest.raises(Exception, match="ISO"):
+        call_command("reconcile_payments", now="yesterday")

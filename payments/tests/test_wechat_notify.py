@@ -11,6 +11,7 @@ from lockers.tests.factories import CompartmentFactory, PricePlanFactory
 from orders.models import Order, OrderEvent
 from payments.models import GatewayNotification, Payment, PaymentEvent
 from payments.tests.wechat_notify import WeChatNotifier
+from wallets.services import wallet_get_or_create
 
 
 def _pending_payment(user_api):
@@ -167,3 +168,53 @@ def test_notification_racing_a_sync_ends_in_one_transition(user_api, gateways):
 
     assert not [r for r in results if isinstance(r, Exception)], results
     assert PaymentEvent.objects.filter(payment=payment, action="paid").count() == 1
+
+
+def _notification_sql(notifier, headers, body):
+    """The SQL of one notification through the whole Django request (the inbox INSERT in autocommit)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        response = notifier.post(Client(), headers, body)
+    assert response.status_code == 204, response.content
+    return [q["sql"].split(" ", 1)[0].upper() for q in captured.captured_queries]
+
+
+# A regression guard on the hot path (it was 27 statements in 3 transactions): the raw row is committed
+# on its own before verification, then ONE transaction claims the event id, records the verification,
+# applies the transition and commits. More statements means a savepoint, a second save or lock crept back.
+MAX_STATEMENTS = {"wallet_topup": 14, "locker_rental": 20}  # 14: INSERT, BEGIN, 11 statements, COMMIT
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("kind", list(MAX_STATEMENTS))
+def test_an_applied_notification_stays_within_its_statement_budget(user_api, gateways, kind):
+    if kind == "wallet_topup":
+        wallet_get_or_create(user_id=user_api.user.pk)  # the usual case: the wallet exists
+        order = user_api.post("/api/v1/wallet/topups/", {"amount_fen": 1_000}, format="json").json()
+        started = user_api.post(
+            "/api/v1/payments/", {"order_no": order["order_no"], "channel": "wechat_native"}, format="json"
+        )
+        assert started.status_code == 201, started.content
+        payment = Payment.objects.get(payment_no=started.json()["payment_no"])
+    else:
+        payment = _pending_payment(user_api)
+    notifier = WeChatNotifier(gateways)
+    headers, body = notifier.build(notifier.transaction(payment))
+
+    sql = _notification_sql(notifier, headers, body)
+
+    assert len(sql) <= MAX_STATEMENTS[kind], sql
+    assert sql[0] == "INSERT"  # the raw request, committed before verification
+    assert sql.count("BEGIN") == sql.count("COMMIT") == 1  # one processing transaction
+    assert sql.count("SAVEPOINT") <= (0 if kind == "wallet_topup" else 2)
+    payment.refresh_from_db()
+    assert payment.status == "succeeded" and payment.order.status == "paid"
+    row = GatewayNotification.objects.get(reference=payment.payment_no)
+    assert row.verified and row.parsed and row.event_id and row.processed_at and row.payment_id == payment.pk
+    assert not row.duplicate and row.error == ""
+    # and a second delivery is still a duplicate
+    assert notifier.post(Client(), headers, body).status_code == 204
+    assert PaymentEvent.objects.filter(payment=payment, action="paid").count() == 1
+    assert GatewayNotification.objects.filter(reference=payment.payment_no, duplicate=True).count() == 1

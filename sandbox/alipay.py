@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from . import bills, cashier
 from .server import Request, Response
-from .state import CST, Refund, Trade, now_cst, parse_time
+from .state import CST, Refund, Trade, now_cst
 
 if TYPE_CHECKING:
     from .server import Sandbox
@@ -416,8 +416,7 @@ class AlipayGateway:
             raise BizError("isv.invalid-parameter", "参数无效: bill_date", "40002", "Invalid Arguments") from None
         if day > now_cst().date():
             raise BizError("isp.bill_not_exist", "账单不存在")
-        trades = [t for t in self.sb.store.trades.values() if t.gateway == "alipay"]
-        refunds = [r for r in self.sb.store.refunds.values() if r.gateway == "alipay"]
+        trades, refunds = self.sb.store.gateway_records("alipay")
         data = bills.alipay_trade_bill(trades, refunds, day, self.seller_id)
         if data is None:
             raise BizError("isp.bill_not_exist", "账单不存在")
@@ -454,13 +453,7 @@ class AlipayGateway:
         buyer_logon_id: str | None = None,
     ) -> Trade:
         with self.sb.store.lock:
-            t = self.sb.store.trade("alipay", out_trade_no)
-            if t is None:
-                raise LookupError(f"no alipay transaction {out_trade_no}")
-            if t.state not in ("NOTPAY", "PAYERROR"):
-                raise ValueError(f"transaction {out_trade_no} is {t.state}, cannot pay")
-            t.state = "SUCCESS"
-            t.success_time = parse_time(success_time) if success_time else now_cst()
+            t = self.sb.store.mark_paid("alipay", out_trade_no, success_time)
             t.extra["buyer_id"] = buyer_id or "2088" + "".join(secrets.choice("0123456789") for _ in range(12))
             t.extra["buyer_logon_id"] = buyer_logon_id or "sbx***@sandbox.com"
         self._send_notify(t)
@@ -473,14 +466,7 @@ class AlipayGateway:
         return t
 
     def fail(self, out_trade_no: str) -> Trade:
-        with self.sb.store.lock:
-            t = self.sb.store.trade("alipay", out_trade_no)
-            if t is None:
-                raise LookupError(f"no alipay transaction {out_trade_no}")
-            if t.state not in ("NOTPAY", "PAYERROR"):
-                raise ValueError(f"transaction {out_trade_no} is {t.state}, cannot fail")
-            t.state = "PAYERROR"
-        return t
+        return self.sb.store.fail_unpaid("alipay", out_trade_no)
 
     def settle_refund(
         self, out_refund_no: str, status: str, *, success_time: str | None = None, only_processing: bool = False

@@ -125,14 +125,75 @@ class Store:
         ok = {"SUCCESS", "PROCESSING", "ABNORMAL"} if include_processing else {"SUCCESS"}
         return sum(r.amount for r in self.refunds_of(trade) if r.status in ok)
 
+    def gateway_records(self, gateway: str) -> tuple[list[Trade], list[Refund]]:
+        """All trades and refunds of one gateway (for bills); the caller holds `lock`."""
+        trades = [t for t in self.trades.values() if t.gateway == gateway]
+        refunds = [r for r in self.refunds.values() if r.gateway == gateway]
+        return trades, refunds
+
+    def derived_state(self, trade: Trade) -> str:
+        """`trade.state`, but `REFUND` for a paid trade with any refund that is not CLOSED (WeChat, Wallyt)."""
+        if trade.state == "SUCCESS":
+            with self.lock:
+                if any(r.status != "CLOSED" for r in self.refunds_of(trade)):
+                    return "REFUND"
+        return trade.state
+
+    def _unpaid(self, gateway: str, out_trade_no: str, action: str) -> Trade:
+        t = self.trade(gateway, out_trade_no)
+        if t is None:
+            raise LookupError(f"no {gateway} transaction {out_trade_no}")
+        if t.state not in ("NOTPAY", "PAYERROR"):
+            raise ValueError(f"transaction {out_trade_no} is {t.state}, cannot {action}")
+        return t
+
+    def mark_paid(self, gateway: str, out_trade_no: str, success_time: str | None = None) -> Trade:
+        """Pay an unpaid trade (cashier/control `pay`); callers hold `lock` to add their gateway's fields."""
+        with self.lock:
+            t = self._unpaid(gateway, out_trade_no, "pay")
+            t.state = "SUCCESS"
+            t.success_time = parse_time(success_time) if success_time else now_cst()
+            return t
+
+    def fail_unpaid(self, gateway: str, out_trade_no: str) -> Trade:
+        """Mark an unpaid trade PAYERROR (cashier/control `fail`); no notification."""
+        with self.lock:
+            t = self._unpaid(gateway, out_trade_no, "fail")
+            t.state = "PAYERROR"
+            return t
+
     def close_unpaid(self, gateway: str, out_trade_no: str) -> Trade:
         """Close an unpaid trade gateway-side (control API `expire`)."""
         with self.lock:
-            t = self.trade(gateway, out_trade_no)
-            if t is None:
-                raise LookupError(f"no {gateway} transaction {out_trade_no}")
-            if t.state not in ("NOTPAY", "PAYERROR"):
-                raise ValueError(f"transaction {out_trade_no} is {t.state}, cannot expire")
+            t = self._unpaid(gateway, out_trade_no, "expire")
             t.state = "CLOSED"
             t.closed_at = now_cst()
             return t
+
+    def settle_refund(
+        self,
+        gateway: str,
+        out_refund_no: str,
+        status: str,
+        *,
+        success_time: str | None = None,
+        only_processing: bool = False,
+    ) -> Refund | None:
+        """Move a PROCESSING/ABNORMAL refund to `status`; None when `only_processing` and it is not PROCESSING.
+
+        Callers that build a notification from the settled refund hold `lock` around this call.
+        """
+        if status not in ("SUCCESS", "ABNORMAL", "CLOSED"):
+            raise ValueError("status must be SUCCESS, ABNORMAL or CLOSED")
+        with self.lock:
+            r = self.refunds.get((gateway, out_refund_no))
+            if r is None:
+                raise LookupError(f"no {gateway} refund {out_refund_no}")
+            if only_processing and r.status != "PROCESSING":
+                return None
+            if r.status in ("SUCCESS", "CLOSED"):
+                raise ValueError(f"refund {out_refund_no} is already {r.status}")
+            r.status = status
+            if status == "SUCCESS":
+                r.success_time = parse_time(success_time) if success_time else now_cst()
+            return r

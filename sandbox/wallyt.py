@@ -16,7 +16,7 @@ from defusedxml import DefusedXmlException
 
 from . import wechat_crypto as wc
 from .server import Request, Response
-from .state import Refund, Trade, now_cst, parse_time
+from .state import Refund, Trade, now_cst
 
 if TYPE_CHECKING:
     from .server import Sandbox
@@ -231,9 +231,7 @@ class WallytGateway:
         return out
 
     def trade_state(self, t: Trade) -> str:
-        if t.state == "SUCCESS" and any(r.status != "CLOSED" for r in self.sb.store.refunds_of(t)):
-            return "REFUND"
-        return t.state
+        return self.sb.store.derived_state(t)
 
     def _query(self, req: Request, p: dict[str, str]) -> dict[str, str]:
         t = self._find(p)
@@ -352,13 +350,7 @@ class WallytGateway:
         bank_type: str | None = None,
     ) -> Trade:
         with self.sb.store.lock:
-            t = self.sb.store.trade("wallyt", out_trade_no)
-            if t is None:
-                raise LookupError(f"no wallyt transaction {out_trade_no}")
-            if t.state not in ("NOTPAY", "PAYERROR"):
-                raise ValueError(f"transaction {out_trade_no} is {t.state}, cannot pay")
-            t.state = "SUCCESS"
-            t.success_time = parse_time(success_time) if success_time else now_cst()
+            t = self.sb.store.mark_paid("wallyt", out_trade_no, success_time)
             if openid:
                 t.openid = openid
             t.extra["openid"] = "oywgt" + secrets.token_urlsafe(18)[:23]
@@ -415,32 +407,14 @@ class WallytGateway:
         return self.sb.store.close_unpaid("wallyt", out_trade_no)
 
     def fail(self, out_trade_no: str) -> Trade:
-        with self.sb.store.lock:
-            t = self.sb.store.trade("wallyt", out_trade_no)
-            if t is None:
-                raise LookupError(f"no wallyt transaction {out_trade_no}")
-            if t.state not in ("NOTPAY", "PAYERROR"):
-                raise ValueError(f"transaction {out_trade_no} is {t.state}, cannot fail")
-            t.state = "PAYERROR"
-        return t
+        return self.sb.store.fail_unpaid("wallyt", out_trade_no)
 
     def settle_refund(
         self, out_refund_no: str, status: str, *, success_time: str | None = None, only_processing: bool = False
     ) -> Refund | None:
-        if status not in ("SUCCESS", "ABNORMAL", "CLOSED"):
-            raise ValueError("status must be SUCCESS, ABNORMAL or CLOSED")
-        with self.sb.store.lock:
-            r = self.sb.store.refunds.get(("wallyt", out_refund_no))
-            if r is None:
-                raise LookupError(f"no wallyt refund {out_refund_no}")
-            if only_processing and r.status != "PROCESSING":
-                return None
-            if r.status in ("SUCCESS", "CLOSED"):
-                raise ValueError(f"refund {out_refund_no} is already {r.status}")
-            r.status = status
-            if status == "SUCCESS":
-                r.success_time = parse_time(success_time) if success_time else now_cst()
-        return r
+        return self.sb.store.settle_refund(
+            "wallyt", out_refund_no, status, success_time=success_time, only_processing=only_processing
+        )
 
     # ================================================================ cashier hooks
     def describe(self, t: Trade) -> dict[str, Any]:

@@ -152,11 +152,7 @@ class WeChatGateway:
 
     # ================================================================ shapes
     def effective_state(self, t: Trade) -> str:
-        if t.state == "SUCCESS":
-            with self.sb.store.lock:
-                if any(r.status != "CLOSED" for r in self.sb.store.refunds_of(t)):
-                    return "REFUND"
-        return t.state
+        return self.sb.store.derived_state(t)
 
     def trade_json(self, t: Trade) -> dict[str, Any]:
         return shapes.transaction(t, self.effective_state(t))
@@ -411,8 +407,7 @@ class WeChatGateway:
         if tar_type not in (None, "", "GZIP"):
             raise ApiError(400, "PARAM_ERROR", "tar_type 只能是 GZIP", {"field": "tar_type"})
         with self.sb.store.lock:
-            trades = [t for t in self.sb.store.trades.values() if t.gateway == "wechat"]
-            refunds = [r for r in self.sb.store.refunds.values() if r.gateway == "wechat"]
+            trades, refunds = self.sb.store.gateway_records("wechat")
             csv_text = bills.wechat_trade_bill(trades, refunds, day, bill_type, self.creds["mchid"])
         if csv_text is None:
             raise ApiError(400, "NO_STATEMENT_EXIST", "要下载的账单不存在")
@@ -447,13 +442,7 @@ class WeChatGateway:
         bank_type: str | None = None,
     ) -> Trade:
         with self.sb.store.lock:
-            t = self.sb.store.trade("wechat", out_trade_no)
-            if t is None:
-                raise LookupError(f"no wechat transaction {out_trade_no}")
-            if t.state not in ("NOTPAY", "PAYERROR"):
-                raise ValueError(f"transaction {out_trade_no} is {t.state}, cannot pay")
-            t.state = "SUCCESS"
-            t.success_time = parse_time(success_time) if success_time else now_cst()
+            t = self.sb.store.mark_paid("wechat", out_trade_no, success_time)
             if openid:
                 t.openid = openid
             if not t.openid:
@@ -461,20 +450,8 @@ class WeChatGateway:
             t.extra["bank_type"] = bank_type or "OTHERS"
             plaintext = self.trade_json(t)
             mode, url = t.sign_mode, t.notify_url
-        self._notify(
-            "TRANSACTION.SUCCESS",
-            url,
-            mode,
-            {"out_trade_no": out_trade_no},
-            lambda bad, nid: wc.build_transaction_notification(
-                plaintext,
-                apiv3_key=self.sb.keys.apiv3_key,
-                private_key=self.sb.keys.platform_private_key,
-                serial=self.serial_for(mode),
-                notify_id=nid,
-                bad_signature=bad,
-            ),
-        )
+        ref = {"out_trade_no": out_trade_no}
+        self._notify("TRANSACTION.SUCCESS", url, mode, ref, wc.build_transaction_notification, plaintext)
         return t
 
     def expire(self, out_trade_no: str) -> Trade:
@@ -482,50 +459,27 @@ class WeChatGateway:
         return self.sb.store.close_unpaid("wechat", out_trade_no)
 
     def fail(self, out_trade_no: str) -> Trade:
-        with self.sb.store.lock:
-            t = self.sb.store.trade("wechat", out_trade_no)
-            if t is None:
-                raise LookupError(f"no wechat transaction {out_trade_no}")
-            if t.state not in ("NOTPAY", "PAYERROR"):
-                raise ValueError(f"transaction {out_trade_no} is {t.state}, cannot fail")
-            t.state = "PAYERROR"
-        return t
+        return self.sb.store.fail_unpaid("wechat", out_trade_no)
 
     def settle_refund(
         self, out_refund_no: str, status: str, *, success_time: str | None = None, only_processing: bool = False
     ) -> Refund | None:
-        if status not in ("SUCCESS", "ABNORMAL", "CLOSED"):
-            raise ValueError("status must be SUCCESS, ABNORMAL or CLOSED")
         with self.sb.store.lock:
-            r = self.sb.store.refunds.get(("wechat", out_refund_no))
+            r = self.sb.store.settle_refund(
+                "wechat", out_refund_no, status, success_time=success_time, only_processing=only_processing
+            )
             if r is None:
-                raise LookupError(f"no wechat refund {out_refund_no}")
-            if only_processing and r.status != "PROCESSING":
                 return None
-            if r.status in ("SUCCESS", "CLOSED"):
-                raise ValueError(f"refund {out_refund_no} is already {r.status}")
-            r.status = status
-            if status == "SUCCESS":
-                r.success_time = parse_time(success_time) if success_time else now_cst()
             plaintext = self.refund_notify_json(r)
             mode, url = r.extra.get("sign_mode", "cert"), r.notify_url
-        self._notify(
-            f"REFUND.{status}",
-            url,
-            mode,
-            {"out_trade_no": r.out_trade_no, "out_refund_no": out_refund_no},
-            lambda bad, nid: wc.build_refund_notification(
-                plaintext,
-                apiv3_key=self.sb.keys.apiv3_key,
-                private_key=self.sb.keys.platform_private_key,
-                serial=self.serial_for(mode),
-                notify_id=nid,
-                bad_signature=bad,
-            ),
-        )
+        ref = {"out_trade_no": r.out_trade_no, "out_refund_no": out_refund_no}
+        self._notify(f"REFUND.{status}", url, mode, ref, wc.build_refund_notification, plaintext)
         return r
 
-    def _notify(self, event: str, url: str, mode: str, ref: dict[str, str], make: Any) -> None:
+    def _notify(
+        self, event: str, url: str, mode: str, ref: dict[str, str], make: Any, plaintext: dict[str, Any]
+    ) -> None:
+        """Submit a notification whose body `make(plaintext, ...)` (a `wc.build_*_notification`) builds once."""
         if not url:
             return
         notify_id = str(uuid.uuid4())
@@ -535,7 +489,14 @@ class WeChatGateway:
         def build(bad: bool) -> tuple[dict[str, str], bytes]:
             # the body (id, ciphertext) stays the same across retries; headers are re-signed each time
             if "body" not in cache:
-                cache["body"] = make(False, notify_id)[1]
+                cache["body"] = make(
+                    plaintext,
+                    apiv3_key=self.sb.keys.apiv3_key,
+                    private_key=self.sb.keys.platform_private_key,
+                    serial=self.serial_for(mode),
+                    notify_id=notify_id,
+                    bad_signature=False,
+                )[1]
             body = cache["body"]
             headers = {"Content-Type": "application/json", "User-Agent": "Mozilla/4.0"}
             headers.update(wc.signed_headers(priv, serial, body, corrupt=bad))

@@ -96,6 +96,10 @@ def test_each_failed_check_changes_nothing_and_asks_for_a_retry(user_api, gatewa
     _unchanged(payment)
     row = GatewayNotification.objects.latest("id")
     assert bytes(row.body) == body and row.error and row.processed_at is None  # the evidence is kept
+    assert row.event_id is None and not row.duplicate  # not claimed: a retry can still apply it
+    # refused in processing, after verification: what verification established is kept with the error
+    verified = case in ("wrong_amount", "unknown_out_trade_no")
+    assert row.verified == verified and bool(row.parsed) == verified and bool(row.event_type) == verified
 
 
 @pytest.mark.django_db
@@ -113,6 +117,29 @@ def test_a_valid_notification_applies_once_and_duplicates_are_acknowledged(user_
     assert PaymentEvent.objects.filter(payment=payment, action="paid").count() == 1
     rows = GatewayNotification.objects.filter(reference=payment.payment_no).order_by("id")
     assert [r.duplicate for r in rows] == [False, True]
+
+
+@pytest.mark.django_db
+def test_a_crash_while_applying_rolls_back_everything_and_keeps_the_evidence(user_api, gateways, monkeypatch):
+    payment = _pending_payment(user_api)
+    notifier = WeChatNotifier(gateways)
+    headers, body = notifier.build(notifier.transaction(payment), notify_id="EV-CRASH")
+
+    def crash(**kwargs):  # after the payment's transition was written, before the order's
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("payments.services.order_mark_paid", crash)
+    with pytest.raises(RuntimeError):
+        notifier.post(Client(), headers, body)
+
+    _unchanged(payment)
+    row = GatewayNotification.objects.get(reference=payment.payment_no)
+    assert bytes(row.body) == body and row.verified and row.parsed and "boom" in row.error
+    assert row.event_id is None and row.processed_at is None and row.payment_id is None
+    monkeypatch.undo()  # the gateway's retry applies it
+    assert notifier.post(Client(), headers, body).status_code == 204
+    payment.refresh_from_db()
+    assert payment.status == "succeeded" and payment.order.status == "paid"
 
 
 @pytest.mark.django_db

@@ -69,9 +69,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="all",
         help="create every trade at the sandbox (all) or leave the payments 'created', unseen by the gateway (none)",
     )
+    parser.add_argument(
+        "--filler",
+        type=int,
+        default=0,
+        metavar="F",
+        help="afterwards, insert F closed payments and time the claiming SELECT behind them (extrapolates to 10 x N)",
+    )
+    parser.add_argument(
+        "--repeat-small",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the small N again after the large one and use the mean (the load of a shared machine drifts)",
+    )
     parser.add_argument("--create-threads", type=int, default=4, help="threads creating the sandbox trades")
     parser.add_argument("--dbname", default="locker_bench_reconcile", help="must contain 'bench'; dropped, recreated")
     parser.add_argument("--show-queries", action="store_true", help="print the SQL of one probe batch (abridged)")
+    parser.add_argument("--profile", action="store_true", help="also cProfile one extra batch before each run")
+    parser.add_argument("--profile-lines", type=int, default=30, help="rows of each cProfile table")
     parser.add_argument("--drop", action="store_true", help="drop the bench database at the end")
     parser.add_argument("--keep-tmp", action="store_true", help="keep the temporary folder (sandbox keys and output)")
     args = parser.parse_args(argv)
@@ -178,6 +193,80 @@ def create_trades(rows: list[tuple[int, str, int]], *, expires_at, threads: int)
     return time.perf_counter() - start
 
 
+def create_closed_filler(count: int) -> None:
+    """``count`` closed WeChat payments of cancelled top-up orders (bulk): the rows a long run leaves behind."""
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+    from django.utils import timezone
+
+    from orders.models import Order
+    from payments.models import Channel, Payment
+
+    user, _ = get_user_model().objects.get_or_create(username="bench-reconcile", defaults={"password": "!unusable"})
+    past = timezone.now() - timedelta(days=1)
+    for start in range(0, count, 5000):
+        idx = range(start, min(count, start + 5000))
+        with transaction.atomic():
+            orders = Order.objects.bulk_create(
+                [
+                    Order(
+                        order_no=f"TUF{i:09d}",
+                        user=user,
+                        kind=Order.Kind.WALLET_TOPUP,
+                        status=Order.Status.CANCELLED,
+                        amount_fen=PRICE_FEN,
+                        expires_at=past,
+                    )
+                    for i in idx
+                ]
+            )
+            Payment.objects.bulk_create(
+                [
+                    Payment(
+                        payment_no=f"PYF{i:09d}",
+                        order=order,
+                        channel=Channel.WECHAT_NATIVE,
+                        status=Payment.Status.CLOSED,
+                        amount_fen=PRICE_FEN,
+                        last_synced_at=past,
+                    )
+                    for i, order in zip(idx, orders, strict=True)
+                ]
+            )
+
+
+def claim_behind_filler(args: argparse.Namespace, sandbox) -> dict:
+    """Insert ``--filler`` closed rows, then ``size`` due rows behind them: time the claiming SELECT (EXPLAIN ANALYZE,
+    median of 3) and the queries of that batch, then reconcile and verify those rows."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from payments.models import Payment
+
+    create_closed_filler(args.filler)
+    trades = args.trades == "all"
+    expires_at = timezone.now() + timedelta(minutes=15)
+    rows = create_rows("X", args.size, expires_at=expires_at, status="pending" if trades else "created")
+    if trades:
+        create_trades(rows, expires_at=expires_at, threads=args.create_threads)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    now = expires_at + timedelta(hours=1)
+    plans = [explain_claim(now, args.size) for _ in range(3)]
+    ms = sorted(float(re.search(r"Execution Time: ([0-9.]+) ms", p).group(1)) for p in plans)
+    probe = probe_batches(now=now, size=args.size, batches=1, meter=Meter())[0]
+    problems = verify(rows, sandbox=sandbox, trades=trades)
+    if probe["claimed"] != args.size or probe["errors"]:
+        problems.append(f"filler probe batch claimed {probe['claimed']}: {probe['details']}")
+    return {
+        "closed_before": Payment.objects.filter(status=Payment.Status.CLOSED).count() - args.size,
+        "claim_ms": ms[1],
+        "queries": probe["queries"],
+        "plan": plans[1],
+        "problems": problems,
+    }
+
+
 # --------------------------------------------------------------------------- instrumentation
 
 
@@ -195,6 +284,8 @@ class Meter:
         self.sql_n = 0
         self.claim_s = 0.0
         self.claim_n = 0
+        self.commit_s = 0.0
+        self.commit_n = 0
 
     @contextlib.contextmanager
     def installed(self):
@@ -231,10 +322,22 @@ class Meter:
                     self.claim_s += spent
                     self.claim_n += 1
 
+        real_commit = connection._commit
+
+        def timed_commit():
+            start = time.perf_counter()
+            try:
+                return real_commit()
+            finally:
+                self.commit_s += time.perf_counter() - start
+                self.commit_n += 1
+
+        connection._commit = timed_commit
         try:
             with connection.execute_wrapper(sql_wrapper):
                 yield self
         finally:
+            del connection._commit
             for name in originals:
                 delattr(gateway, name)  # the instance attribute goes, the class method is back
 
@@ -277,6 +380,27 @@ def probe_batches(*, now, size: int, batches: int, meter: Meter) -> list[dict]:
             }
         )
     return out
+
+
+def profile_batch(*, now, size: int, lines: int) -> str:
+    """cProfile of one ``reconcile_payments_batch`` (this process: the app's Python and the gateway client)."""
+    import cProfile
+    import io
+    import pstats
+
+    from payments.reconciliation import reconcile_payments_batch
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    report = reconcile_payments_batch(now=now, size=size)
+    profiler.disable()
+    if report.claimed != size or report.errors:
+        raise SystemExit(f"FAIL: profiled batch claimed {report.claimed}, errors {report.details}")
+    buf = io.StringIO()
+    stats = pstats.Stats(profiler, stream=buf).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(lines)
+    stats.sort_stats("tottime").print_stats(lines)
+    return buf.getvalue()
 
 
 def explain_claim(now, size: int) -> str:
@@ -364,9 +488,10 @@ def run_one(label: str, n: int, args: argparse.Namespace, sandbox) -> dict:
     trades = args.trades == "all"
     status = "pending" if trades else "created"
     probe_rows = args.probe_batches * args.size
+    profile_rows = args.size if args.profile else 0
     t0 = time.perf_counter()
     expires_at = timezone.now() + timedelta(minutes=15)
-    rows = create_rows(label, probe_rows + n, expires_at=expires_at, status=status)
+    rows = create_rows(label, probe_rows + profile_rows + n, expires_at=expires_at, status=status)
     setup_s = time.perf_counter() - t0
     trade_s = create_trades(rows, expires_at=expires_at, threads=args.create_threads) if trades else 0.0
     with connection.cursor() as cursor:
@@ -384,9 +509,16 @@ def run_one(label: str, n: int, args: argparse.Namespace, sandbox) -> dict:
     meter = Meter()
     head = probe_batches(now=now, size=args.size, batches=args.probe_batches, meter=meter)
     plan_head = explain_claim(now, args.size)
+    profile_text = profile_batch(now=now, size=args.size, lines=args.profile_lines) if profile_rows else ""
 
     # ---- measured
     batch_ends: list[float] = []
+    commit_marks: list[float] = []  # cumulative COMMIT seconds at each batch end
+
+    def progress(_total: int) -> None:
+        batch_ends.append(time.perf_counter())
+        commit_marks.append(meter.commit_s)
+
     meter.reset()
     with meter.installed():
         start = time.perf_counter()
@@ -394,7 +526,7 @@ def run_one(label: str, n: int, args: argparse.Namespace, sandbox) -> dict:
             now=now,
             size=args.size,
             max_batches=n // args.size + 10,
-            progress=lambda _total: batch_ends.append(time.perf_counter()),
+            progress=progress,
         )
         elapsed = time.perf_counter() - start
     timed = {
@@ -404,6 +536,8 @@ def run_one(label: str, n: int, args: argparse.Namespace, sandbox) -> dict:
         "sql_n": meter.sql_n,
         "claim_s": meter.claim_s,
         "claim_n": meter.claim_n,
+        "commit_s": meter.commit_s,
+        "commit_n": meter.commit_n,
     }
 
     # ---- tail probe: fresh rows behind the N closed ones
@@ -425,6 +559,7 @@ def run_one(label: str, n: int, args: argparse.Namespace, sandbox) -> dict:
     problems += verify(rows + tail_rows, sandbox=sandbox, trades=trades)
 
     durations = [b - a for a, b in zip([start, *batch_ends[:-1]], batch_ends, strict=True)]
+    commits = [b - a for a, b in zip([0.0, *commit_marks[:-1]], commit_marks, strict=True)]
     return {
         "label": label,
         "n": n,
@@ -432,6 +567,7 @@ def run_one(label: str, n: int, args: argparse.Namespace, sandbox) -> dict:
         "totals": totals,
         "batches": len(batch_ends),
         "durations": durations,
+        "commits": commits,
         "head": head,
         "tail": tail,
         "plan_head": plan_head,
@@ -439,6 +575,7 @@ def run_one(label: str, n: int, args: argparse.Namespace, sandbox) -> dict:
         "timed": timed,
         "problems": problems,
         "trade_rate": len(rows) / trade_s if trade_s else 0.0,
+        "profile": profile_text,
     }
 
 
@@ -484,21 +621,24 @@ def run(args: argparse.Namespace, tmp: Path) -> bool:
 
 def _summary(result: dict) -> list[str]:
     n, elapsed = result["n"], result["elapsed"]
-    d = result["durations"]
+    d, c = result["durations"], result["commits"]
     tenth = max(1, len(d) // 10)
     t = result["timed"]
-    other = max(0.0, elapsed - t["gateway_s"] - t["sql_s"])
+    other = max(0.0, elapsed - t["gateway_s"] - t["sql_s"] - t["commit_s"])
     head, tail = result["head"], result["tail"]
     calls = ", ".join(f"{k} {v}" for k, v in sorted(t["gateway_calls"].items()))
     return [
         f"N = {n:<8d}        {elapsed:.2f}s, {1000 * elapsed / n:.3f} ms per payment, {n / elapsed:.1f} payments/s, "
         f"{result['batches']} batches",
         f"  batch time       mean {1000 * statistics.mean(d):.0f} ms; first tenth "
-        f"{1000 * statistics.mean(d[:tenth]):.0f} ms, last tenth {1000 * statistics.mean(d[-tenth:]):.0f} ms",
+        f"{1000 * statistics.mean(d[:tenth]):.0f} ms, last tenth {1000 * statistics.mean(d[-tenth:]):.0f} ms; "
+        f"COMMITs of a batch: first tenth {1000 * statistics.mean(c[:tenth]):.0f} ms, last tenth "
+        f"{1000 * statistics.mean(c[-tenth:]):.0f} ms, max {1000 * max(c):.0f} ms",
         f"  where the time   gateway round trips {t['gateway_s']:.2f}s ({calls}; "
         f"{1000 * t['gateway_s'] / max(1, sum(t['gateway_calls'].values())):.2f} ms each), "
         f"SQL {t['sql_s']:.2f}s ({t['sql_n']} statements, {t['sql_n'] / n:.1f} per payment), "
-        f"of which claiming SELECTs {t['claim_s']:.2f}s ({t['claim_n']}), Python and the rest {other:.2f}s",
+        f"of which claiming SELECTs {t['claim_s']:.2f}s ({t['claim_n']}), COMMIT {t['commit_s']:.2f}s "
+        f"({t['commit_n']}), Python and the rest {other:.2f}s",
         f"  queries / batch  head {[p['queries'] for p in head]}, tail {[p['queries'] for p in tail]} "
         f"(batch of {head[0]['claimed']}; gateway calls {[p['gateway_calls'] for p in head]})",
         f"  claim SELECT ms  head {[round(p['claim_ms'], 1) for p in head]}, "
@@ -515,9 +655,17 @@ def _run(args: argparse.Namespace, server, sandbox) -> bool:
     print(f"setup: database {args.dbname} migrated in {time.perf_counter() - t0:.1f}s; sandbox at {sandbox.base_url}")
 
     results = [run_one("S", args.small, args, sandbox), run_one("L", args.large, args, sandbox)]
-    small, large = results
+    if args.repeat_small:
+        results.append(run_one("R", args.small, args, sandbox))
+    smalls, large = [r for r in results if r["n"] == args.small], results[1]
+    small = smalls[0]
+    small_s = statistics.mean(r["elapsed"] for r in smalls)
     problems = [f"[{r['label']}] {p}" for r in results for p in r["problems"]]
     all_counts = {p["queries"] for r in results for p in (*r["head"], *r["tail"])}
+    filler = claim_behind_filler(args, sandbox) if args.filler else None
+    if filler:
+        problems += [f"[filler] {p}" for p in filler["problems"]]
+        all_counts.add(filler["queries"])
     if args.drop:
         drop_database(server, args.dbname)
     if problems:
@@ -526,7 +674,7 @@ def _run(args: argparse.Namespace, server, sandbox) -> bool:
 
     per_row = sorted({(p["queries"] - _fixed(p)) / p["claimed"] for r in results for p in (*r["head"], *r["tail"])})
     queries_per_batch = max(all_counts)
-    ratio = large["elapsed"] / small["elapsed"]
+    ratio = large["elapsed"] / small_s
     kinds = results[0]["head"][0]["kinds"]
     print()
     print(
@@ -540,6 +688,10 @@ def _run(args: argparse.Namespace, server, sandbox) -> bool:
     for r in results:
         for line in _summary(r):
             print(line)
+    for r in results:
+        if r["profile"]:
+            print(f"cProfile of one batch of {args.size} before the run of N = {r['n']}:")
+            print(r["profile"])
     print(
         f"queries per batch   {sorted(all_counts)} for {args.size} payments "
         f"({'constant' if len(all_counts) == 1 else 'NOT constant'} across batches and across N; "
@@ -551,16 +703,52 @@ def _run(args: argparse.Namespace, server, sandbox) -> bool:
             print(f"  {i:3d}. {sql[:150]}")
     print(f"claim plan, tail of N = {large['n']}:")
     print("  " + "\n  ".join(large["plan_tail"].splitlines()))
+    if filler:
+        scans = [line.strip() for line in filler["plan"].splitlines() if "Scan" in line or "Rows Removed" in line]
+        print(f"claim plan behind the filler (after ANALYZE): {' | '.join(scans)}")
+        print(_extrapolation(large, filler, args))
     print(
         "correctness         every order cancelled, every payment closed (events written), every compartment free, "
         + ("no trade left NOTPAY at the sandbox" if args.trades == "all" else "no trade at the sandbox")
     )
     scale = large["n"] / small["n"]
-    print(f"time ratio          {ratio:.2f} for N x {scale:.0f} (target <= {1.1 * scale:.0f})")
+    smalls_text = " and ".join(f"{r['elapsed']:.2f}s" for r in smalls)
+    print(
+        f"time ratio          {ratio:.2f} = {large['elapsed']:.2f}s / {small_s:.2f}s "
+        f"(N = {small['n']}: {smalls_text}{', before and after the large run' if len(smalls) > 1 else ''}) "
+        f"for N x {scale:.0f} (target <= {1.1 * scale:.1f})"
+    )
     print(
         f"RESULT n_small={small['n']} n_large={large['n']} time_ratio={ratio:.2f} queries_per_batch={queries_per_batch}"
     )
     return True
+
+
+def _claim_ms(plan: str) -> float:
+    return float(re.search(r"Execution Time: ([0-9.]+) ms", plan).group(1))
+
+
+def _extrapolation(large: dict, filler: dict, args: argparse.Namespace) -> str:
+    """In a run the statistics still say "every row due", so the claiming SELECT walks the primary key past every row
+    already closed (the tail plan above): its cost grows with the rows reconciled, the run's claim time with N^2.
+    Fit c(k) = a + b*k from the head (k = 0) and the tail (k = N + probe rows) of the large run and predict the claim
+    time of a run of 10 x N_large; with fresh statistics (the filler probe, after ANALYZE) the planner takes the
+    status index instead and the cost stays flat."""
+    a = _claim_ms(large["plan_head"])
+    k = large["n"] + len(large["head"]) * args.size
+    b = max(0.0, (_claim_ms(large["plan_tail"]) - a) / k)
+    n10 = 10 * large["n"]
+    batches = n10 / args.size
+    claim_s = (batches * a + b * n10 * n10 / (2 * args.size)) / 1000
+    rest_s = 10 * (large["elapsed"] - large["timed"]["claim_s"])
+    predicted = (rest_s + claim_s) / large["elapsed"]
+    return (
+        f"claim growth        {a:.1f} ms with nothing closed, {_claim_ms(large['plan_tail']):.1f} ms behind {k} closed"
+        f" rows (the run's plan, above) -> {1000 * b:.3f} ms per 1000 closed rows; a run of N = {n10}"
+        f" would spend ~{claim_s:.0f}s claiming in {batches:.0f} batches, predicted time ratio {n10}/{large['n']}"
+        f" ~{predicted:.2f} (estimate, not measured); with fresh statistics, behind {filler['closed_before']} closed"
+        f" rows: {filler['claim_ms']:.1f} ms (status index)"
+    )
 
 
 def _fixed(probe: dict) -> int:

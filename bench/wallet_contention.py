@@ -518,7 +518,13 @@ def _run(args: argparse.Namespace, tmp: Path, env: dict, server) -> bool:
         f"pgbench hot row    {tps:.2f} tps (-n -f 'UPDATE bench_wallet ... WHERE id = 1' -c {args.concurrency} "
         f"-j {args.pgbench_jobs}, {args.pgbench_seconds}s: {halves} before / after)"
     )
+    quote_rate = len(overhead["quote"]["statuses"]) / overhead["quote"]["elapsed"]
     print(f"ratio              {per_s / tps:.3f} (target >= 0.5)")
+    print(
+        f"vs framework       payments/s = {per_s / quote_rate:.3f} of the authenticated GET rate; that GET alone "
+        f"reaches {quote_rate / tps:.3f} of pgbench, the bare GET /healthz "
+        f"{len(overhead['healthz']['statuses']) / overhead['healthz']['elapsed'] / tps:.3f}"
+    )
     print(f"bench database     {args.dbname} {'dropped' if args.drop else 'kept for inspection'}")
     print(f"RESULT payments_per_s={per_s:.2f} overdrafts=0 pgbench_tps={tps:.2f} ratio={per_s / tps:.3f}")
     return True

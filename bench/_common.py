@@ -435,3 +435,10 @@ def sandbox_gateway_env(base_url: str, data_dir: Path) -> dict[str, str]:
         "ALIPAY_NOTIFY_URL": "http://127.0.0.1:9/api/v1/payments/notify/alipay/",
         "WALLYT_NOTIFY_URL": "http://127.0.0.1:9/api/v1/payments/notify/wallyt/",
     }
+
+
+def normalise_sql(sql: str, *, literals: bool = False) -> str:
+    """One line per statement, savepoint names folded (and, with ``literals``, values) so counts group."""
+    sql = re.sub(r"\s+", " ", sql)
+    sql = re.sub(r'SAVEPOINT "[^"]+"', 'SAVEPOINT "s"', sql)
+    return re.sub(r"'[^']*'|\b\d+\b", "?", sql) if literals else sql

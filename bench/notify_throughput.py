@@ -27,7 +27,6 @@ import http.client
 import io
 import itertools
 import pstats
-import re
 import shutil
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from bench._common import (
     bench_env,
     check_bench_dbname,
     hold_bench_lock,
+    normalise_sql,
     percentile,
     pgbench_init,
     pgbench_tps,
@@ -183,12 +183,6 @@ def build_notifications(payments: list[tuple[str, int, int]], keys: dict) -> lis
 # --------------------------------------------------------------------------- in-process checks
 
 
-def _normalise(sql: str) -> str:
-    sql = re.sub(r"\s+", " ", sql)
-    sql = re.sub(r'SAVEPOINT "[^"]+"', 'SAVEPOINT "s"', sql)
-    return sql
-
-
 def count_queries(notes: list[tuple[dict, bytes]], *, show: bool) -> dict:
     """SQL statements and transactions of one notification, through Django's full request handling."""
     from django.db import connection
@@ -220,7 +214,7 @@ def count_queries(notes: list[tuple[dict, bytes]], *, show: bool) -> dict:
             del connection._commit
         if response.status_code != 204:
             raise SystemExit(f"FAIL: in-process notification answered {response.status_code}: {response.content!r}")
-        sqls = [_normalise(q["sql"]) for q in captured.captured_queries]
+        sqls = [normalise_sql(q["sql"]) for q in captured.captured_queries]
         runs.append({**stats, "queries": len(sqls), "sql": sqls})
     first = runs[0]
     kinds = collections.Counter(s.split(" ", 1)[0].upper() for s in first["sql"])

@@ -232,6 +232,13 @@ PAYMENTS_REFUND_STATUS_HANDLER = "refunds.services.refund_apply_gateway_status"
 REFUND_AUTO_APPROVE_MAX_FEN = env.int("REFUND_AUTO_APPROVE_MAX_FEN", default=0)  # 0: every refund needs approval
 REFUND_STUCK_ALERT_HOURS = env.int("REFUND_STUCK_ALERT_HOURS", default=24)
 
+# Daily bill reconciliation (refunds/bills.py)
+BILL_RECONCILE_GATEWAYS = tuple(env.list("BILL_RECONCILE_GATEWAYS", default=["wechat", "alipay"]))
+BILL_HOLD_DAYS = env.int("BILL_HOLD_DAYS", default=3)  # cross-midnight items wait this long before "missing"
+BILL_CROSS_MIDNIGHT_SECONDS = env.int("BILL_CROSS_MIDNIGHT_SECONDS", default=600)
+BILL_BATCH_SIZE = env.int("BILL_BATCH_SIZE", default=500)
+BILL_LEASE_SECONDS = env.int("BILL_LEASE_SECONDS", default=900)
+
 # --- i18n, static, security ------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "Asia/Shanghai"

@@ -42,26 +42,37 @@ class BatchReport:
     details: list[str] = field(default_factory=list)
 
 
-def _not_synced_since(moment: datetime) -> Q:
+def not_synced_since(moment: datetime) -> Q:
     return Q(last_synced_at__isnull=True) | Q(last_synced_at__lte=moment)
+
+
+def due_by_tier(age_field: str, now: datetime) -> Q:
+    """Rows whose age (from ``age_field``) puts them in a tier whose polling interval has passed."""
+    due = Q()
+    younger_than = None
+    for age, every in TIERS:
+        band = Q(**{f"{age_field}__gt": now - age}) if age else Q()
+        if younger_than is not None:
+            band &= Q(**{f"{age_field}__lte": now - younger_than})
+        due |= band & not_synced_since(now - every)
+        younger_than = age
+    return due
 
 
 def payments_due(now: datetime) -> QuerySet[Payment]:
     """Open gateway payments whose tier says "ask again", and every expired one (at most once a minute)."""
-    younger_than = None
-    tiers = Q()
-    for age, every in TIERS:
-        band = Q(created_at__gt=now - age) if age else Q()
-        if younger_than is not None:
-            band &= Q(created_at__lte=now - younger_than)
-        tiers |= band & _not_synced_since(now - every)
-        younger_than = age
-    expired = Q(order__expires_at__lte=now) & _not_synced_since(now - MINUTE)
-    return Payment.objects.filter(status__in=Payment.OPEN).exclude(channel=Channel.WALLET).filter(tiers | expired)
+    expired = Q(order__expires_at__lte=now) & not_synced_since(now - MINUTE)
+    return (
+        Payment.objects.filter(status__in=Payment.OPEN)
+        .exclude(channel=Channel.WALLET)
+        .filter(due_by_tier("created_at", now) | expired)
+    )
 
 
 @transaction.atomic
-def _claim(queryset: QuerySet, *, now: datetime, size: int) -> list[int]:
+def claim_batch(queryset: QuerySet, *, now: datetime, size: int) -> list[int]:
+    """Lock up to ``size`` due rows (skipping rows other workers hold) and stamp ``last_synced_at``:
+    a lease that makes them not due for anyone else until their tier comes round again."""
     ids = list(
         queryset.select_for_update(skip_locked=True, of=("self",)).order_by("id").values_list("id", flat=True)[:size]
     )
@@ -72,7 +83,7 @@ def _claim(queryset: QuerySet, *, now: datetime, size: int) -> list[int]:
 def reconcile_payments_batch(*, now: datetime, size: int = 100) -> BatchReport:
     """One batch: ask the gateway about due payments; close expired ones (gateway first)."""
     report = BatchReport()
-    ids = _claim(payments_due(now), now=now, size=size)
+    ids = claim_batch(payments_due(now), now=now, size=size)
     report.claimed = len(ids)
     for payment in Payment.objects.filter(id__in=ids).select_related("order").order_by("id"):
         try:

@@ -339,7 +339,7 @@ def _payment_sync(*, payment_no: str, actor: Actor) -> Payment:
         if payment.status == Status.CREATED:  # the prepay never reached the gateway
             return payment
         raise
-    return payment_apply_trade_status(trade=trade, actor=actor, **_identity(gateway))
+    return payment_apply_trade_status(trade=trade, actor=actor, **gateway_identity(gateway))
 
 
 def payment_close(*, payment_no: str, actor: Actor, reason: str) -> Payment:
@@ -380,7 +380,7 @@ def _payment_mark_closed(*, payment_no: str, actor: Actor, reason: str) -> Payme
     return payment
 
 
-def _identity(gateway) -> dict:
+def gateway_identity(gateway) -> dict:
     """The app id / merchant id every answer of this gateway must carry."""
     app_id, merchant_id = gateway.identity()
     return {"expected_app_id": app_id, "expected_merchant_id": merchant_id}

@@ -26,7 +26,7 @@ from config.logging import log_context
 from payments.gateways.base import Notification, NotificationReply, RefundStatus
 from payments.gateways.registry import get_gateway
 from payments.models import GatewayNotification, Payment
-from payments.services import _apply_trade_status, _identity
+from payments.services import _apply_trade_status, gateway_identity
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def _apply(notification: Notification, *, gateway) -> Payment | None:
     if notification.trade is not None:
         # payment_apply_trade_status's body: called in the processing transaction, which a failure rolls
         # back as a whole, so without a savepoint of its own
-        payment = _apply_trade_status(trade=notification.trade, actor=actor, **_identity(gateway))
+        payment = _apply_trade_status(trade=notification.trade, actor=actor, **gateway_identity(gateway))
     if notification.refund is not None:
         payment = _apply_refund(notification.refund, actor=actor) or payment
     return payment  # neither: an event type we do not act on, acknowledged

@@ -53,23 +53,23 @@ RStatus = BillRun.Status
 
 def bill_gateways() -> tuple[str, ...]:
     """``BILL_RECONCILE_GATEWAYS`` (default: WeChat and Alipay); leave out a gateway not in use."""
-    return tuple(getattr(settings, "BILL_RECONCILE_GATEWAYS", BILL_GATEWAYS))
+    return tuple(settings.BILL_RECONCILE_GATEWAYS)
 
 
 def hold_days() -> int:
-    return int(getattr(settings, "BILL_HOLD_DAYS", 3))
+    return settings.BILL_HOLD_DAYS
 
 
 def cross_midnight_seconds() -> int:
-    return int(getattr(settings, "BILL_CROSS_MIDNIGHT_SECONDS", 600))
+    return settings.BILL_CROSS_MIDNIGHT_SECONDS
 
 
 def batch_size() -> int:
-    return int(getattr(settings, "BILL_BATCH_SIZE", 500))
+    return settings.BILL_BATCH_SIZE
 
 
 def lease_seconds() -> int:
-    return int(getattr(settings, "BILL_LEASE_SECONDS", 900))
+    return settings.BILL_LEASE_SECONDS
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from config.audit import Actor
 from config.errors import DomainError, GatewayUnavailable
 from config.logging import log_context
 from payments.models import Payment
-from payments.reconciliation import TIERS, _claim, _not_synced_since, run_until_done
+from payments.reconciliation import claim_batch, due_by_tier, not_synced_since, run_until_done
 from refunds.models import Refund
 from refunds.services import refund_request, refund_submit, refund_sync
 
@@ -28,22 +28,14 @@ Status = Refund.Status
 
 
 def refunds_due(now: datetime) -> QuerySet[Refund]:
-    younger_than = None
-    tiers = Q()
-    for age, every in TIERS:
-        band = Q(submitted_at__gt=now - age) if age else Q()
-        if younger_than is not None:
-            band &= Q(submitted_at__lte=now - younger_than)
-        tiers |= band & _not_synced_since(now - every)
-        younger_than = age
-    lost = Q(status=Status.APPROVED, decided_at__lte=now - timedelta(minutes=5)) & _not_synced_since(
+    lost = Q(status=Status.APPROVED, decided_at__lte=now - timedelta(minutes=5)) & not_synced_since(
         now - timedelta(minutes=5)
     )
-    return Refund.objects.filter(Q(status=Status.PROCESSING) & tiers | lost)
+    return Refund.objects.filter(Q(status=Status.PROCESSING) & due_by_tier("submitted_at", now) | lost)
 
 
 def reconcile_refunds_batch(*, now: datetime, size: int = 100) -> int:
-    ids = _claim(refunds_due(now), now=now, size=size)
+    ids = claim_batch(refunds_due(now), now=now, size=size)
     for refund in Refund.objects.filter(id__in=ids).order_by("id"):
         with log_context(refund_no=refund.refund_no):
             _reconcile_refund(refund)

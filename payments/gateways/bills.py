@@ -255,3 +255,15 @@ def parse_alipay_trade_bill(text: str) -> list[BillEntry]:
             )
         )
     return entries
+
+
+def read_wechat_bill(body: bytes, *, hash_value: str) -> list[BillEntry]:
+    """A downloaded WeChat trade bill: gunzip, check the SHA1 of the uncompressed CSV, parse.
+    Raises ``ValueError`` (unreadable, hash mismatch, unparsable)."""
+    csv_bytes = gunzip(body)
+    if not sha1_matches(csv_bytes, hash_value):
+        raise ValueError("the bill does not match its SHA1 hash_value")
+    try:
+        return parse_wechat_trade_bill(csv_bytes.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"the bill is not UTF-8: {exc}") from exc

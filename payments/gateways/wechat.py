@@ -52,7 +52,7 @@ from payments.gateways.base import (
     TradeState,
     TradeStatus,
 )
-from payments.gateways.bills import BillEntry, gunzip, parse_wechat_trade_bill, sha1_matches
+from payments.gateways.bills import BillEntry, read_wechat_bill
 
 PRODUCTION_API_BASE = "https://api.mch.weixin.qq.com"
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
@@ -459,17 +459,11 @@ class WeChatGateway:
         if not 200 <= status < 300:
             raise _error_from_answer(status, body)
         try:
-            csv_bytes = gunzip(body if isinstance(body, bytes) else body.encode("utf-8"))
+            return read_wechat_bill(body if isinstance(body, bytes) else body.encode("utf-8"), hash_value=hash_value)
         except ValueError as exc:
-            raise GatewayUnavailable(f"WeChat Pay bill cannot be read: {exc}") from exc
-        if not sha1_matches(csv_bytes, hash_value):
             raise GatewayUnavailable(
-                "WeChat Pay bill does not match its SHA1 hash_value.", details={"bill_date": str(bill_date)}
-            )
-        try:
-            return parse_wechat_trade_bill(csv_bytes.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise GatewayUnavailable(f"WeChat Pay bill cannot be parsed: {exc}") from exc
+                f"WeChat Pay bill of {bill_date}: {exc}", details={"bill_date": str(bill_date)}
+            ) from exc
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
         if len(body) > MAX_NOTIFICATION_BYTES:

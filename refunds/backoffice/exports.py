@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from django import forms
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
 from payments.models import Payment
 from refunds.backoffice.auditlog import day_start
@@ -16,127 +16,67 @@ from refunds.models import Refund
 from wallets.models import WalletTransaction
 
 MAX_DAYS = 366
-DATASETS: dict[str, tuple[list[str], Any]] = {}
+# dataset -> (model, [(CSV header, field path)]); rows are those created in the date range, by id
+DATASETS: dict[str, tuple[type[Model], list[tuple[str, str]]]] = {
+    "payments": (
+        Payment,
+        [
+            ("payment_no", "payment_no"),
+            ("order_no", "order__order_no"),
+            ("channel", "channel"),
+            ("status", "status"),
+            ("amount_fen", "amount_fen"),
+            ("refunded_fen", "refunded_fen"),
+            ("gateway_trade_no", "gateway_trade_no"),
+            ("flag", "flag"),
+            ("created_at", "created_at"),
+            ("paid_at", "paid_at"),
+        ],
+    ),
+    "refunds": (
+        Refund,
+        [
+            ("refund_no", "refund_no"),
+            ("payment_no", "payment__payment_no"),
+            ("order_no", "order__order_no"),
+            ("channel", "payment__channel"),
+            ("status", "status"),
+            ("amount_fen", "amount_fen"),
+            ("source", "source"),
+            ("requested_by", "requested_by__username"),
+            ("approved_by", "approved_by__username"),
+            ("reason", "reason"),
+            ("decision_note", "decision_note"),
+            ("created_at", "created_at"),
+            ("decided_at", "decided_at"),
+            ("succeeded_at", "succeeded_at"),
+        ],
+    ),
+    "ledger": (
+        WalletTransaction,
+        [
+            ("id", "id"),
+            ("created_at", "created_at"),
+            ("username", "wallet__user__username"),
+            ("type", "type"),
+            ("amount_fen", "amount_fen"),
+            ("balance_before_fen", "balance_before_fen"),
+            ("balance_after_fen", "balance_after_fen"),
+            ("reference", "reference"),
+            ("actor", "actor"),
+        ],
+    ),
+}
 
 
-def _dataset(name: str, header: list[str]):
-    def register(fn):
-        DATASETS[name] = (header, fn)
-        return fn
-
-    return register
-
-
-@_dataset(
-    "payments",
-    [
-        "payment_no",
-        "order_no",
-        "channel",
-        "status",
-        "amount_fen",
-        "refunded_fen",
-        "gateway_trade_no",
-        "flag",
-        "created_at",
-        "paid_at",
-    ],
-)
-def _payments(start, end) -> QuerySet:
-    return (
-        Payment.objects.filter(created_at__gte=start, created_at__lt=end)
-        .order_by("id")
-        .values_list(
-            "payment_no",
-            "order__order_no",
-            "channel",
-            "status",
-            "amount_fen",
-            "refunded_fen",
-            "gateway_trade_no",
-            "flag",
-            "created_at",
-            "paid_at",
-        )
-    )
-
-
-@_dataset(
-    "refunds",
-    [
-        "refund_no",
-        "payment_no",
-        "order_no",
-        "channel",
-        "status",
-        "amount_fen",
-        "source",
-        "requested_by",
-        "approved_by",
-        "reason",
-        "decision_note",
-        "created_at",
-        "decided_at",
-        "succeeded_at",
-    ],
-)
-def _refunds(start, end) -> QuerySet:
-    return (
-        Refund.objects.filter(created_at__gte=start, created_at__lt=end)
-        .order_by("id")
-        .values_list(
-            "refund_no",
-            "payment__payment_no",
-            "order__order_no",
-            "payment__channel",
-            "status",
-            "amount_fen",
-            "source",
-            "requested_by__username",
-            "approved_by__username",
-            "reason",
-            "decision_note",
-            "created_at",
-            "decided_at",
-            "succeeded_at",
-        )
-    )
-
-
-@_dataset(
-    "ledger",
-    [
-        "id",
-        "created_at",
-        "username",
-        "type",
-        "amount_fen",
-        "balance_before_fen",
-        "balance_after_fen",
-        "reference",
-        "actor",
-    ],
-)
-def _ledger(start, end) -> QuerySet:
-    return (
-        WalletTransaction.objects.filter(created_at__gte=start, created_at__lt=end)
-        .order_by("id")
-        .values_list(
-            "id",
-            "created_at",
-            "wallet__user__username",
-            "type",
-            "amount_fen",
-            "balance_before_fen",
-            "balance_after_fen",
-            "reference",
-            "actor",
-        )
-    )
+def _rows(dataset: str, start, end) -> QuerySet:
+    model, columns = DATASETS[dataset]
+    rows = model.objects.filter(created_at__gte=start, created_at__lt=end).order_by("id")
+    return rows.values_list(*(path for _, path in columns))
 
 
 class ExportForm(forms.Form):
-    dataset = forms.ChoiceField(choices=[("payments", "payments"), ("refunds", "refunds"), ("ledger", "ledger")])
+    dataset = forms.ChoiceField(choices=[(name, name) for name in DATASETS])
     date_from = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), help_text="inclusive")
 
@@ -171,9 +111,9 @@ def _cell(value: Any) -> Any:
 
 def export_rows(dataset: str, date_from: date, date_to: date) -> Iterator[str]:
     """CSV lines (header first) of one dataset, rows created from ``date_from`` through ``date_to``."""
-    header, query = DATASETS[dataset]
     writer = csv.writer(_Echo())
-    yield writer.writerow(header)
-    rows: Iterable = query(day_start(date_from), day_start(date_to + timedelta(days=1))).iterator(chunk_size=2000)
+    yield writer.writerow([header for header, _ in DATASETS[dataset][1]])
+    start, end = day_start(date_from), day_start(date_to + timedelta(days=1))
+    rows: Iterable = _rows(dataset, start, end).iterator(chunk_size=2000)
     for row in rows:
         yield writer.writerow([_cell(v) for v in row])

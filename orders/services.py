@@ -101,9 +101,14 @@ def _release_compartment(order: Order, *, actor: Actor, reason: str) -> None:
 
 
 @transaction.atomic
-def order_cancel(*, order_id: int, actor: Actor, reason: str) -> Order:
-    """pending_payment -> cancelled (user cancel, expiry, gateway closed); frees the compartment."""
-    order = _locked(order_id)
+def order_cancel(*, order_id: int, actor: Actor, reason: str, locked_order: Order | None = None) -> Order:
+    """pending_payment -> cancelled (user cancel, expiry, gateway closed); frees the compartment.
+
+    ``locked_order``: this order, already locked (``select_for_update``) by the caller in this transaction.
+    """
+    if locked_order is not None and locked_order.pk != order_id:
+        raise ValueError(f"locked_order is order {locked_order.pk}, not {order_id}")
+    order = locked_order or _locked(order_id)
     if order.status == Status.CANCELLED:
         return order
     _transition(order, to=Status.CANCELLED, actor=actor, action="cancel", reason=reason)

@@ -77,6 +77,11 @@ class Payment(models.Model):
 
     class Meta:
         ordering = ("-id",)
+        indexes = [
+            # reconciliation claims open payments in id order: this index holds only them, so the claim
+            # does not walk past every payment already closed (its cost stays flat as they pile up)
+            models.Index(fields=("id",), condition=Q(status__in=("created", "pending")), name="payment_open_by_id"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=("order",), condition=Q(status__in=("created", "pending")), name="payment_one_open_per_order"

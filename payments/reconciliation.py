@@ -22,7 +22,7 @@ from config.logging import log_context
 from orders.models import Order
 from orders.services import order_cancel
 from payments.models import Channel, Payment
-from payments.services import payment_close, payment_sync
+from payments.services import payment_expire, payment_sync
 
 logger = logging.getLogger(__name__)
 EXPIRY = Actor.system("expiry")
@@ -110,24 +110,13 @@ def _reconcile_one(payment: Payment, *, now: datetime) -> str:
             if after.status == Payment.Status.SUCCEEDED
             else ("closed" if after.status == Payment.Status.CLOSED else "unchanged")
         )
-    try:  # expired: close at the gateway first, then here
-        payment_close(payment_no=payment.payment_no, actor=EXPIRY, reason="order expired")
+    try:
+        payment_expire(payment=payment, now=now, actor=EXPIRY)
     except DomainError as exc:
         if exc.code != "trade_already_paid":
             raise
         return "succeeded"  # it was paid after all: the payment was applied instead
-    _cancel_if_expired(payment.order_id, now=now)
     return "closed"
-
-
-def _cancel_if_expired(order_id: int, *, now: datetime) -> None:
-    order = Order.objects.get(pk=order_id)
-    if (
-        order.status == Order.Status.PENDING_PAYMENT
-        and order.expires_at <= now
-        and not order.payments.filter(status__in=Payment.OPEN).exists()
-    ):
-        order_cancel(order_id=order.pk, actor=EXPIRY, reason="expired unpaid")
 
 
 @transaction.atomic
@@ -140,7 +129,7 @@ def expire_unpaid_orders_batch(*, now: datetime, size: int = 200) -> int:
         .order_by("id")[:size]
     )
     for order in orders:
-        order_cancel(order_id=order.pk, actor=EXPIRY, reason="expired unpaid")
+        order_cancel(order_id=order.pk, actor=EXPIRY, reason="expired unpaid", locked_order=order)
     return len(orders)
 
 

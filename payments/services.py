@@ -29,7 +29,7 @@ from config.errors import (
 )
 from config.logging import log_context
 from orders.models import Order
-from orders.services import order_cancel_by_user, order_mark_paid, order_no_new
+from orders.services import order_cancel, order_cancel_by_user, order_mark_paid, order_no_new
 from payments.gateways.base import PrepayRequest, TradeState, TradeStatus
 from payments.gateways.registry import get_gateway
 from payments.models import CHANNEL_ROUTES, Channel, Payment, PaymentEvent
@@ -174,8 +174,8 @@ def payment_start(*, user, request: PaymentStart, now: datetime | None = None) -
 
 @transaction.atomic
 def payment_pay_with_wallet(*, user, order_no: str, now: datetime) -> Payment:
-    """Pay a rental from the wallet in one transaction: lock the order, debit the wallet (ledger
-    row), payment succeeded, order paid. Not enough balance: 402 and nothing written."""
+    """Pay a rental from the wallet in one transaction: lock the order, payment succeeded, order paid,
+    then debit the wallet (ledger row). Not enough balance: 402 and nothing written."""
     order = _payable_order(user=user, order_no=order_no, now=now)
     order = Order.objects.select_for_update().get(pk=order.pk)
     if order.status != Order.Status.PENDING_PAYMENT:
@@ -200,6 +200,12 @@ def payment_pay_with_wallet(*, user, order_no: str, now: datetime) -> Payment:
         payment_no=order_no_new("PY"), order=order, channel=Channel.WALLET, amount_fen=order.amount_fen
     )
     _event(payment, action="create", actor=actor)
+    payment.paid_at = now
+    _move(payment, to=Status.SUCCEEDED, actor=actor, action="paid")
+    order_mark_paid(order_id=order.pk, paid_at=now, actor=actor, reference=payment.payment_no, locked_order=order)
+    # the debit comes last: the wallet row (one per user, the contended lock when one user pays many
+    # orders at once) is held only for the debit and the COMMIT, not for the writes above. Refused
+    # (402): the whole transaction is rolled back, nothing above is kept.
     wallet_debit(
         user_id=user.pk,
         amount_fen=payment.amount_fen,
@@ -207,9 +213,6 @@ def payment_pay_with_wallet(*, user, order_no: str, now: datetime) -> Payment:
         reference=payment.payment_no,
         actor=actor,
     )
-    payment.paid_at = now
-    _move(payment, to=Status.SUCCEEDED, actor=actor, action="paid")
-    order_mark_paid(order_id=order.pk, paid_at=now, actor=actor, reference=payment.payment_no, locked_order=order)
     return payment
 
 
@@ -357,19 +360,25 @@ def _payment_close(*, payment_no: str, actor: Actor, reason: str) -> Payment:
         if payment.status == Status.CLOSED:
             return payment
         raise InvalidTransition("payment", payment.status, Status.CLOSED)
+    _close_at_gateway(payment, actor=actor)
+    return _payment_mark_closed(payment_no=payment_no, actor=actor, reason=reason)
+
+
+def _close_at_gateway(payment: Payment, *, actor: Actor) -> None:
+    """Close the trade at the gateway. Paid after all: the payment is applied instead and this
+    answers ``trade_already_paid``; never reached the gateway: nothing to close there."""
     gateway = get_gateway(payment.gateway)
     try:
         gateway.close(payment.payment_no)
     except TradeAlreadyPaid:
-        payment = payment_sync(payment_no=payment_no, actor=actor)
+        payment = payment_sync(payment_no=payment.payment_no, actor=actor)
         raise Conflict(
             "The payment was completed before it could be closed.",
             code="trade_already_paid",
-            details={"payment_no": payment_no, "status": payment.status},
+            details={"payment_no": payment.payment_no, "status": payment.status},
         ) from None
     except TradeNotFound:
-        pass  # never reached the gateway: nothing to close there
-    return _payment_mark_closed(payment_no=payment_no, actor=actor, reason=reason)
+        pass
 
 
 @transaction.atomic
@@ -378,6 +387,27 @@ def _payment_mark_closed(*, payment_no: str, actor: Actor, reason: str) -> Payme
     if payment.status in Payment.OPEN:
         _move(payment, to=Status.CLOSED, actor=actor, action="close", reason=reason)
     return payment
+
+
+def payment_expire(*, payment: Payment, now: datetime, actor: Actor) -> Payment:
+    """The order of an open gateway payment expired: close the trade at the gateway first, then, in
+    one transaction, the payment and, when it waits for no other payment, the order (cancelled, its
+    compartment released). Paid after all: ``trade_already_paid`` (the payment was applied)."""
+    with log_context(payment_no=payment.payment_no):
+        if payment.status in Payment.OPEN:
+            _close_at_gateway(payment, actor=actor)
+        with transaction.atomic():
+            payment = _locked(payment.payment_no)
+            if payment.status in Payment.OPEN:
+                _move(payment, to=Status.CLOSED, actor=actor, action="close", reason="order expired")
+            order = Order.objects.select_for_update().get(pk=payment.order_id)
+            if (
+                order.status == Order.Status.PENDING_PAYMENT
+                and order.expires_at <= now
+                and not order.payments.filter(status__in=Payment.OPEN).exists()
+            ):
+                order_cancel(order_id=order.pk, actor=actor, reason="expired unpaid", locked_order=order)
+        return payment
 
 
 def gateway_identity(gateway) -> dict:

@@ -4,13 +4,16 @@ terminal state that matches the gateway."""
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conftest import run_concurrently
 from lockers.models import Compartment
 from orders.models import Order
 from payments.models import Payment, PaymentEvent
-from payments.reconciliation import payments_due, reconcile_payments
+from payments.reconciliation import EXPIRY, payments_due, reconcile_payments, reconcile_payments_batch
+from payments.services import payment_expire
 from payments.tests.flows import pay, rental
 from refunds.models import Refund
 from refunds.reconciliation import reconcile_refunds
@@ -203,3 +206,42 @@ def test_management_commands_report_what_they_did(user_api, gateways):
     assert "refunds=0" in out.getvalue() and "stuck=0" in out.getvalue()
     with pytest.raises(Exception, match="ISO"):
         call_command("reconcile_payments", now="yesterday")
+
+
+def test_expiry_closes_payment_and_cancels_order_in_one_transaction(user_api, gateways):
+    # A regression guard on reconciliation's per-payment cost (it was 18 statements in 2 transactions):
+    # after the gateway's close, the payment, its order and the compartment change in ONE transaction.
+    order, payment_no = _started(user_api)
+    now = order.expires_at + timedelta(minutes=1)
+    with CaptureQueriesContext(connection) as captured:
+        report = reconcile_payments_batch(now=now)
+    assert (report.claimed, report.closed, report.errors) == (1, 1, 0)
+    sql = [q["sql"].split(" ", 1)[0].upper() for q in captured.captured_queries]
+    claim, load, rest = sql[:4], sql[4], sql[5:]
+    assert claim == ["BEGIN", "SELECT", "UPDATE", "COMMIT"] and load == "SELECT"
+    assert rest.count("BEGIN") == rest.count("COMMIT") == 1, rest
+    assert len(rest) <= 16, rest
+
+    order.refresh_from_db()
+    payment = Payment.objects.get(payment_no=payment_no)
+    assert (payment.status, order.status) == ("closed", "cancelled")
+    assert Compartment.objects.get(pk=order.compartment_id).status == "free"
+    assert gateways.control(f"wechat/transactions/{payment_no}")["wire"]["trade_state"] == "CLOSED"
+    assert PaymentEvent.objects.filter(payment=payment, action="close", actor="system:expiry").count() == 1
+    assert order.events.filter(action="cancel", reason="expired unpaid").count() == 1
+
+
+def test_expiry_leaves_an_order_waiting_for_another_payment_alone(user_api, gateways):
+    # the job claimed the payment; meanwhile the user closed it and started another one on the order
+    order, payment_no = _started(user_api)
+    now = order.expires_at + timedelta(minutes=1)
+    claimed = payments_due(now).get(payment_no=payment_no)
+    Payment.objects.filter(pk=claimed.pk).update(status="closed")
+    other = Payment.objects.create(payment_no="PYOTHER0001", order=order, channel="wallyt_jsapi", amount_fen=1)
+
+    payment_expire(payment=claimed, now=now, actor=EXPIRY)
+
+    order.refresh_from_db()
+    assert order.status == "pending_payment"  # it waits for the other payment
+    assert Payment.objects.get(pk=other.pk).status == "created"
+    assert not PaymentEvent.objects.filter(payment=claimed).filter(action="close").exists()  # closed before

@@ -5,10 +5,11 @@ from django.db.models import Sum
 
 from config.audit import Actor
 from conftest import run_concurrently
+from lockers.models import PickupCode
 from lockers.tests.factories import CompartmentFactory, PricePlanFactory
 from orders.models import Order
 from orders.services import order_create_rental
-from payments.models import Payment
+from payments.models import Payment, PaymentEvent
 from payments.services import PaymentStart, payment_start
 from payments.tests.flows import pay, rental
 from wallets.models import Wallet, WalletTransaction
@@ -38,9 +39,28 @@ def test_insufficient_balance_is_402_and_writes_nothing(user_api):
     order = rental(user_api)
     response = pay(user_api, order["order_no"], "wallet")
     assert response.status_code == 402 and response.json()["error"]["code"] == "insufficient_balance"
-    assert not Payment.objects.exists()
+    assert not Payment.objects.exists() and not PaymentEvent.objects.exists()
     assert WalletTransaction.objects.count() == 1
-    assert Order.objects.get(order_no=order["order_no"]).status == "pending_payment"
+    unpaid = Order.objects.get(order_no=order["order_no"])
+    assert unpaid.status == "pending_payment" and list(unpaid.events.values_list("action", flat=True)) == ["create"]
+    assert unpaid.compartment.status == "reserved" and not PickupCode.objects.exists()  # the debit came last
+
+
+@pytest.mark.django_db
+def test_the_wallet_row_is_locked_only_for_the_debit_and_the_commit(user_api):
+    # one user paying many orders at once contends on one wallet row: it is locked last
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _fund(user_api.user, 5_000)
+    order = rental(user_api)
+    with CaptureQueriesContext(connection) as captured:
+        assert pay(user_api, order["order_no"], "wallet").status_code == 201
+    sql = [q["sql"] for q in captured.captured_queries]
+    locked = next(i for i, q in enumerate(sql) if "wallets_wallet" in q and "FOR UPDATE" in q)
+    after = [q.split(" ", 1)[0].upper() for q in sql[locked + 1 :]]
+    # the idempotency read, the ledger row, the balance (and the savepoint's release); then nothing else
+    assert after[:3] == ["SELECT", "INSERT", "UPDATE"] and set(after[3:]) <= {"RELEASE"}, after
 
 
 @pytest.mark.django_db

@@ -17,7 +17,9 @@
 5. Correctness (fails loudly, exit 1): balance >= 0, balance == sum(ledger), the ledger chain is unbroken,
    succeeded payments == ledger debits == floor(funding / price), no order paid twice, every 201 is a paid order
    and every 402 an untouched one. ``overdrafts`` counts the violations and must be 0.
-6. Framework overhead, on the same gunicorn at the same concurrency: ``GET /healthz`` (one ``SELECT 1``, no auth)
+6. Framework overhead, on the same gunicorn at the same concurrency: the same M payments without the hot row
+   (C users, each client's requests for a wallet of its own: ``contention cost`` = hot / uncontended payments/s is
+   what the hot row costs with the framework's share equal in both), ``GET /healthz`` (one ``SELECT 1``, no auth)
    and an authenticated ``GET /api/v1/lockers/quote/`` (JWT + user + compartment + price plan reads, no write).
 7. Baseline: ``pgbench -n -f`` of ``UPDATE bench_wallet SET balance = balance - 1 WHERE id = 1`` (one hot row)
    with ``-c C``, in two halves before and after the payments (the load of a shared machine drifts).
@@ -90,19 +92,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # --------------------------------------------------------------------------- setup (not measured)
 
 
-def create_fixture(total_orders: int) -> tuple:
+def create_fixture(total_orders: int, name: str = "payer") -> tuple:
     """One user, a price plan, a cabinet of ``total_orders`` compartments and one pending rental on each."""
     from django.contrib.auth import get_user_model
 
     from lockers.models import Cabinet, Compartment, PricePlan, Size
     from orders.services import order_create_rental
 
-    user = get_user_model().objects.create(username="bench-wallet-payer", password="!bench-unusable")
+    user = get_user_model().objects.create(username=f"bench-wallet-{name}", password="!bench-unusable")
     PricePlan.objects.update_or_create(
         size=Size.M,
         defaults={"price_per_hour_fen": PRICE_FEN, "min_hours": 1, "cap_fen": PRICE_FEN * 24, "is_active": True},
     )
-    cabinet = Cabinet.objects.create(code="BENCH-WALLET", name="bench cabinet")
+    cabinet = Cabinet.objects.create(code=f"BENCH-{name.upper()}", name="bench cabinet")
     compartments = Compartment.objects.bulk_create(
         [Compartment(cabinet=cabinet, label=f"{i:06d}", size=Size.M) for i in range(total_orders)]
     )
@@ -125,6 +127,41 @@ def fund_wallet(user, amount_fen: int) -> None:
         reference="BENCH-FUNDING",
         actor=Actor.system("bench"),
     )
+
+
+def create_spread_fixture(count: int, clients: int) -> list[tuple[str, str]]:
+    """The same payments without the hot row: ``clients`` users, each with its own funded wallet and its share of
+    ``count`` rentals. Returns (order_no, JWT) interleaved user by user, so that concurrent requests are for
+    different wallets."""
+    from config.jwt_auth import token_for
+
+    per_user = -(-count // clients)
+    shares = []
+    for i in range(clients):
+        user, orders = create_fixture(per_user, name=f"spread{i:02d}")
+        fund_wallet(user, per_user * PRICE_FEN)
+        shares.append([(o.order_no, token_for(user)) for o in orders])
+    return [share[k] for k in range(per_user) for share in shares][:count]
+
+
+def verify_spread(items: list[tuple[str, str]], statuses: list[int]) -> list[str]:
+    """Every spread payment paid (201), each wallet's balance == its ledger, nothing overdrawn."""
+    from django.db.models import Sum
+
+    from orders.models import Order
+    from wallets.models import Wallet
+
+    problems = [f"spread #{i}: HTTP {s}" for i, s in enumerate(statuses) if s != 201][:5]
+    order_nos = [no for no, _ in items]
+    paid = Order.objects.filter(order_no__in=order_nos, status=Order.Status.PAID).count()
+    if paid != len(order_nos):
+        problems.append(f"spread: {paid} of {len(order_nos)} orders paid")
+    for wallet in Wallet.objects.filter(user__username__startswith="bench-wallet-spread").annotate(
+        ledger=Sum("transactions__amount_fen")
+    ):
+        if wallet.balance_fen < 0 or wallet.balance_fen != wallet.ledger:
+            problems.append(f"spread wallet {wallet.pk}: balance {wallet.balance_fen}, ledger {wallet.ledger}")
+    return problems
 
 
 def create_hot_row_table() -> None:
@@ -318,7 +355,8 @@ def verify(*, user, funding: int, price: int, answers: dict[str, int], pre_paid:
     occupied = Compartment.objects.filter(status=Compartment.Status.OCCUPIED).count()
     if occupied != expected_paid:
         problems.append(f"{occupied} compartments occupied, expected {expected_paid}")
-    total = WalletTransaction.objects.aggregate(s=Sum("amount_fen"))["s"]
+    spread = Q(wallet__user__username__startswith="bench-wallet-spread")  # the uncontended run's own wallets
+    total = WalletTransaction.objects.exclude(spread).aggregate(s=Sum("amount_fen"))["s"]
     if total != wallet.balance_fen:
         problems.append(f"ledger total {total} across wallets != the one wallet's balance")
     return problems
@@ -378,6 +416,7 @@ def _run(args: argparse.Namespace, tmp: Path, env: dict, server) -> bool:
     funding = (pre + warmup + fundable) * PRICE_FEN + PRICE_FEN // 2
     fund_wallet(user, funding)
     token = token_for(user)
+    spread_items = create_spread_fixture(args.m, args.concurrency)
     create_hot_row_table()
     order_nos = [o.order_no for o in orders]
     probe_nos, profile_nos = order_nos[:PROBE_COUNT], order_nos[PROBE_COUNT:pre]
@@ -416,6 +455,16 @@ def _run(args: argparse.Namespace, tmp: Path, env: dict, server) -> bool:
         meter.start()
         result = http_load(gunicorn.base_url, [pay(no) for no in timed_nos], args.concurrency)
         meter.stop()
+        # the hot wallet's books are checked now, before the uncontended run adds wallets and payments
+        answers = dict(zip(timed_nos, result["statuses"], strict=True))
+        pre_paid = [*probe_nos, *profile_nos, *warm_nos]
+        violations = verify(user=user, funding=funding, price=PRICE_FEN, answers=answers, pre_paid=pre_paid)
+        connection.close()
+        spread = http_load(
+            gunicorn.base_url,
+            [("POST", PAY_PATH, {**headers, "Authorization": f"Bearer {jwt}"}, pay(no)[3]) for no, jwt in spread_items],
+            args.concurrency,
+        )
         for name, path, auth in (("healthz", "/healthz", {}), ("quote", quote_path, headers)):
             items = [("GET", path, auth, None)] * args.m
             http_load(gunicorn.base_url, items[:warmup], args.concurrency)
@@ -441,9 +490,7 @@ def _run(args: argparse.Namespace, tmp: Path, env: dict, server) -> bool:
     for name, res in overhead.items():
         if res["errors"] or set(res["statuses"]) != {200}:
             problems.append(f"overhead run {name}: {collections.Counter(res['statuses'])} {res['errors'][:3]}")
-    answers = dict(zip(timed_nos, statuses, strict=True))
-    pre_paid = [*probe_nos, *profile_nos, *warm_nos]
-    violations = verify(user=user, funding=funding, price=PRICE_FEN, answers=answers, pre_paid=pre_paid)
+    problems += spread["errors"] + verify_spread(spread_items, spread["statuses"])
     if counts[201] != fundable or counts[402] != args.m - fundable:
         violations.append(f"answers {dict(counts)}: expected {fundable} x 201 and {args.m - fundable} x 402")
     connection.close()
@@ -519,6 +566,16 @@ def _run(args: argparse.Namespace, tmp: Path, env: dict, server) -> bool:
         f"-j {args.pgbench_jobs}, {args.pgbench_seconds}s: {halves} before / after)"
     )
     quote_rate = len(overhead["quote"]["statuses"]) / overhead["quote"]["elapsed"]
+    spread_rate = len(spread_items) / spread["elapsed"]
+    print(
+        f"uncontended        {spread_rate:.2f} payments/s: the same {len(spread_items)} payments through the same "
+        f"gunicorn at -c {args.concurrency}, each client's user with a wallet of its own (no hot row; "
+        f"p50 {latency_summary(spread['latencies']).split()[1]} ms)"
+    )
+    print(
+        f"contention cost    hot wallet / uncontended = {per_s / spread_rate:.3f}: what one hot wallet row costs "
+        "with the framework overhead (the same in both runs) taken out"
+    )
     print(f"ratio              {per_s / tps:.3f} (target >= 0.5)")
     print(
         f"vs framework       payments/s = {per_s / quote_rate:.3f} of the authenticated GET rate; that GET alone "

@@ -329,6 +329,27 @@ class CpuMeter:
         )
 
 
+def run_with_tmp(prefix: str, run, args) -> int:
+    """A bench's ``main``: ``run(args, tmp)`` in a fresh temporary folder, removed after a good run (unless
+    ``args.keep_tmp``), kept after a failed one; exit status 0 when ``run`` answered True."""
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    ok = False
+    try:
+        ok = run(args, tmp)
+    except SystemExit:  # refused or failed early: nothing worth keeping
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if tmp.exists() and ok and not args.keep_tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            print(f"temporary folder kept: {tmp}")
+    return 0 if ok else 1
+
+
 class KeepAliveClient:
     """One keep-alive HTTP/1.1 connection over ``http.client`` (cheap on CPU); reconnects when the server closed it."""
 

@@ -27,12 +27,9 @@ import http.client
 import io
 import itertools
 import pstats
-import shutil
 import sys
-import tempfile
 import threading
 import time
-import urllib.parse
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -41,6 +38,7 @@ import requests
 
 from bench._common import (
     Gunicorn,
+    KeepAliveClient,
     bench_env,
     check_bench_dbname,
     hold_bench_lock,
@@ -50,6 +48,7 @@ from bench._common import (
     pgbench_tps,
     process_cpu_seconds,
     recreate_database,
+    run_with_tmp,
     setup_django,
     system_cpu,
 )
@@ -272,29 +271,12 @@ def profile_in_process(notes: list[tuple[dict, bytes]], *, lines: int) -> dict:
 # --------------------------------------------------------------------------- the measured part
 
 
-class _HttpClient:
-    """One keep-alive connection with ``http.client``: a fraction of the CPU ``requests`` needs per call, which
-    matters when the clients share the 2 cores with the server. It reconnects by itself when the server
-    closed the connection (gunicorn's sync workers close every one)."""
-
-    def __init__(self, base_url: str) -> None:
-        parsed = urllib.parse.urlsplit(base_url)
-        self.conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
+class _HttpClient(KeepAliveClient):
+    """``http.client``: a fraction of the CPU ``requests`` needs per call, which matters when the clients share
+    the 2 cores with the server (gunicorn's sync workers close every connection: it reconnects)."""
 
     def send(self, path: str, headers: dict, body: bytes) -> tuple[int, bytes]:
-        try:
-            if body:
-                self.conn.request("POST", path, body=body, headers=headers)
-            else:
-                self.conn.request("GET", path)
-            response = self.conn.getresponse()
-            return response.status, response.read()
-        except Exception:
-            self.conn.close()
-            raise
-
-    def close(self) -> None:
-        self.conn.close()
+        return super().send("POST", path, headers, body) if body else super().send("GET", path, {}, None)
 
 
 class _RequestsClient:
@@ -424,20 +406,7 @@ def verify(payments: list[tuple[str, int, int]]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="notify-bench-"))
-    ok = False
-    try:
-        ok = run(args, tmp)
-    except SystemExit:  # refused or failed early: nothing worth keeping
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        if tmp.exists() and ok and not args.keep_tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            print(f"temporary folder kept: {tmp}")
-    return 0 if ok else 1
+    return run_with_tmp("notify-bench-", run, parse_args(argv))
 
 
 def run(args: argparse.Namespace, tmp: Path) -> bool:

@@ -31,10 +31,8 @@ from __future__ import annotations
 import argparse
 import collections
 import re
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -48,6 +46,7 @@ from bench._common import (
     drop_database,
     hold_bench_lock,
     recreate_database,
+    run_with_tmp,
     sandbox_gateway_env,
     setup_django,
 )
@@ -431,20 +430,7 @@ def run_one(label: str, n: int, args: argparse.Namespace, sandbox) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="reconcile-bench-"))
-    ok = False
-    try:
-        ok = run(args, tmp)
-    except SystemExit:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        if tmp.exists() and ok and not args.keep_tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            print(f"temporary folder kept: {tmp}")
-    return 0 if ok else 1
+    return run_with_tmp("reconcile-bench-", run, parse_args(argv))
 
 
 def run(args: argparse.Namespace, tmp: Path) -> bool:

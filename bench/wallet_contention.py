@@ -35,10 +35,8 @@ import argparse
 import collections
 import json
 import re
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -56,6 +54,7 @@ from bench._common import (
     latency_summary,
     pgbench_script_tps,
     recreate_database,
+    run_with_tmp,
     setup_django,
 )
 
@@ -366,20 +365,7 @@ def verify(*, user, funding: int, price: int, answers: dict[str, int], pre_paid:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="wallet-bench-"))
-    ok = False
-    try:
-        ok = run(args, tmp)
-    except SystemExit:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        if tmp.exists() and ok and not args.keep_tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            print(f"temporary folder kept: {tmp}")
-    return 0 if ok else 1
+    return run_with_tmp("wallet-bench-", run, parse_args(argv))
 
 
 def run(args: argparse.Namespace, tmp: Path) -> bool:

@@ -187,7 +187,9 @@ ORDER_MAX_HOURS = env.int("ORDER_MAX_HOURS", default=72)
 WALLET_TOPUP_MIN_FEN = env.int("WALLET_TOPUP_MIN_FEN", default=1)
 WALLET_TOPUP_MAX_FEN = env.int("WALLET_TOPUP_MAX_FEN", default=500_000)
 PICKUP_CODE_GRACE = timedelta(seconds=env.int("PICKUP_CODE_GRACE_SECONDS", default=3600))
+RENTAL_REOPEN = timedelta(seconds=env.int("RENTAL_REOPEN_SECONDS", default=300))  # open again after pickup
 LOCKER_DOOR_DRIVER = env.str("LOCKER_DOOR_DRIVER", default="lockers.drivers.SimulatedDoorDriver")
+LOCKER_DOOR_COMMAND_TTL = timedelta(seconds=env.int("LOCKER_DOOR_COMMAND_TTL_SECONDS", default=120))
 
 # --- Gateways (names from the seed documents). Empty = not configured -> 503. ----------------
 SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=not PRODUCTION)

@@ -25,7 +25,7 @@ from config.errors import (
     ValidationFailed,
 )
 from config.logging import log_context
-from lockers.models import Compartment, LockerEvent
+from lockers.selectors import door_opened_by_customer
 from orders.models import Order
 from orders.services import order_mark_refunded, order_no_new
 from payments.gateways.base import RefundRequest, RefundState, RefundStatus
@@ -38,7 +38,7 @@ from wallets.services import wallet_credit
 
 logger = logging.getLogger(__name__)
 Status = Refund.Status
-REFUNDABLE_ORDER = (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED)
+REFUNDABLE_ORDER = (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED, Order.Status.COMPLETED)
 
 
 class NotAllowed(DomainError):
@@ -70,17 +70,13 @@ def refundable_fen(payment: Payment) -> int:
 
 
 def rental_in_use(order: Order) -> bool:
-    """The customer holds the compartment and has opened it themselves since paying (the automatic
-    opening right after payment does not count): then only staff may refund."""
-    if order.kind != Order.Kind.LOCKER_RENTAL or order.compartment_id is None:
+    """The customer has used the rental: it has ended (completed), or they opened its door themselves (for
+    the pickup or to open again). Then only staff may refund. One rule for every channel and door driver:
+    it reads the purpose ``lockers.services.door_open`` records with each command, never who the actor
+    was, so the opening right after payment (``delivery``) never counts."""
+    if order.kind != Order.Kind.LOCKER_RENTAL:
         return False
-    held = Compartment.objects.filter(
-        pk=order.compartment_id, status=Compartment.Status.OCCUPIED, reference=order.order_no
-    ).exists()
-    opened_by_customer = LockerEvent.objects.filter(
-        reference=order.order_no, action="door_open_command", actor__startswith="user:"
-    ).exists()
-    return held and opened_by_customer
+    return order.completed_at is not None or door_opened_by_customer(reference=order.order_no)
 
 
 def _paying_payment(order: Order) -> Payment:

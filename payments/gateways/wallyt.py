@@ -3,10 +3,10 @@
 Flat XML over HTTP POST, signed with MD5 (a shared key) or RSA_1_256 (SHA256withRSA: our private key
 signs requests, the platform public key verifies answers and notifications) (PROTOCOLS C.3, F.6).
 Untrusted XML is parsed only with ``defusedxml`` (no DTDs, no entities, no external references),
-capped at 64 KiB and must be flat ``<xml><k>v</k>...</xml>``. Layers, as the protocol defines them: ``status`` (transport,
-unsigned) first; only when it is ``"0"`` is the signature checked and the business fields
-(``result_code``, ``err_code``...) read. ``WallytGateway._post`` is the one place where transport
-and protocol failures become ``config.errors``.
+capped at 64 KiB and must be flat ``<xml><k>v</k>...</xml>``. Layers, as the protocol defines them:
+``status`` (transport, unsigned) first; only when it is ``"0"`` is the signature checked and the
+business fields (``result_code``, ``err_code``...) read. ``WallytGateway._post`` is the one place
+where transport and protocol failures become ``config.errors``.
 """
 
 from __future__ import annotations

@@ -207,6 +207,20 @@ def refund_submit(*, refund_id: int) -> Refund:
         return _refund_send(refund)
 
 
+def refund_resubmit(*, refund_id: int, actor: Actor) -> Refund:
+    """Send a ``processing`` refund to its gateway again, with the same refund number: idempotent at every
+    gateway (WeChat out_refund_no, Alipay out_request_no, Wallyt out_refund_no), so it never pays twice.
+    Audited as a ``resubmit`` event. Raises ``InvalidTransition`` for a refund in another state."""
+    refund = Refund.objects.select_related("payment").get(pk=refund_id)
+    if refund.status != Status.PROCESSING:
+        raise InvalidTransition("refund", refund.status, "resubmitted")
+    RefundEvent.objects.create(
+        refund=refund, action="resubmit", from_status=refund.status, to_status=refund.status, actor=str(actor)
+    )
+    with log_context(refund_no=refund.refund_no, payment_no=refund.payment.payment_no):
+        return _refund_send(refund)
+
+
 def _refund_send(refund: Refund) -> Refund:
     payment = refund.payment
     if payment.channel == Channel.WALLET:

@@ -530,6 +530,17 @@ class AlipayGateway:
             p["gmt_close"] = fmt_time(t.closed_at)
         return {k: v for k, v in p.items() if v != ""}
 
+    def notify_trade(self, t: Trade) -> None:
+        """Send (again, under a new notify_id) the trade_status_sync of a trade's current state."""
+        self._send_notify(t)
+
+    def notify_refund(self, r: Refund) -> None:
+        """Send (again) the trade_status_sync that reports a refund (out_biz_no, refund_fee)."""
+        t = self.sb.store.trade("alipay", r.out_trade_no)
+        if t is None or r.status != "SUCCESS":
+            raise ValueError(f"refund {r.out_refund_no} has no notification to send")
+        self._send_notify(t, refund=r)
+
     def _send_notify(self, t: Trade, refund: Refund | None = None) -> None:
         if not t.notify_url:
             return

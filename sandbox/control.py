@@ -99,6 +99,39 @@ def register(sb: Sandbox) -> None:
             return _err(409, str(exc))
         return get_trade(req, gateway, t.out_trade_no)
 
+    def notify_again(req: Request, gateway: str, no: str) -> Response:
+        """Send the notification of a paid trade again (a gateway retry under a new id)."""
+        with sb.store.lock:
+            t = sb.store.trade(gateway, no)
+        if t is None:
+            return _err(404, f"no {gateway} transaction {no}")
+        try:
+            sb.gateways[gateway].notify_trade(t)
+        except ValueError as exc:
+            return _err(409, str(exc))
+        return Response.json({"ok": True})
+
+    def notify_refund_again(req: Request, gateway: str, no: str) -> Response:
+        with sb.store.lock:
+            r = sb.store.refunds.get((gateway, no)) or next(
+                (x for x in sb.store.refunds.values() if x.gateway == gateway and x.out_refund_no == no), None
+            )
+        if r is None:
+            return _err(404, f"no {gateway} refund {no}")
+        try:
+            sb.gateways[gateway].notify_refund(r)
+        except ValueError as exc:
+            return _err(409, str(exc))
+        return Response.json({"ok": True})
+
+    def return_again(req: Request, no: str) -> Response:
+        """Where Alipay's cashier would send the payer back for a trade (signed return_url parameters)."""
+        with sb.store.lock:
+            t = sb.store.trade("alipay", no)
+        if t is None:
+            return _err(404, f"no alipay transaction {no}")
+        return Response.json({"location": sb.gateways["alipay"].return_location(t, "")})
+
     def list_refunds(req: Request, gateway: str | None = None) -> Response:
         gateway = gateway or req.query.get("gateway")
         with sb.store.lock:
@@ -188,6 +221,9 @@ def register(sb: Sandbox) -> None:
     r.add("POST", rf"/control/{GW}/transactions/(?P<no>[^/]+)/pay", pay)
     r.add("POST", rf"/control/{GW}/transactions/(?P<no>[^/]+)/fail", fail)
     r.add("POST", rf"/control/{GW}/transactions/(?P<no>[^/]+)/expire", expire)
+    r.add("POST", rf"/control/{GW}/transactions/(?P<no>[^/]+)/notify", notify_again)
+    r.add("GET", r"/control/alipay/transactions/(?P<no>[^/]+)/return", return_again)
+    r.add("POST", rf"/control/{GW}/refunds/(?P<no>[^/]+)/notify", notify_refund_again)
     r.add("GET", r"/control/refunds", list_refunds)
     r.add("GET", rf"/control/{GW}/refunds", list_refunds)
     r.add("GET", rf"/control/{GW}/refunds/(?P<no>[^/]+)", get_refund)

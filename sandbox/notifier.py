@@ -94,6 +94,7 @@ class Delivery:
     duplicate_of: str | None = None
     generation: int = 0  # bumped on reset so stale timers do nothing
     last_body: str = ""
+    last_headers: dict[str, str] = field(default_factory=dict)
     release_after_first: list[Delivery] = field(default_factory=list)  # held by `reorder`
 
     def to_json(self, with_body: bool = True) -> dict[str, Any]:
@@ -111,6 +112,7 @@ class Delivery:
         }
         if with_body:
             data["body"] = self.last_body
+            data["headers"] = dict(self.last_headers)
         return data
 
 
@@ -243,6 +245,7 @@ class Notifier:
                 delivery.bad_signature_attempts -= 1
         headers, body = delivery.build(bad)
         delivery.last_body = body.decode("utf-8", "replace")
+        delivery.last_headers = dict(headers)
         started = time.monotonic()
         record: dict[str, Any] = {
             "n": len(delivery.attempts) + 1,

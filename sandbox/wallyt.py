@@ -402,6 +402,14 @@ class WallytGateway:
                 t.openid = openid
             t.extra["openid"] = "oywgt" + secrets.token_urlsafe(18)[:23]
             t.extra["bank_type"] = bank_type or "CFT"
+        self.notify_trade(t)
+        return t
+
+    def notify_trade(self, t: Trade) -> None:
+        """Send (again) the pay_result notification of a paid trade."""
+        with self.sb.store.lock:
+            if t.success_time is None:
+                raise ValueError(f"transaction {t.out_trade_no} is not paid")
             params = mutated(self.notify_params(t), self.sb.message_fault("wallyt.notify"))
         if t.notify_url:
 
@@ -420,7 +428,9 @@ class WallytGateway:
                 build=build,
                 accept=lambda status, body: status == 200 and body.strip() == b"success",
             )
-        return t
+
+    def notify_refund(self, r: Refund) -> None:
+        raise ValueError("the sandbox's Wallyt sends no refund notifications (reconciliation queries them)")
 
     def notify_params(self, t: Trade) -> dict[str, str]:
         return {

@@ -473,11 +473,18 @@ class WeChatGateway:
             if not t.openid:
                 t.openid = "o" + secrets.token_urlsafe(20)[:27]
             t.extra["bank_type"] = bank_type or "OTHERS"
+        self.notify_trade(t)
+        return t
+
+    def notify_trade(self, t: Trade) -> None:
+        """Send (again, under a new id) the TRANSACTION.SUCCESS notification of a paid trade."""
+        with self.sb.store.lock:
+            if t.success_time is None:
+                raise ValueError(f"transaction {t.out_trade_no} is not paid: WeChat notifies only payments")
             plaintext = self.trade_json(t)
             mode, url = t.sign_mode, t.notify_url
-        ref = {"out_trade_no": out_trade_no}
+        ref = {"out_trade_no": t.out_trade_no}
         self._notify("TRANSACTION.SUCCESS", url, mode, ref, wc.build_transaction_notification, plaintext)
-        return t
 
     def expire(self, out_trade_no: str) -> Trade:
         """The gateway closes an unpaid trade itself (time_expire passed); no notification."""
@@ -495,11 +502,18 @@ class WeChatGateway:
             )
             if r is None:
                 return None
+        self.notify_refund(r)
+        return r
+
+    def notify_refund(self, r: Refund) -> None:
+        """Send (again, under a new id) the REFUND.{status} notification of a settled refund."""
+        with self.sb.store.lock:
+            if r.status == "PROCESSING":
+                raise ValueError(f"refund {r.out_refund_no} is PROCESSING: WeChat notifies only its outcome")
             plaintext = self.refund_notify_json(r)
             mode, url = r.extra.get("sign_mode", "cert"), r.notify_url
-        ref = {"out_trade_no": r.out_trade_no, "out_refund_no": out_refund_no}
-        self._notify(f"REFUND.{status}", url, mode, ref, wc.build_refund_notification, plaintext)
-        return r
+        ref = {"out_trade_no": r.out_trade_no, "out_refund_no": r.out_refund_no}
+        self._notify(f"REFUND.{r.status}", url, mode, ref, wc.build_refund_notification, plaintext)
 
     def _notify(
         self, event: str, url: str, mode: str, ref: dict[str, str], make: Any, plaintext: dict[str, Any]

@@ -50,7 +50,7 @@ from payments.gateways.base import (
 )
 from payments.gateways.bills import BillEntry, parse_alipay_bill_zip
 from payments.gateways.money import fen_to_yuan, yuan_to_fen
-from payments.gateways.trust import ALL_MESSAGES, Check, CheckTable, Identity, Message, gateway_check
+from payments.gateways.trust import Check, CheckTable, Identity, Message, gateway_check
 
 PRODUCTION_GATEWAY = "https://openapi.alipay.com/gateway.do"
 SIGN_TYPE = "RSA2"
@@ -85,7 +85,12 @@ CHECKS = CheckTable(
     ),
     refund=(
         gateway_check(),
-        Check("payment_no", "out_trade_no", "the refund's payment_no", ALL_MESSAGES - {Message.BILL}),
+        Check(
+            "payment_no",
+            "out_trade_no",
+            "the refund's payment_no",
+            frozenset({Message.NOTIFY, Message.ANSWER, Message.QUERY}),
+        ),
         Check("amount_fen", "refund_amount / send_back_fee", "the refund's amount_fen"),
         Check("total_fen", "total_amount", "the payment's amount_fen"),
         Check(

@@ -180,7 +180,8 @@ def cumulative_refund_totals(
 
 
 def markdown_table(tables: Iterable[CheckTable]) -> str:
-    """The README's table: one row per (word, field), one column per gateway (wire name, where required)."""
+    """The README's table: one row per (word, field), one column per gateway: the gateway's field, what it
+    must equal, and in which messages its absence is refused ("-": the gateway does not send it)."""
     tables = list(tables)
     rows: dict[tuple[str, str], dict[str, Check]] = {}
     for table in tables:
@@ -191,13 +192,10 @@ def markdown_table(tables: Iterable[CheckTable]) -> str:
         "| word | field | " + " | ".join(t.gateway for t in tables) + " |",
         "|---|---|" + "---|" * len(tables),
     ]
-    for (kind, field), by_gateway in rows.items():
-        against = next(iter(by_gateway.values())).against
-        cells = []
-        for table in tables:
-            check = by_gateway.get(table.gateway)
-            cells.append(_cell(check) if check else "-")
-        lines.append(f"| {kind} | `{field}` = {against} | " + " | ".join(cells) + " |")
+    order = {"envelope": 0, "trade": 1, "refund": 2}
+    for (kind, field), by_gateway in sorted(rows.items(), key=lambda item: order[item[0][0]]):
+        cells = [_cell(by_gateway[t.gateway]) if t.gateway in by_gateway else "-" for t in tables]
+        lines.append(f"| {kind} | `{field}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -205,7 +203,7 @@ def _cell(check: Check) -> str:
     if check.required_in == ALL_MESSAGES:
         need = "always"
     elif check.required_in:
-        need = "required in " + ", ".join(sorted(check.required_in))
+        need = "needed in " + ", ".join(sorted(check.required_in))
     else:
-        need = "when present"
-    return f"`{check.wire}` ({need})"
+        need = "when sent"
+    return f"`{check.wire}` = {check.against}; {need}"

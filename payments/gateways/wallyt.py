@@ -54,7 +54,7 @@ from payments.gateways.base import (
     TradeStatus,
 )
 from payments.gateways.keys import load_private_key, load_public_key
-from payments.gateways.trust import ALL_MESSAGES, Check, CheckTable, Identity, Message, gateway_check
+from payments.gateways.trust import Check, CheckTable, Identity, Message, gateway_check
 
 MAX_XML_BYTES = 64 * 1024
 CST = timezone(timedelta(hours=8))
@@ -62,6 +62,7 @@ WALLYT_TIME_FORMAT = "%Y%m%d%H%M%S"
 SUPPORTED_SIGN_TYPES = frozenset({"MD5", "RSA_1_256"})
 NOTIFY_QUERY = frozenset({Message.NOTIFY, Message.QUERY})
 ANSWER_QUERY = frozenset({Message.ANSWER, Message.QUERY})
+SIGNED = frozenset({Message.NOTIFY, Message.QUERY, Message.ANSWER})
 # Which field of which message is checked against what (payments.gateways.trust). Sources: the notify
 # fields of PROTOCOLS C.4 (mch_id, sub_appid, out_trade_no, total_fee, fee_type) and the query / refund
 # answers of C.2; sub_appid is the mini-program the payment was made in (WECHAT_MINI_APPID).
@@ -81,7 +82,7 @@ CHECKS = CheckTable(
         Check("amount_fen", "refund_fee / refund_fee_$n", "the refund's amount_fen", ANSWER_QUERY),
         Check("total_fen", "total_fee", "the payment's amount_fen"),
     ),
-    envelope=(Check("sign_type", "sign_type", "WALLYT_SIGN_TYPE (no downgrade to another)", ALL_MESSAGES),),
+    envelope=(Check("sign_type", "sign_type", "WALLYT_SIGN_TYPE (no downgrade to another)", SIGNED),),
 )
 
 TRADE_STATES: dict[str, TradeState] = {

@@ -54,7 +54,7 @@ from payments.gateways.base import (
     TradeStatus,
 )
 from payments.gateways.bills import BillEntry, read_wechat_bill
-from payments.gateways.trust import ALL_MESSAGES, Check, CheckTable, Identity, Message, gateway_check
+from payments.gateways.trust import Check, CheckTable, Identity, Message, gateway_check
 
 logger = logging.getLogger(__name__)
 PRODUCTION_API_BASE = "https://api.mch.weixin.qq.com"
@@ -86,6 +86,7 @@ PRODUCTS: dict[str, WeChatPayType] = {
     "h5": WeChatPayType.H5,
 }
 NOTIFY_QUERY = frozenset({Message.NOTIFY, Message.QUERY})
+SIGNED = frozenset({Message.NOTIFY, Message.QUERY, Message.ANSWER})  # every message but the (unsigned) bill
 # Which field of which message is checked against what (payments.gateways.trust). Sources: the
 # transaction and refund objects of /docs/merchant/apis/jsapi-payment/*.html and the notifications of
 # /docs/merchant/apis/*/payment-notice.html and refund-result-notice.html (PROTOCOLS A.5-A.8).
@@ -101,9 +102,9 @@ CHECKS = CheckTable(
     refund=(
         gateway_check(),
         Check("merchant_id", "mchid", "WECHAT_PAY_MCHID", frozenset({Message.NOTIFY})),
-        Check("payment_no", "out_trade_no", "the refund's payment_no", ALL_MESSAGES - {Message.BILL}),
-        Check("amount_fen", "amount.refund", "the refund's amount_fen", ALL_MESSAGES - {Message.BILL}),
-        Check("total_fen", "amount.total", "the payment's amount_fen", ALL_MESSAGES - {Message.BILL}),
+        Check("payment_no", "out_trade_no", "the refund's payment_no", SIGNED),
+        Check("amount_fen", "amount.refund", "the refund's amount_fen", SIGNED),
+        Check("total_fen", "amount.total", "the payment's amount_fen", SIGNED),
         Check("currency", "amount.currency", "CNY"),
     ),
     envelope=(
@@ -111,13 +112,13 @@ CHECKS = CheckTable(
             "serial",
             "Wechatpay-Serial",
             "WECHAT_PAY_PUBLIC_KEY_ID or a platform certificate in WECHAT_PAY_PLATFORM_CERT_DIR",
-            ALL_MESSAGES - {Message.BILL},
+            SIGNED,
         ),
         Check(
             "timestamp",
             "Wechatpay-Timestamp",
             "now +- WECHAT_PAY_NOTIFY_MAX_SKEW_SECONDS",
-            ALL_MESSAGES - {Message.BILL},
+            SIGNED,
         ),
     ),
 )

@@ -83,6 +83,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            "libraries": {"money": "config.templatetags.money"},  # {{ fen|yuan }} -> ¥3,322.71
         },
     },
 ]
@@ -226,6 +227,11 @@ WALLYT_MCH_ID = env.str("WALLYT_MCH_ID", default="")
 WALLYT_SECRET_KEY = env.str("WALLYT_SECRET_KEY", default="")
 WALLYT_SIGN_TYPE = env.str("WALLYT_SIGN_TYPE", default="MD5")
 WALLYT_NOTIFY_URL = env.str("WALLYT_NOTIFY_URL", default=f"{PUBLIC_BASE_URL}/api/v1/payments/notify/wallyt/")
+# the daily bill (`pay.bill.merchant`) is served by the SwiftPass family's download host, not /pay/gateway
+WALLYT_BILL_URL = env.str(
+    "WALLYT_BILL_URL",
+    default=f"{_sandbox}/wallyt/download/gateway" if _sandbox else "https://download.swiftpass.cn/gateway",
+)
 
 # Refund notifications are applied by the refunds app (payments does not import it).
 PAYMENTS_REFUND_STATUS_HANDLER = "refunds.services.refund_apply_gateway_status"
@@ -233,7 +239,7 @@ REFUND_AUTO_APPROVE_MAX_FEN = env.int("REFUND_AUTO_APPROVE_MAX_FEN", default=0) 
 REFUND_STUCK_ALERT_HOURS = env.int("REFUND_STUCK_ALERT_HOURS", default=24)
 
 # Daily bill reconciliation (refunds/bills.py)
-BILL_RECONCILE_GATEWAYS = tuple(env.list("BILL_RECONCILE_GATEWAYS", default=["wechat", "alipay"]))
+BILL_RECONCILE_GATEWAYS = tuple(env.list("BILL_RECONCILE_GATEWAYS", default=["wechat", "alipay", "wallyt"]))
 BILL_HOLD_DAYS = env.int("BILL_HOLD_DAYS", default=3)  # cross-midnight items wait this long before "missing"
 BILL_CROSS_MIDNIGHT_SECONDS = env.int("BILL_CROSS_MIDNIGHT_SECONDS", default=600)
 BILL_BATCH_SIZE = env.int("BILL_BATCH_SIZE", default=500)

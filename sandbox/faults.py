@@ -46,6 +46,7 @@ TARGETS = {
         "wallyt.close",
         "wallyt.refund",
         "wallyt.refund_query",
+        "wallyt.bill",
         "wallyt.notify",
     ],
 }

@@ -157,6 +157,7 @@ _ALIPAY_NAMES = (
 )
 _WALLYT_NAMES = (
     "WALLYT_API_URL",
+    "WALLYT_BILL_URL",
     "WALLYT_MCH_ID",
     "WALLYT_SECRET_KEY",
     "WALLYT_SIGN_TYPE",
@@ -250,6 +251,7 @@ def _build_wallyt() -> WallytGateway:
         notify_url=s.get("WALLYT_NOTIFY_URL"),
         mini_appid=s.get("WECHAT_MINI_APPID"),
         sign_type=s.get("WALLYT_SIGN_TYPE", "MD5"),
+        bill_url=s.get("WALLYT_BILL_URL", ""),
     )
     return WallytGateway(config)
 

@@ -12,6 +12,10 @@ class WeChatIdentity(models.Model):
     openid = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        verbose_name = "WeChat identity"
+        verbose_name_plural = "WeChat identities"
+
     def __str__(self) -> str:
         return self.openid
 

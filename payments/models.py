@@ -21,13 +21,15 @@ class WeChatIdentity(models.Model):
 
 
 class Channel(models.TextChoices):
-    WECHAT_JSAPI = "wechat_jsapi"
-    WECHAT_NATIVE = "wechat_native"
-    WECHAT_H5 = "wechat_h5"
-    ALIPAY_PAGE = "alipay_page"
-    ALIPAY_WAP = "alipay_wap"
-    WALLYT_JSAPI = "wallyt_jsapi"
-    WALLET = "wallet"
+    """How a payment is made; the label is what people read (admin, customer pages, reports)."""
+
+    WECHAT_JSAPI = "wechat_jsapi", "WeChat Pay (mini-program)"
+    WECHAT_NATIVE = "wechat_native", "WeChat Pay (QR code)"
+    WECHAT_H5 = "wechat_h5", "WeChat Pay (H5)"
+    ALIPAY_PAGE = "alipay_page", "Alipay (computer)"
+    ALIPAY_WAP = "alipay_wap", "Alipay (phone)"
+    WALLYT_JSAPI = "wallyt_jsapi", "Wallyt (WeChat mini-program)"
+    WALLET = "wallet", "Wallet"
 
 
 # channel -> (gateway, product as the adapter knows it)

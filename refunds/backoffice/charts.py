@@ -3,7 +3,8 @@
 Values are integer fen; pygal only places them, and every label it writes goes through
 ``config.money.format_yuan``. pygal escapes the labels it is given (it builds the SVG as an
 element tree); the inline configuration script it appends for its optional tooltips is removed,
-so the page loads nothing and runs nothing for a chart.
+so the page loads nothing and runs nothing for a chart; each bar gets a ``<title>`` (the browser's own
+tooltip) with its label and amount instead.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from pygal.style import Style
 from config.money import format_yuan
 
 _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.DOTALL)
+# pygal describes each bar with <desc> elements that only its script shows; a <title> is a native tooltip
+_BAR_DESC = re.compile(
+    r'<desc class="value">([^<]*)</desc>((?:<desc class="[^"]*">[^<]*</desc>)*?)<desc class="x_label">([^<]*)</desc>'
+)
 STYLE = Style(
     background="transparent",
     plot_background="transparent",
@@ -60,4 +65,5 @@ def bar_chart(
         chart.add(name, values)
     svg = chart.render(is_unicode=True, disable_xml_declaration=True)
     svg = _SCRIPT.sub("", svg).replace('class="pygal-chart"', 'class="pygal-chart bo-chart" role="img"', 1)
+    svg = _BAR_DESC.sub(r'<title>\3: \1</title><desc class="value">\1</desc>\2<desc class="x_label">\3</desc>', svg)
     return mark_safe(svg)  # noqa: S308 - pygal's own SVG (labels escaped by its element tree), scripts removed

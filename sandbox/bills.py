@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .server import Request, Response
-from .state import CST, Refund, Trade
+from .state import CST, Refund, Trade, parse_time
 
 if TYPE_CHECKING:
     from .server import Sandbox
@@ -568,7 +568,8 @@ def wallyt_bill(
 
 
 def register(sb: Sandbox) -> None:
-    """``GET/POST/DELETE /control/{gateway}/bills/adjust``: see, set or clear a gateway's ``BillAdjust``."""
+    """``GET/POST/DELETE /control/{gateway}/bills/adjust``: see, set or clear a gateway's ``BillAdjust``;
+    ``POST /control/{gateway}/refunds/{no}/booked`` ``{success_time}``: re-date a successful refund."""
 
     def adjust(req: Request, gateway: str) -> Response:
         store = sb.store
@@ -590,4 +591,23 @@ def register(sb: Sandbox) -> None:
             current = store.bill_adjust.get(gateway, NO_ADJUST)
         return Response.json({"gateway": gateway, "adjust": current.to_json()})
 
+    def booked(req: Request, gateway: str, no: str) -> Response:
+        """Re-date a successful refund (Alipay's succeed within the refund call, at the current time):
+        a bill test on a past day moves them onto that day."""
+        try:
+            when = parse_time(str(req.json().get("success_time") or ""))
+        except (ValueError, AttributeError, TypeError):
+            return Response.json({"error": "success_time (ISO 8601) is required"}, 400)
+        with sb.store.lock:
+            refund = sb.store.refunds.get((gateway, no)) or next(
+                (r for r in sb.store.refunds.values() if r.gateway == gateway and r.out_refund_no == no), None
+            )  # Alipay keys a refund by trade|out_request_no
+            if refund is None:
+                return Response.json({"error": f"no {gateway} refund {no}"}, 404)
+            if refund.status != "SUCCESS":
+                return Response.json({"error": f"refund {no} is {refund.status}, not SUCCESS"}, 409)
+            refund.success_time = when
+            return Response.json(refund.to_json())
+
     sb.router.add("GET,POST,DELETE", r"/control/(?P<gateway>wechat|alipay|wallyt)/bills/adjust", adjust)
+    sb.router.add("POST", r"/control/(?P<gateway>wechat|alipay|wallyt)/refunds/(?P<no>[^/]+)/booked", booked)

@@ -247,7 +247,8 @@ BILL_LEASE_SECONDS = env.int("BILL_LEASE_SECONDS", default=900)
 
 # --- i18n, static, security ------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "Asia/Shanghai"
+TIME_ZONE = "Asia/Shanghai"  # the one zone people read (pages, exports) and our order numbers carry
+FORMAT_MODULE_PATH = ["config.formats"]  # 2026-05-02 07:30:05 CST, not "May 2, 2026, 7:30 a.m."
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"

@@ -191,9 +191,10 @@ class RefundAdmin(admin.ModelAdmin):
 
     @admin.display(description="what the gateway said (latest first, secrets masked)")
     def gateway_answer_json(self, obj: Refund) -> str:
-        answers = gateway_answer(obj).answers_json
-        if not answers:
+        shown = gateway_answer(obj)
+        if not shown.answers:
             return "-"
+        answers = shown.answers_json
         return format_html('<pre class="bo-json" id="bo-gateway-json">{}</pre>', answers)
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):

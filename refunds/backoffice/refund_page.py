@@ -95,7 +95,12 @@ class GatewayAnswer:
         if not self.answers:
             return f"{self.refund.status} (no answer from {GATEWAY_NAMES.get(self.gateway, self.gateway)} yet)"
         ours = self.latest.get("state") or self.refund.status
-        word = self._alipay_word() if self.gateway == "alipay" else self._pick("status", "refund_status")
+        if self.gateway == "alipay":
+            word = self._alipay_word()
+        elif self.gateway == "wallyt":  # its "status" is the transport's ("0"), the refund's is numbered
+            word = self._pick("refund_status")
+        else:
+            word = self._pick("status", "refund_status")
         name = GATEWAY_NAMES.get(self.gateway, self.gateway)
         return f"{ours}: {name} says {word}" if word else str(ours)
 
@@ -118,9 +123,8 @@ class GatewayAnswer:
         amount = self._pick("amount")
         if isinstance(amount, dict):  # WeChat: fen
             if amount.get("refund") is not None:
-                parts.append(f"refund {_fen_text(amount['refund'])}")
-            if amount.get("total") is not None:
-                parts.append(f"of {_fen_text(amount['total'])}")
+                total = f" of {_fen_text(amount['total'])}" if amount.get("total") is not None else ""
+                parts.append(f"refund {_fen_text(amount['refund'])}{total}")
             if amount.get("payer_refund") is not None:
                 parts.append(f"to the payer {_fen_text(amount['payer_refund'])}")
         elif self.gateway == "alipay":
@@ -133,12 +137,9 @@ class GatewayAnswer:
                 if value not in (None, ""):
                     parts.append(f"{label} {_yuan_text(value)}")
         elif self.gateway == "wallyt":
-            value = self._pick("refund_fee")
+            value, total = self._pick("refund_fee"), self._pick("total_fee")
             if value not in (None, ""):
-                parts.append(f"refund {_fen_text(value)}")
-            total = self._pick("total_fee")
-            if total not in (None, ""):
-                parts.append(f"of {_fen_text(total)}")
+                parts.append(f"refund {_fen_text(value)}" + (f" of {_fen_text(total)}" if total else ""))
         text = ", ".join(parts)
         ours = f"ours {format_yuan(self.refund.amount_fen)}"
         return f"{text} ({ours})" if text else f"none given ({ours})"

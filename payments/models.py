@@ -32,6 +32,8 @@ class Channel(models.TextChoices):
     WALLET = "wallet", "Wallet"
 
 
+GATEWAY_LABELS = {"wechat": "WeChat Pay", "alipay": "Alipay", "wallyt": "Wallyt", "wallet": "the wallet"}
+
 # channel -> (gateway, product as the adapter knows it)
 CHANNEL_ROUTES = {
     Channel.WECHAT_JSAPI: ("wechat", "jsapi"),

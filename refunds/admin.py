@@ -21,7 +21,7 @@ from config.audit import Actor
 from config.errors import DomainError
 from config.money import format_yuan, parse_yuan
 from refunds.backoffice.refund_page import gateway_answer
-from refunds.backoffice.timeline import payment_timeline
+from refunds.backoffice.timeline import data_text, payment_timeline
 from refunds.backoffice.urls import backoffice_urls
 from refunds.models import Refund, RefundEvent
 from refunds.services import refund_approve, refund_reject, refund_resolve_abnormal, refund_sync
@@ -70,9 +70,13 @@ class AmountRangeFilter(admin.ListFilter):
 
 class RefundEventInline(ReadOnlyInline):
     model = RefundEvent
-    fields = ("created_at", "action", "from_status", "to_status", "actor", "reason", "data")
+    fields = ("created_at", "action", "from_status", "to_status", "actor", "reason", "details")
     readonly_fields = fields
     verbose_name_plural = "audit trail of this refund"
+
+    @admin.display(description="details")
+    def details(self, obj: RefundEvent) -> str:
+        return data_text(obj.data) or "-"
 
 
 class DecisionForm(forms.Form):

@@ -156,11 +156,11 @@ class BillLine(models.Model):
 
 class BillDiscrepancy(models.Model):
     class Kind(models.TextChoices):
-        MISSING_LOCAL = "missing_local"  # in the bill, not settled here
-        MISSING_REMOTE = "missing_remote"  # settled here, in no bill
-        AMOUNT_MISMATCH = "amount_mismatch"
-        STATUS_MISMATCH = "status_mismatch"
-        TOTAL_MISMATCH = "total_mismatch"  # a day's settlement figure differs from the bill's own total
+        MISSING_LOCAL = "missing_local", "In the bill, not settled here"
+        MISSING_REMOTE = "missing_remote", "Settled here, in no bill"
+        AMOUNT_MISMATCH = "amount_mismatch", "Amount differs"
+        STATUS_MISMATCH = "status_mismatch", "Status differs"
+        TOTAL_MISMATCH = "total_mismatch", "Day total differs"  # a settlement figure vs the bill's own total
 
     class Status(models.TextChoices):
         OPEN = "open"

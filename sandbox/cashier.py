@@ -113,12 +113,14 @@ def _local(value: Any) -> str:
 
 
 def render_index(trades: list[Trade], *, query: str = "", page_arg: str = "1") -> Response:
-    """Pending trades, newest first, ``PAGE_SIZE`` a page; ``query`` matches our payment number
-    (out_trade_no) or the order in the description, case-insensitively."""
+    """Pending trades (given in creation order), newest first, ``PAGE_SIZE`` a page; ``query`` matches
+    our payment number (out_trade_no) or the order in the description, case-insensitively."""
     needle = query.lower()
     if needle:
         trades = [t for t in trades if needle in t.out_trade_no.lower() or needle in (t.description or "").lower()]
-    trades = sorted(trades, key=lambda t: (t.created_at, t.out_trade_no), reverse=True)
+    # created_at has whole seconds: within one second the store's (creation) order decides
+    order = {id(t): i for i, t in enumerate(trades)}
+    trades = sorted(trades, key=lambda t: (t.created_at, order[id(t)]), reverse=True)
     pages = max(1, -(-len(trades) // PAGE_SIZE))
     try:
         page_no = min(max(int(page_arg), 1), pages)

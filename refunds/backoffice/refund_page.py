@@ -19,9 +19,8 @@ from typing import Any
 
 from config.logging import REDACTED, is_secret_name
 from config.money import format_yuan, parse_yuan
+from payments.models import GATEWAY_LABELS
 from refunds.models import Refund
-
-GATEWAY_NAMES = {"wechat": "WeChat Pay", "alipay": "Alipay", "wallyt": "Wallyt", "wallet": "the wallet"}
 
 
 def masked(value: Any) -> Any:
@@ -93,7 +92,7 @@ class GatewayAnswer:
     @property
     def state_text(self) -> str:
         if not self.answers:
-            return f"{self.refund.status} (no answer from {GATEWAY_NAMES.get(self.gateway, self.gateway)} yet)"
+            return f"{self.refund.status} (no answer from {GATEWAY_LABELS.get(self.gateway, self.gateway)} yet)"
         ours = self.latest.get("state") or self.refund.status
         if self.gateway == "alipay":
             word = self._alipay_word()
@@ -101,7 +100,7 @@ class GatewayAnswer:
             word = self._pick("refund_status")
         else:
             word = self._pick("status", "refund_status")
-        name = GATEWAY_NAMES.get(self.gateway, self.gateway)
+        name = GATEWAY_LABELS.get(self.gateway, self.gateway)
         return f"{ours}: {name} says {word}" if word else str(ours)
 
     def _alipay_word(self) -> str | None:

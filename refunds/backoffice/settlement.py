@@ -19,7 +19,7 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from config.money import format_yuan, yuan_decimal
-from payments.models import Channel
+from payments.models import GATEWAY_LABELS, Channel
 from refunds.backoffice.charts import bar_chart
 from refunds.bills import FIGURES
 from refunds.bills_workflow import is_finance
@@ -97,6 +97,7 @@ def _days(report: SettlementReport) -> list[dict]:
                 "checks": [
                     {
                         "check": check,
+                        "gateway": GATEWAY_LABELS.get(check.gateway, check.gateway),
                         "label": check_label(check),
                         "bill": [check.side("bill").get(f) for f in FIGURES],
                         "differences": [(f, v) for f, v in check.differences.items() if v],

@@ -37,8 +37,12 @@ class TimelineRow:
 
     @property
     def data_text(self) -> str:
-        """``key=value`` pairs; an amount in fen (``amount_fen=1000``) is shown in yuan (``amount=¥10.00``)."""
-        return ", ".join(_pair(key, value) for key, value in self.data.items() if value not in ("", None))
+        return data_text(self.data)
+
+
+def data_text(data: dict[str, Any]) -> str:
+    """``key=value`` pairs; an amount in fen (``amount_fen=1000``) is shown in yuan (``amount=¥10.00``)."""
+    return ", ".join(_pair(key, value) for key, value in (data or {}).items() if value not in ("", None))
 
 
 def _pair(key: str, value: Any) -> str:

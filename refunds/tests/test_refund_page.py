@@ -60,7 +60,7 @@ def test_wechat_refund_page_names_what_the_gateway_said(user_api, gateways, clie
     shown = page.split('id="bo-gateway-json">')[1].split("</pre>")[0]
     answers = json.loads(shown.replace("&quot;", '"').replace("&#x27;", "'").replace("&amp;", "&"))
     assert isinstance(answers, list) and answers[0]["state"] == "succeeded"  # latest first
-    assert '\n  {\n    &quot;state&quot;' in shown  # indented JSON, not a Python dict
+    assert "\n  {\n    &quot;state&quot;" in shown  # indented JSON, not a Python dict
     assert "{'" not in page.split("At the gateway")[1]
 
 

@@ -228,9 +228,8 @@ WALLYT_SECRET_KEY = env.str("WALLYT_SECRET_KEY", default="")
 WALLYT_SIGN_TYPE = env.str("WALLYT_SIGN_TYPE", default="MD5")
 WALLYT_NOTIFY_URL = env.str("WALLYT_NOTIFY_URL", default=f"{PUBLIC_BASE_URL}/api/v1/payments/notify/wallyt/")
 # the daily bill (`pay.bill.merchant`) is served by the SwiftPass family's download host, not /pay/gateway
-WALLYT_BILL_URL = env.str(
-    "WALLYT_BILL_URL",
-    default=f"{_sandbox}/wallyt/download/gateway" if _sandbox else "https://download.swiftpass.cn/gateway",
+WALLYT_BILL_URL = env.str("WALLYT_BILL_URL", default="") or (
+    f"{_sandbox}/wallyt/download/gateway" if _sandbox else "https://download.swiftpass.cn/gateway"
 )
 
 # Refund notifications are applied by the refunds app (payments does not import it).

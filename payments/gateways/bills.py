@@ -192,31 +192,33 @@ def _fen(value: str) -> int:
     return yuan_to_fen(text[1:] if text.startswith("-") else text)
 
 
-def _fee(value: str, kind: EntryKind) -> int:
-    """A fee cell (yuan, up to 5 decimals, any sign) -> fen kept by the gateway: + payment, - refund."""
-    text = value.strip().replace(",", "")
-    if not text:
-        return 0
-    try:
-        amount = abs(Decimal(text))
-    except InvalidOperation as exc:
-        raise ValueError(f"not a fee: {value!r}") from exc
-    if not amount.is_finite() or amount.as_tuple().exponent < -5:  # type: ignore[operator]
-        raise ValueError(f"not a fee: {value!r}")
-    fen = int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-    return fen if kind == "payment" else -fen
-
-
-def _signed_fen(value: str) -> int:
-    """A total cell in yuan that may carry a sign or more than two decimals -> fen (sign kept)."""
+def _decimal_yuan(value: str) -> Decimal:
+    """A yuan cell as written (sign, up to five decimals, thousands commas) -> ``Decimal``."""
     text = value.strip().replace(",", "")
     try:
         amount = Decimal(text)
     except InvalidOperation as exc:
         raise ValueError(f"not an amount: {value!r}") from exc
-    if not amount.is_finite():
+    if not amount.is_finite() or amount.as_tuple().exponent < -5:  # type: ignore[operator]
         raise ValueError(f"not an amount: {value!r}")
+    return amount
+
+
+def _fen_half_up(amount: Decimal) -> int:
     return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _fee(value: str, kind: EntryKind) -> int:
+    """A fee cell (yuan, up to 5 decimals, any sign) -> fen kept by the gateway: + payment, - refund."""
+    if not value.strip():
+        return 0
+    fen = _fen_half_up(abs(_decimal_yuan(value)))
+    return fen if kind == "payment" else -fen
+
+
+def _signed_fen(value: str) -> int:
+    """A total cell in yuan that may carry a sign or more than two decimals -> fen (sign kept)."""
+    return _fen_half_up(_decimal_yuan(value))
 
 
 def _time(value: str) -> datetime:
@@ -244,10 +246,9 @@ def _need(header: list[str], *prefixes: str) -> int:
 
 def parse_wechat_trade_bill(text: str) -> Bill:
     """Rows of a WeChat ``ALL`` trade bill (CSV text, backticks included) -> a ``Bill`` (entries, totals)."""
-    rows = [row for row in csv.reader(io.StringIO(text.lstrip("\ufeff"))) if any(cell.strip() for cell in row)]
-    if not rows:
+    header, rows, summary = _backticked(text)
+    if not header:
         return Bill()
-    header = [cell.strip() for cell in rows[0]]
     col = {
         "time": _need(header, "交易时间"),
         "transaction_id": _need(header, "微信订单号"),
@@ -261,17 +262,10 @@ def parse_wechat_trade_bill(text: str) -> Bill:
     order_amount = _column(header, "订单金额")
     applied_refund = _column(header, "申请退款金额")
     fee = _column(header, "手续费")
-    entries: list[BillEntry] = []
-    summary: dict[str, str] = {}
-    for i, row in enumerate(rows[1:], start=1):
-        values = [_cell(cell) for cell in row]
-        if values[0] == WECHAT_SUMMARY_FIRST:  # the summary header; the summary row follows
-            summary = _summary(values, rows[i + 1] if i + 1 < len(rows) else [])
-            break
-        if len(values) < len(header):
-            raise ValueError(f"bill row has {len(values)} columns, the header {len(header)}")
-        raw = dict(zip(header, values, strict=False))
-        entries.append(_wechat_entry(values, col, order_amount, applied_refund, fee, raw))
+    entries = [
+        _wechat_entry(values, col, order_amount, applied_refund, fee, dict(zip(header, values, strict=False)))
+        for values in rows
+    ]
     totals = None
     if summary:
         totals = BillTotals(
@@ -280,6 +274,24 @@ def parse_wechat_trade_bill(text: str) -> Bill:
             fees_fen=_signed_fen(summary["手续费总金额"]) if "手续费总金额" in summary else None,
         )
     return Bill(entries, totals=totals)
+
+
+def _backticked(text: str) -> tuple[list[str], list[list[str]], dict[str, str]]:
+    """A WeChat-style bill (WeChat, SwiftPass): header, backticked rows, then a summary header
+    (总交易单数, ...) and its one row -> (header, rows without backticks, {summary name: value})."""
+    rows = [row for row in csv.reader(io.StringIO(text.lstrip("\ufeff"))) if any(cell.strip() for cell in row)]
+    if not rows:
+        return [], [], {}
+    header = [cell.strip() for cell in rows[0]]
+    body: list[list[str]] = []
+    for i, row in enumerate(rows[1:], start=1):
+        values = [_cell(cell) for cell in row]
+        if values[0] == WECHAT_SUMMARY_FIRST:
+            return header, body, _summary(values, rows[i + 1] if i + 1 < len(rows) else [])
+        if len(values) < len(header):
+            raise ValueError(f"bill row has {len(values)} columns, the header {len(header)}")
+        body.append(values)
+    return header, body, {}
 
 
 def _cell(cell: str) -> str:
@@ -450,10 +462,9 @@ def parse_wallyt_bill(text: str) -> Bill:
     row has 交易状态 转入退款 (or REFUND). The summary: 总交易单数, 总交易额, 总退款金额, ...,
     总手续费金额.
     """
-    rows = [row for row in csv.reader(io.StringIO(text.lstrip("\ufeff"))) if any(cell.strip() for cell in row)]
-    if not rows:
+    header, rows, summary = _backticked(text)
+    if not header:
         return Bill()
-    header = [cell.strip() for cell in rows[0]]
     col = {
         "time": _need(header, "交易时间"),
         "trade_no": _need(header, "平台订单号"),
@@ -466,14 +477,7 @@ def parse_wallyt_bill(text: str) -> Bill:
     }
     fee = _column(header, "手续费")
     entries: list[BillEntry] = []
-    summary: dict[str, str] = {}
-    for i, row in enumerate(rows[1:], start=1):
-        values = [_cell(cell) for cell in row]
-        if values[0] == WECHAT_SUMMARY_FIRST:
-            summary = _summary(values, rows[i + 1] if i + 1 < len(rows) else [])
-            break
-        if len(values) < len(header):
-            raise ValueError(f"bill row has {len(values)} columns, the header {len(header)}")
+    for values in rows:
         trade_state = values[col["trade_state"]]
         is_refund = trade_state in WALLYT_REFUND_ROW_STATES
         kind: EntryKind = "refund" if is_refund else "payment"

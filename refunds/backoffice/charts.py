@@ -49,7 +49,8 @@ def bar_chart(
         width=width,
         height=height,
         title=title,
-        x_label_rotation=-30 if len(labels) > 8 else 0,
+        x_label_rotation=-30 if len(labels) > 8 or max(map(len, labels), default=0) > 14 else 0,
+        truncate_label=-1,  # whole names ("WeChat Pay (QR code)"), never "WeChat Pay ..."
         show_minor_x_labels=len(labels) <= 16,
         legend_at_bottom=True,
         legend_at_bottom_columns=max(len(series), 1),

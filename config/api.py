@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
 from django.views import defaults
-from rest_framework import exceptions, serializers
+from rest_framework import exceptions, permissions, serializers
 from rest_framework.response import Response
 
 from config.errors import DomainError
@@ -81,3 +82,13 @@ class StrictSerializer(serializers.Serializer):
         if unknown:
             raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)
+
+
+class ApiDocsPermission(permissions.BasePermission):
+    """``/api/schema/`` and ``/api/docs/``: anyone when ``API_DOCS_PUBLIC`` (development), staff otherwise
+    (the production default). Read at request time, not at import."""
+
+    message = "The API documentation is for staff."
+
+    def has_permission(self, request, view) -> bool:
+        return settings.API_DOCS_PUBLIC or bool(request.user and request.user.is_staff)

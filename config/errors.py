@@ -117,14 +117,3 @@ class NotificationInvalid(PaymentError):
 
     code = "notification_invalid"
     http_status = 400
-
-
-class AmountMismatch(PaymentError):
-    code = "amount_mismatch"
-    http_status = 400
-
-    def __init__(self, reference: str, got_fen: int | None, expected_fen: int):
-        super().__init__(
-            f"{reference}: gateway amount {got_fen} fen != our amount {expected_fen} fen.",
-            details={"reference": reference, "got_fen": got_fen, "expected_fen": expected_fen},
-        )

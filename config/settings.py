@@ -170,6 +170,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# /api/schema/ and /api/docs/: open to anyone in development, staff only in production (by default)
+API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=not PRODUCTION)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Locker payments API",
     "VERSION": "1.0.0",
@@ -186,7 +188,9 @@ ORDER_MAX_HOURS = env.int("ORDER_MAX_HOURS", default=72)
 WALLET_TOPUP_MIN_FEN = env.int("WALLET_TOPUP_MIN_FEN", default=1)
 WALLET_TOPUP_MAX_FEN = env.int("WALLET_TOPUP_MAX_FEN", default=500_000)
 PICKUP_CODE_GRACE = timedelta(seconds=env.int("PICKUP_CODE_GRACE_SECONDS", default=3600))
+RENTAL_REOPEN = timedelta(seconds=env.int("RENTAL_REOPEN_SECONDS", default=300))  # open again after pickup
 LOCKER_DOOR_DRIVER = env.str("LOCKER_DOOR_DRIVER", default="lockers.drivers.SimulatedDoorDriver")
+LOCKER_DOOR_COMMAND_TTL = timedelta(seconds=env.int("LOCKER_DOOR_COMMAND_TTL_SECONDS", default=120))
 
 # --- Gateways (names from the seed documents). Empty = not configured -> 503. ----------------
 SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=not PRODUCTION)
@@ -207,6 +211,7 @@ WECHAT_PAY_API_BASE = env.str("WECHAT_PAY_API_BASE", default=_sandbox or "https:
 WECHAT_PAY_NOTIFY_MAX_SKEW_SECONDS = env.int("WECHAT_PAY_NOTIFY_MAX_SKEW_SECONDS", default=300)
 
 ALIPAY_APP_ID = env.str("ALIPAY_APP_ID", default="")
+ALIPAY_SELLER_ID = env.str("ALIPAY_SELLER_ID", default="")  # our PID (2088...): every notify and return names it
 ALIPAY_PRIVATE_KEY = env.str("ALIPAY_PRIVATE_KEY", default="")
 ALIPAY_PRIVATE_KEY_PATH = env.str("ALIPAY_PRIVATE_KEY_PATH", default="")
 ALIPAY_PUBLIC_KEY = env.str("ALIPAY_PUBLIC_KEY", default="")
@@ -225,13 +230,17 @@ WALLYT_API_URL = env.str(
 )
 WALLYT_MCH_ID = env.str("WALLYT_MCH_ID", default="")
 WALLYT_SECRET_KEY = env.str("WALLYT_SECRET_KEY", default="")
-WALLYT_SIGN_TYPE = env.str("WALLYT_SIGN_TYPE", default="MD5")
+WALLYT_SIGN_TYPE = env.str("WALLYT_SIGN_TYPE", default="MD5")  # MD5 | RSA_1_256
+WALLYT_PRIVATE_KEY_PATH = env.str("WALLYT_PRIVATE_KEY_PATH", default="")  # RSA_1_256: our key, signs requests
+WALLYT_PLATFORM_PUBLIC_KEY_PATH = env.str("WALLYT_PLATFORM_PUBLIC_KEY_PATH", default="")  # RSA_1_256: verifies
 WALLYT_NOTIFY_URL = env.str("WALLYT_NOTIFY_URL", default=f"{PUBLIC_BASE_URL}/api/v1/payments/notify/wallyt/")
 # the daily bill (`pay.bill.merchant`) is served by the SwiftPass family's download host, not /pay/gateway
 WALLYT_BILL_URL = env.str("WALLYT_BILL_URL", default="") or (
     f"{_sandbox}/wallyt/download/gateway" if _sandbox else "https://download.swiftpass.cn/gateway"
 )
 
+# Notification bodies that fail verification, per sender address and process, before it is answered 429
+NOTIFY_UNVERIFIED_PER_MINUTE = env.int("NOTIFY_UNVERIFIED_PER_MINUTE", default=30)
 # Refund notifications are applied by the refunds app (payments does not import it).
 PAYMENTS_REFUND_STATUS_HANDLER = "refunds.services.refund_apply_gateway_status"
 REFUND_AUTO_APPROVE_MAX_FEN = env.int("REFUND_AUTO_APPROVE_MAX_FEN", default=0)  # 0: every refund needs approval

@@ -8,6 +8,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.admin import INDEX_TITLE, SITE_HEADER, SITE_TITLE
+from config.api import ApiDocsPermission
 from config.auth import PasswordLoginView, WeChatLoginView
 from config.metrics import metrics_view
 from lockers.api import CabinetList, CompartmentList, QuoteView
@@ -70,8 +71,12 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger"),
+    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[ApiDocsPermission]), name="schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[ApiDocsPermission]),
+        name="swagger",
+    ),
     path("", include("config.web.urls")),
 ]
 

@@ -25,7 +25,7 @@ class CabinetAdmin(admin.ModelAdmin):
 
 class LockerEventInline(ReadOnlyInline):
     model = LockerEvent
-    fields = ("created_at", "action", "from_status", "to_status", "actor", "reference", "reason")
+    fields = ("created_at", "action", "from_status", "to_status", "actor", "reference", "reason", "data")
     readonly_fields = fields
     ordering = ("-id",)
 

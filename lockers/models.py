@@ -102,6 +102,25 @@ class PickupCode(models.Model):
         return f"{self.reference} ({self.status})"
 
 
+class DoorPurpose(models.TextChoices):
+    """What a door-open command is for, recorded with the command (``LockerEvent.data["purpose"]``).
+
+    The purpose, not who asked or which driver carried it out, says whether the customer used the
+    rental: only ``pickup`` and ``reopen`` do (``CUSTOMER_USE``).
+    """
+
+    DELIVERY = "delivery", "after payment: the customer puts their things in"
+    PICKUP = "pickup", "the customer takes their things out: the rental ends"
+    REOPEN = "reopen", "open again shortly after the pickup (a forgotten item)"
+    STAFF = "staff", "opened by staff, with a reason"
+
+
+CUSTOMER_USE = (DoorPurpose.PICKUP, DoorPurpose.REOPEN)
+DOOR_OPEN_COMMAND = "door_open_command"  # LockerEvent.action of the command, written in the requesting transaction
+DOOR_OPEN_SENT = "door_open_sent"  # LockerEvent.action once the driver took the command (after commit)
+DOOR_OPEN_EXPIRED = "door_open_expired"  # LockerEvent.action of a command too old to send (LOCKER_DOOR_COMMAND_TTL)
+
+
 class LockerEvent(AuditEvent):
     compartment = models.ForeignKey(Compartment, on_delete=models.PROTECT, related_name="events")
     reference = models.CharField(max_length=40, blank=True, db_index=True)

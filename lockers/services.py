@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import datetime
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from config.audit import Actor
-from config.errors import Conflict, InvalidTransition, NotFound
+from config.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from lockers.drivers import get_door_driver
-from lockers.models import Compartment, LockerEvent, PickupCode
+from lockers.models import (
+    DOOR_OPEN_COMMAND,
+    DOOR_OPEN_EXPIRED,
+    DOOR_OPEN_SENT,
+    Compartment,
+    DoorPurpose,
+    LockerEvent,
+    PickupCode,
+)
+
+logger = logging.getLogger(__name__)
 
 Status = Compartment.Status
 
@@ -54,9 +67,13 @@ def compartment_reserve(*, compartment_id: int, reference: str, actor: Actor) ->
     return compartment
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def compartment_occupy(*, compartment_id: int, reference: str, actor: Actor) -> Compartment:
-    """reserved -> occupied when the order holding it is paid."""
+    """reserved -> occupied when the order holding it is paid.
+
+    No savepoint of its own when nested: its one refusal is raised before anything is written, and its
+    caller (an order being paid) lets it roll back the whole transaction.
+    """
     compartment = _locked(compartment_id)
     if compartment.status == Status.OCCUPIED and compartment.reference == reference:
         return compartment
@@ -125,13 +142,29 @@ def pickup_code_issue(*, compartment_id: int, reference: str, valid_until: datet
 
 @transaction.atomic
 def pickup_code_cancel(*, reference: str, actor: Actor, reason: str = "") -> int:
+    """active -> cancelled (the order was refunded): the code opens nothing any more. Returns how many."""
+    return _pickup_code_close(reference=reference, to=PickupCode.Status.CANCELLED, actor=actor, reason=reason)
+
+
+@transaction.atomic(savepoint=False)
+def pickup_code_use(*, reference: str, actor: Actor, reason: str = "") -> int:
+    """active -> used at the end of the rental (the pickup): the code opens nothing any more. Returns how many.
+
+    No savepoint of its own when nested: it refuses nothing.
+    """
+    return _pickup_code_close(reference=reference, to=PickupCode.Status.USED, actor=actor, reason=reason)
+
+
+def _pickup_code_close(*, reference: str, to: str, actor: Actor, reason: str) -> int:
     codes = list(PickupCode.objects.select_for_update().filter(reference=reference, status=PickupCode.Status.ACTIVE))
     for code in codes:
-        code.status = PickupCode.Status.CANCELLED
+        code.status = to
         code.save(update_fields=["status"])
         LockerEvent.objects.create(
             compartment_id=code.compartment_id,
-            action="pickup_code_cancelled",
+            action=f"pickup_code_{to}",
+            from_status=PickupCode.Status.ACTIVE,
+            to_status=to,
             actor=str(actor),
             reference=reference,
             reason=reason,
@@ -139,10 +172,77 @@ def pickup_code_cancel(*, reference: str, actor: Actor, reason: str = "") -> int
     return len(codes)
 
 
-@transaction.atomic
-def door_open(*, compartment_id: int, reference: str, actor: Actor) -> None:
-    """Send the open-door command (through the configured driver) for the order holding the compartment."""
+@transaction.atomic(savepoint=False)
+def door_open(*, compartment_id: int, reference: str, actor: Actor, purpose: str, reason: str = "") -> LockerEvent:
+    """Record an open-door command (a ``door_open_command`` LockerEvent with its ``purpose`` and the actor) and
+    send it to the door driver after commit (Celery task ``lockers.door_open_send``), never under the row lock.
+
+    ``purpose`` (``DoorPurpose``): ``delivery`` (right after payment) and ``pickup`` need the compartment
+    occupied by ``reference``; ``reopen`` (after the pickup) needs it free, so that nobody else's rental is
+    opened; ``staff`` opens whatever the state and needs a ``reason``. The customer's own openings
+    (``pickup``, ``reopen``) need the cabinet online. Raises ``Conflict`` (409 ``door_not_yours``,
+    ``compartment_taken``, ``cabinet_offline``) or ``ValidationFailed`` before anything is written, so it
+    opens no savepoint of its own when nested: its caller rolls back as a whole. Returns the command.
+    """
+    if purpose not in DoorPurpose.values:
+        raise ValidationFailed("Unknown door-open purpose.", details={"purpose": purpose})
     compartment = _locked(compartment_id)
-    if compartment.reference != reference or compartment.status != Status.OCCUPIED:
+    held = compartment.status == Status.OCCUPIED and compartment.reference == reference
+    if purpose in (DoorPurpose.DELIVERY, DoorPurpose.PICKUP) and not held:
         raise Conflict("This compartment is not held by this order.", code="door_not_yours")
-    get_door_driver().open(compartment=compartment, reference=reference, actor=str(actor))
+    if purpose == DoorPurpose.REOPEN and compartment.status != Status.FREE:
+        raise Conflict(
+            "This compartment has been rented again: ask the staff to open it.",
+            code="compartment_taken",
+            details={"compartment_id": compartment_id},
+        )
+    if purpose == DoorPurpose.STAFF and not reason.strip():
+        raise ValidationFailed("A staff opening needs a reason.", details={"reason": ["Required."]})
+    if purpose in (DoorPurpose.PICKUP, DoorPurpose.REOPEN) and not compartment.cabinet.is_online:
+        raise Conflict("This cabinet is offline.", code="cabinet_offline", details={"compartment_id": compartment_id})
+    command = LockerEvent.objects.create(
+        compartment=compartment,
+        action=DOOR_OPEN_COMMAND,
+        actor=str(actor),
+        reason=reason[:255],
+        reference=reference,
+        data={"purpose": purpose, "label": compartment.label},
+    )
+    from lockers.tasks import door_open_send_task
+
+    transaction.on_commit(lambda: door_open_send_task.delay(command.pk), robust=True)
+    return command
+
+
+def door_open_send(*, command_id: int, now: datetime | None = None) -> bool:
+    """Hand a recorded open-door command to the configured driver, outside any transaction. Once: a command
+    already sent is not sent again (the task may be delivered twice). A command older than
+    ``LOCKER_DOOR_COMMAND_TTL`` (a queue that stood still) is not sent but recorded as expired, so that a
+    door never opens minutes after it was asked for. Returns whether the driver was called."""
+    now = now or timezone.now()
+    command = LockerEvent.objects.select_related("compartment__cabinet").get(pk=command_id, action=DOOR_OPEN_COMMAND)
+    done = LockerEvent.objects.filter(action__in=(DOOR_OPEN_SENT, DOOR_OPEN_EXPIRED), data__command_id=command_id)
+    if done.exists():
+        return False
+    outcome = {"command_id": command_id, "purpose": command.data.get("purpose", "")}
+    age = now - command.created_at
+    if age > settings.LOCKER_DOOR_COMMAND_TTL:
+        logger.error("door-open command %s for %s is %s old: not sent", command_id, command.reference, age)
+        LockerEvent.objects.create(
+            compartment=command.compartment,
+            action=DOOR_OPEN_EXPIRED,
+            actor=str(Actor.system("door_driver")),
+            reference=command.reference,
+            reason=f"not sent: {int(age.total_seconds())} s old",
+            data=outcome,
+        )
+        return False
+    get_door_driver().open(compartment=command.compartment, reference=command.reference, actor=command.actor)
+    LockerEvent.objects.create(
+        compartment=command.compartment,
+        action=DOOR_OPEN_SENT,
+        actor=str(Actor.system("door_driver")),
+        reference=command.reference,
+        data=outcome,
+    )
+    return True

@@ -1,17 +1,28 @@
+from datetime import datetime
+
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import StrictSerializer
+from lockers.selectors import pickup_codes_active
 from orders import services
 from orders.models import Order
-from orders.selectors import order_list_for_user, pickup_codes_for
+from orders.selectors import order_list_for_user, rental_clock
 
 
 class OrderOut(serializers.ModelSerializer):
+    """An order. A rental also says where it stands (``time_left_seconds``, ``pickup_until``,
+    ``reopen_until``) and what opening its door does now (``door``: pickup, reopen, overdue or null)."""
+
     compartment = serializers.SerializerMethodField()
     pickup_code = serializers.SerializerMethodField()
+    time_left_seconds = serializers.SerializerMethodField()
+    pickup_until = serializers.SerializerMethodField()
+    reopen_until = serializers.SerializerMethodField()
+    door = serializers.SerializerMethodField()
 
     class Meta:
         model = Order
@@ -27,6 +38,11 @@ class OrderOut(serializers.ModelSerializer):
             "expires_at",
             "paid_at",
             "rental_ends_at",
+            "time_left_seconds",
+            "pickup_until",
+            "completed_at",
+            "reopen_until",
+            "door",
             "created_at",
         )
 
@@ -35,13 +51,30 @@ class OrderOut(serializers.ModelSerializer):
         return None if c is None else {"id": c.pk, "cabinet": c.cabinet.code, "label": c.label, "size": c.size}
 
     def get_pickup_code(self, obj) -> str | None:
-        return self.context["codes"].get(obj.order_no)
+        code = self.context["codes"].get(obj.order_no)
+        return code.code if code else None
+
+    def get_time_left_seconds(self, obj) -> int | None:
+        return self.context["clocks"][obj.order_no].time_left_seconds
+
+    def get_pickup_until(self, obj) -> datetime | None:
+        until = self.context["clocks"][obj.order_no].pickup_until
+        return serializers.DateTimeField().to_representation(until) if until else None
+
+    def get_reopen_until(self, obj) -> datetime | None:
+        until = self.context["clocks"][obj.order_no].reopen_until
+        return serializers.DateTimeField().to_representation(until) if until else None
+
+    def get_door(self, obj) -> str | None:
+        return self.context["clocks"][obj.order_no].door or None
 
 
 def render_orders(orders, *, many: bool = False):
     items = list(orders) if many else [orders]
-    codes = pickup_codes_for(order_nos=[o.order_no for o in items])
-    data = OrderOut(items, many=True, context={"codes": codes}).data
+    codes = pickup_codes_active(references=[o.order_no for o in items])
+    now = timezone.now()
+    clocks = {o.order_no: rental_clock(o, code=codes.get(o.order_no), now=now) for o in items}
+    data = OrderOut(items, many=True, context={"codes": codes, "clocks": clocks}).data
     return data if many else data[0]
 
 
@@ -73,6 +106,13 @@ class OrderDetail(APIView):
 
 
 class OrderOpenDoor(APIView):
+    """Open the door of your rental: the pickup (the rental completes and the compartment is freed) within
+    the pickup code's validity, or open again shortly after it. 409 ``rental_overdue`` past the validity."""
+
     def post(self, request, order_no: str):
-        services.order_open_door(order_no=order_no, user=request.user)
-        return Response({"status": "door_open_sent"}, status=status.HTTP_202_ACCEPTED)
+        purpose = services.order_open_door(order_no=order_no, user=request.user)
+        order = get_object_or_404(order_list_for_user(user=request.user), order_no=order_no)
+        return Response(
+            {"status": "door_open_sent", "purpose": str(purpose), "order": render_orders(order)},
+            status=status.HTTP_202_ACCEPTED,
+        )

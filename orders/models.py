@@ -41,6 +41,7 @@ class Order(models.Model):
     expires_at = models.DateTimeField(db_index=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     rental_ends_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True, help_text="When the customer picked up.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,5 +1,11 @@
 """Order writes: creation with server-side pricing, and one function per state transition.
 
+The rental's life: paid (the door opens for the customer to put their things in) -> the customer
+opens it for pickup within the paid time plus the pickup-code grace, which completes the rental,
+closes the pickup code and frees the compartment -> for ``RENTAL_REOPEN`` after that the customer
+may open again (a forgotten item). Past the pickup code's validity the door stays shut
+(``rental_overdue``).
+
 Lock order everywhere: payment, then order, then compartment / wallet.
 """
 
@@ -15,9 +21,9 @@ from django.utils import timezone
 from config.audit import Actor
 from config.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from lockers import services as lockers
-from lockers.models import Compartment
+from lockers.models import Compartment, DoorPurpose
 from lockers.pricing import price_quote
-from lockers.tasks import door_open_task
+from lockers.selectors import pickup_codes_active
 from orders.models import Order, OrderEvent
 from wallets.models import WalletTransaction
 from wallets.services import wallet_credit
@@ -136,7 +142,8 @@ def order_mark_paid(
     reference: str = "",
     locked_order: Order | None = None,
 ) -> Order:
-    """pending_payment -> paid, and fulfil: occupy + pickup code + door after commit, or credit the wallet.
+    """pending_payment -> paid, and fulfil: occupy + pickup code + the door opening for delivery (recorded
+    here, sent to the driver after commit), or credit the wallet.
 
     ``locked_order``: this order, already locked (``select_for_update``) by the caller's transition in its
     transaction (lock order: payment, then order), which a failure here rolls back as a whole: it is not
@@ -176,18 +183,37 @@ def _mark_paid(order: Order, *, paid_at: datetime, actor: Actor, reference: str)
             actor=actor,
             valid_until=order.rental_ends_at + settings.PICKUP_CODE_GRACE,
         )
-        args = (order.compartment_id, order.order_no, str(actor))
-        transaction.on_commit(lambda: door_open_task.delay(*args), robust=True)
+        # the customer puts their things in: recorded now, sent to the driver after commit; not a use
+        lockers.door_open(
+            compartment_id=order.compartment_id, reference=order.order_no, actor=actor, purpose=DoorPurpose.DELIVERY
+        )
     return order
 
 
-@transaction.atomic
-def order_complete(*, order_id: int, actor: Actor, reason: str = "picked up") -> Order:
-    """paid|partially_refunded -> completed: the rental is over, the compartment is free again."""
-    order = _locked(order_id)
-    _transition(order, to=Status.COMPLETED, actor=actor, action="complete", reason=reason)
-    lockers.pickup_code_cancel(reference=order.order_no, actor=actor, reason=reason)
-    _release_compartment(order, actor=actor, reason=reason)
+def order_complete(
+    *,
+    order_id: int,
+    actor: Actor,
+    reason: str = "picked up",
+    now: datetime | None = None,
+    data: dict | None = None,
+    locked_order: Order | None = None,
+) -> Order:
+    """paid|partially_refunded -> completed: the rental is over. The pickup code is closed (used) and the
+    compartment is free again, in the same transaction. ``now`` (default: the clock) is ``completed_at``,
+    where the ``RENTAL_REOPEN`` window starts. ``data`` goes on the order event.
+
+    ``locked_order``: this order, already locked (``select_for_update``) by the caller in this transaction.
+    Raises ``InvalidTransition`` (409) from any other state.
+    """
+    if locked_order is not None and locked_order.pk != order_id:
+        raise ValueError(f"locked_order is order {locked_order.pk}, not {order_id}")
+    with transaction.atomic():
+        order = locked_order or _locked(order_id)
+        order.completed_at = now or timezone.now()
+        _transition(order, to=Status.COMPLETED, actor=actor, action="complete", reason=reason, data=data)
+        lockers.pickup_code_use(reference=order.order_no, actor=actor, reason=reason)
+        _release_compartment(order, actor=actor, reason=reason)
     return order
 
 
@@ -209,11 +235,67 @@ def order_mark_refunded(*, order_id: int, refunded_fen: int, actor: Actor, reaso
 
 
 @transaction.atomic
-def order_open_door(*, order_no: str, user) -> None:
-    """The renter asks to open the door: only a paid order with an active pickup code."""
+def order_open_door(*, order_no: str, user, now: datetime | None = None) -> str:
+    """The renter asks to open the door of their rental; returns what the opening is for (``DoorPurpose``).
+
+    - Paid and the pickup code still valid (``now`` <= its ``valid_until``: the paid time plus
+      ``PICKUP_CODE_GRACE``): the pickup. The door-open command is recorded, the rental completes
+      (``completed_at = now``), the pickup code is used and the compartment freed, in one transaction.
+    - Completed less than ``RENTAL_REOPEN`` ago: open again, if nobody has taken the compartment since
+      (an ``open_again`` order event; the order stays as it is).
+
+    Errors (409 unless said): 404 ``not_found`` (not this user's rental), ``order_not_paid``,
+    ``rental_overdue`` (past the pickup code's validity: overtime is not payable yet, the door stays shut),
+    ``rental_completed`` (after the open-again window), ``compartment_taken``, ``cabinet_offline``.
+    """
+    now = now or timezone.now()
     order = Order.objects.select_for_update().filter(order_no=order_no, user=user).first()
     if order is None:
         raise NotFound("Order not found.")
+    actor = Actor.user(user)
+    if order.kind == Order.Kind.LOCKER_RENTAL and order.completed_at is not None:
+        return _open_again(order, actor=actor, now=now)
     if order.status not in (Status.PAID, Status.PARTIALLY_REFUNDED) or order.kind != Order.Kind.LOCKER_RENTAL:
         raise Conflict("Only a paid rental can open its door.", code="order_not_paid", details={"status": order.status})
-    lockers.door_open(compartment_id=order.compartment_id, reference=order.order_no, actor=Actor.user(user))
+    code = pickup_codes_active(references=[order.order_no]).get(order.order_no)
+    if code is None:
+        raise Conflict("This rental has no valid pickup code.", code="order_not_paid", details={"status": order.status})
+    if now > code.valid_until:
+        # Part 2 of issue 15 (overtime at pickup) answers here with the overtime order to pay.
+        raise Conflict(
+            "The paid time and its grace are over: the door stays shut. Ask the staff.",
+            code="rental_overdue",
+            details={
+                "rental_ends_at": order.rental_ends_at.isoformat(),
+                "pickup_until": code.valid_until.isoformat(),
+                "overdue_seconds": int((now - order.rental_ends_at).total_seconds()),
+            },
+        )
+    command = lockers.door_open(
+        compartment_id=order.compartment_id, reference=order.order_no, actor=actor, purpose=DoorPurpose.PICKUP
+    )
+    data = {"door_command": command.pk}
+    order_complete(order_id=order.pk, actor=actor, reason="picked up", now=now, data=data, locked_order=order)
+    return DoorPurpose.PICKUP
+
+
+def _open_again(order: Order, *, actor: Actor, now: datetime) -> str:
+    reopen_until = order.completed_at + settings.RENTAL_REOPEN
+    if now > reopen_until:
+        raise Conflict(
+            "This rental is over: ask the staff to open the door.",
+            code="rental_completed",
+            details={"completed_at": order.completed_at.isoformat(), "reopen_until": reopen_until.isoformat()},
+        )
+    command = lockers.door_open(
+        compartment_id=order.compartment_id, reference=order.order_no, actor=actor, purpose=DoorPurpose.REOPEN
+    )
+    OrderEvent.objects.create(
+        order=order,
+        action="open_again",
+        from_status=order.status,
+        to_status=order.status,
+        actor=str(actor),
+        data={"door_command": command.pk},
+    )
+    return DoorPurpose.REOPEN

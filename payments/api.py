@@ -174,8 +174,9 @@ class AlipayReturn(APIView):
 
     def get(self, request):
         gateway = get_gateway("alipay")
-        out_trade_no = gateway.verify_return(request.query_params.dict())  # SignatureInvalid -> 401
-        payment = services.payment_after_return(payment_no=out_trade_no, actor=Actor.gateway("alipay"))
+        returned = gateway.verify_return(request.query_params.dict())  # SignatureInvalid -> 401
+        payment = services.payment_after_return(returned=returned, actor=Actor.gateway("alipay"))  # checked
+        out_trade_no = returned.payment_no
         result = payment.status if payment else "unknown"
         order_no = payment.order.order_no if payment else ""
         query = urlencode({"outTradeNo": out_trade_no, "orderNo": order_no, "status": result})

@@ -119,7 +119,9 @@ class GatewayNotification(models.Model):
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
     headers = models.JSONField(default=dict)
-    body = models.BinaryField()
+    body = models.BinaryField(help_text="As received; only the first 4 KiB when it did not verify.")
+    body_sha256 = models.CharField(max_length=64, blank=True, help_text="Of the whole body, when it was cut.")
+    body_size = models.PositiveIntegerField(null=True, blank=True, help_text="Of the whole body, when it was cut.")
     verified = models.BooleanField(default=False)
     # NULL until verified: unique per gateway, so a second delivery of one event cannot be applied
     event_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001

@@ -16,13 +16,11 @@ from django.utils import timezone
 
 from config.audit import Actor
 from config.errors import (
-    AmountMismatch,
     Conflict,
     GatewayRejected,
     GatewayUnavailable,
     InvalidTransition,
     NotFound,
-    NotificationInvalid,
     TradeAlreadyPaid,
     TradeNotFound,
     ValidationFailed,
@@ -32,6 +30,7 @@ from orders.models import Order
 from orders.services import order_cancel, order_cancel_by_user, order_mark_paid, order_no_new
 from payments.gateways.base import PrepayRequest, TradeState, TradeStatus
 from payments.gateways.registry import get_gateway
+from payments.gateways.trust import FieldMismatch, Message, check_trade, trade_expectations
 from payments.models import CHANNEL_ROUTES, Channel, Payment, PaymentEvent
 from wallets.models import WalletTransaction
 from wallets.services import wallet_debit
@@ -251,36 +250,45 @@ def payment_mark_failed(*, payment_no: str, actor: Actor, reason: str, data: dic
 
 
 @transaction.atomic
-def payment_apply_trade_status(
-    *, trade: TradeStatus, actor: Actor, expected_app_id: str = "", expected_merchant_id: str = ""
-) -> Payment:
-    """The one way a gateway's word (notification or query) changes a payment. Idempotent.
+def payment_apply_trade_status(*, trade: TradeStatus, actor: Actor) -> Payment:
+    """The one way a gateway's word (notification, query answer) changes a payment. Idempotent.
 
-    Checks identity and amount before anything changes; a duplicate, a late notification and a
-    query racing a notification all end in one transition, once.
+    Every field the gateway's ``CHECKS`` table names (gateway, app id, merchant id, seller id, sub app
+    id, amount, currency) is compared with our payment before anything changes (raises ``FieldMismatch``);
+    a duplicate, a late notification and a query racing a notification all end in one transition, once.
     """
-    return _apply_trade_status(
-        trade=trade, actor=actor, expected_app_id=expected_app_id, expected_merchant_id=expected_merchant_id
+    return _apply_trade_status(trade=trade, actor=actor)
+
+
+# how final a word is: a word never overwrites the recorded word of a more final one (DESIGN rule 5)
+_TRADE_RANK = {TradeState.PENDING: 0, TradeState.FAILED: 1, TradeState.CLOSED: 1, TradeState.SUCCEEDED: 2}
+_PAYMENT_RANK = {Status.CREATED: 0, Status.PENDING: 0, Status.FAILED: 1, Status.CLOSED: 1, Status.SUCCEEDED: 2}
+
+
+def trade_checked(trade: TradeStatus, payment: Payment) -> None:
+    """Refuse (``FieldMismatch``) a gateway's word about ``payment`` unless every field its gateway's
+    ``CHECKS`` names is ours. ``trade.gateway`` is the adapter that read it, never a value from the wire."""
+    gateway = get_gateway(trade.gateway)  # an unknown reader is refused (ChannelNotConfigured)
+    expected = trade_expectations(
+        payment_gateway=payment.gateway, amount_fen=payment.amount_fen, identity=gateway.identity()
     )
+    check_trade(gateway.checks, trade, expected)
+    if trade.state == TradeState.SUCCEEDED and trade.amount_fen is None:  # money moves only on a checked amount
+        amount = next(c for c in gateway.checks.trade if c.field == "amount_fen")
+        raise FieldMismatch(amount, gateway=gateway.name, message=Message(trade.source), got=None)
 
 
-def _apply_trade_status(
-    *, trade: TradeStatus, actor: Actor, expected_app_id: str = "", expected_merchant_id: str = ""
-) -> Payment:
+def _apply_trade_status(*, trade: TradeStatus, actor: Actor) -> Payment:
     """The body of ``payment_apply_trade_status``, in the caller's transaction and without a savepoint of
     its own: only for a caller whose transaction is rolled back as a whole when this raises (the
     webhook's processing transaction). Everyone else calls ``payment_apply_trade_status``."""
     payment = _locked(trade.payment_no)
-    if expected_app_id and trade.app_id and trade.app_id != expected_app_id:
-        raise NotificationInvalid("app id does not match.", details={"app_id": trade.app_id})
-    if expected_merchant_id and trade.merchant_id and trade.merchant_id != expected_merchant_id:
-        raise NotificationInvalid("merchant id does not match.", details={"merchant_id": trade.merchant_id})
+    trade_checked(trade, payment)
     # set before any transition, so that the transition's save writes them too (one UPDATE)
     payment.last_synced_at = timezone.now()
-    payment.gateway_state = trade.gateway_state or trade.state
+    if _TRADE_RANK[trade.state] >= _PAYMENT_RANK[payment.status]:  # a late, less final word is not recorded
+        payment.gateway_state = trade.gateway_state or trade.state
     if trade.state == TradeState.SUCCEEDED:
-        if trade.amount_fen != payment.amount_fen:
-            raise AmountMismatch(payment.payment_no, trade.amount_fen, payment.amount_fen)
         if payment.status != Status.SUCCEEDED:
             _payment_succeeded(payment, trade=trade, actor=actor)
             return payment
@@ -344,7 +352,7 @@ def _payment_sync(*, payment_no: str, actor: Actor) -> Payment:
         if payment.status == Status.CREATED:  # the prepay never reached the gateway
             return payment
         raise
-    return payment_apply_trade_status(trade=trade, actor=actor, **gateway_identity(gateway))
+    return payment_apply_trade_status(trade=trade, actor=actor)
 
 
 def payment_close(*, payment_no: str, actor: Actor, reason: str) -> Payment:
@@ -412,12 +420,6 @@ def payment_expire(*, payment: Payment, now: datetime, actor: Actor) -> Payment:
         return payment
 
 
-def gateway_identity(gateway) -> dict:
-    """The app id / merchant id every answer of this gateway must carry."""
-    app_id, merchant_id = gateway.identity()
-    return {"expected_app_id": app_id, "expected_merchant_id": merchant_id}
-
-
 def payment_open_for_order(order: Order) -> list[Payment]:
     return list(order.payments.filter(status__in=Payment.OPEN))
 
@@ -430,15 +432,17 @@ def order_cancel_with_payments(*, order: Order, actor: Actor, reason: str) -> Or
     return order_cancel_by_user(order_id=order.pk, actor=actor, reason=reason)
 
 
-def payment_after_return(*, payment_no: str, actor: Actor) -> Payment | None:
-    """The payer came back from the gateway's page. The return is never trusted for state: if
-    the notification has not arrived, ask the gateway."""
-    payment = Payment.objects.filter(payment_no=payment_no).first()
+def payment_after_return(*, returned: TradeStatus, actor: Actor) -> Payment | None:
+    """The payer came back from the gateway's page with signed parameters (``returned``). They are
+    checked like every gateway word (``FieldMismatch`` when not ours: nothing is asked or changed) but
+    never trusted for state: if the notification has not arrived, ask the gateway."""
+    payment = Payment.objects.filter(payment_no=returned.payment_no).first()
     if payment is None:
         return None
+    trade_checked(returned, payment)
     if payment.status in Payment.OPEN:
         try:
-            payment = payment_sync(payment_no=payment_no, actor=actor)
+            payment = payment_sync(payment_no=payment.payment_no, actor=actor)
         except (GatewayUnavailable, GatewayRejected) as exc:
-            logger.warning("sync after return of %s failed: %s", payment_no, exc)
+            logger.warning("sync after return of %s failed: %s", payment.payment_no, exc)
     return payment

@@ -3,30 +3,42 @@
 Webhook views are outside request-wide transactions; the raw row is committed first so that a
 failed check or a crash keeps the evidence. Duplicates and ignored event types get the
 gateway's success reply (a failure makes it retry for a day).
+
+Anonymous junk cannot fill the inbox (issue: "webhook edges"): only the three gateways' names are
+routed (anything else: 404, nothing stored); a body over the gateway's limit (``BODY_LIMITS``) is
+refused before a row is written (413); a body that does not verify is kept only as its first
+``UNVERIFIED_KEEP_BYTES`` bytes with its SHA-256 and size; and a sender whose bodies keep failing
+verification (more than ``NOTIFY_UNVERIFIED_PER_MINUTE`` a minute, counted per process) is answered
+429 without a row until the minute is over. A gateway's real notifications verify, so they are never
+counted (nor throttled).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
+import threading
+import time
 from datetime import datetime
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Subquery
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from config.api import error_body
 from config.audit import Actor
 from config.errors import DomainError, NotificationInvalid, SignatureInvalid
 from config.logging import log_context
 from payments.gateways.base import Notification, NotificationReply, RefundStatus
-from payments.gateways.registry import get_gateway
+from payments.gateways.registry import GATEWAY_NAMES, get_gateway
 from payments.models import GatewayNotification, Payment
-from payments.services import _apply_trade_status, gateway_identity
+from payments.services import _apply_trade_status
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +47,10 @@ _UNCONFIGURED = {
     "wechat": NotificationReply(503, "application/json", b'{"code":"FAIL","message":"not configured"}'),
 }
 _PLAIN_FAIL = NotificationReply(503, "text/plain", b"fail")
-MAX_BODY = 64 * 1024
+# The one body limit per gateway. Real notifications are 1-3 KiB (WeChat's encrypted JSON, Alipay's
+# form, Wallyt's flat XML); a larger body is refused before anything is stored.
+BODY_LIMITS = {"wechat": 64 * 1024, "alipay": 64 * 1024, "wallyt": 64 * 1024}
+UNVERIFIED_KEEP_BYTES = 4096
 
 
 def _reply(reply: NotificationReply) -> HttpResponse:
@@ -53,6 +68,31 @@ def _parsed(notification: Notification) -> dict:
     }
 
 
+class _UnverifiedSenders:
+    """Per-process count of bodies that failed verification, per sender address, per minute."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, tuple[int, int]] = {}  # address -> (minute, failures)
+
+    def over_limit(self, address: str | None, *, limit: int, now: float) -> bool:
+        minute = int(now // 60)
+        with self._lock:
+            seen_minute, failures = self._counts.get(address or "", (minute, 0))
+            return seen_minute == minute and failures >= limit
+
+    def failed(self, address: str | None, *, now: float) -> None:
+        minute = int(now // 60)
+        with self._lock:
+            if len(self._counts) > 10_000:  # a flood from many addresses: forget the older minutes
+                self._counts = {k: v for k, v in self._counts.items() if v[0] == minute}
+            seen_minute, failures = self._counts.get(address or "", (minute, 0))
+            self._counts[address or ""] = (minute, failures + 1 if seen_minute == minute else 1)
+
+
+unverified_senders = _UnverifiedSenders()
+
+
 def notification_receive(
     *, gateway_name: str, headers: dict, body: bytes, remote_addr: str | None
 ) -> NotificationReply:
@@ -68,15 +108,11 @@ def _receive(*, gateway_name: str, headers: dict, body: bytes, remote_addr: str 
         row.error = exc.message
         row.save(update_fields=["error"])
         return _UNCONFIGURED.get(gateway_name, _PLAIN_FAIL)
-    if len(body) > MAX_BODY:
-        row.error = "body too large"
-        row.save(update_fields=["error"])
-        return gateway.notification_reply(ok=False, message="body too large")
     try:
         notification = gateway.parse_notification(headers, body)
     except (SignatureInvalid, NotificationInvalid) as exc:
-        row.error = f"{exc.code}: {exc.message}"
-        row.save(update_fields=["error"])
+        _refused_unverified(row, f"{exc.code}: {exc.message}")
+        unverified_senders.failed(remote_addr, now=time.time())
         logger.warning("notification %s from %s refused: %s", row.pk, gateway_name, row.error)
         return gateway.notification_reply(ok=False, message=exc.message)
     with log_context(
@@ -86,6 +122,18 @@ def _receive(*, gateway_name: str, headers: dict, body: bytes, remote_addr: str 
     ):
         ok, message = notification_process(row=row, notification=notification, gateway=gateway)
     return gateway.notification_reply(ok=ok, message=message)
+
+
+def _refused_unverified(row: GatewayNotification, error: str) -> None:
+    """Keep the evidence of a body that did not verify, bounded: its first bytes, SHA-256 and size."""
+    body = bytes(row.body)
+    GatewayNotification.objects.filter(pk=row.pk).update(
+        error=error,
+        body=body[:UNVERIFIED_KEEP_BYTES],
+        body_sha256=hashlib.sha256(body).hexdigest(),
+        body_size=len(body),
+    )
+    row.error = error
 
 
 def _verified_fields(notification: Notification) -> dict:
@@ -155,7 +203,7 @@ def _apply(notification: Notification, *, gateway) -> Payment | None:
     if notification.trade is not None:
         # payment_apply_trade_status's body: called in the processing transaction, which a failure rolls
         # back as a whole, so without a savepoint of its own
-        payment = _apply_trade_status(trade=notification.trade, actor=actor, **gateway_identity(gateway))
+        payment = _apply_trade_status(trade=notification.trade, actor=actor)
     if notification.refund is not None:
         payment = _apply_refund(notification.refund, actor=actor) or payment
     return payment  # neither: an event type we do not act on, acknowledged
@@ -169,13 +217,35 @@ def _apply_refund(refund: RefundStatus, *, actor: Actor) -> Payment | None:
     return import_string(settings.PAYMENTS_REFUND_STATUS_HANDLER)(status=refund, actor=actor)
 
 
+def _refusal(status: int, code: str, message: str, **headers: str) -> JsonResponse:
+    response = JsonResponse(error_body(code, message), status=status)
+    for name, value in headers.items():
+        response[name.replace("_", "-")] = value
+    return response
+
+
 @csrf_exempt
 @require_POST
 def notify_view(request: HttpRequest, gateway_name: str) -> HttpResponse:
+    """Adapt HTTP: refuse what is not a gateway's notification before anything is stored, then receive."""
+    if gateway_name not in GATEWAY_NAMES:
+        return _refusal(404, "not_found", "No such notification endpoint.")
+    limit = BODY_LIMITS[gateway_name]
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return _refusal(400, "invalid_input", "Bad Content-Length.")
+    if declared > limit:
+        return _refusal(413, "body_too_large", f"A {gateway_name} notification is at most {limit} bytes.")
+    remote_addr = request.META.get("REMOTE_ADDR")
+    per_minute = settings.NOTIFY_UNVERIFIED_PER_MINUTE
+    if unverified_senders.over_limit(remote_addr, limit=per_minute, now=time.time()):
+        return _refusal(429, "throttled", "Too many notifications that do not verify.", Retry_After="60")
+    body = request.read(limit + 1)  # never more than the limit, whatever Content-Length said
+    if len(body) > limit:
+        return _refusal(413, "body_too_large", f"A {gateway_name} notification is at most {limit} bytes.")
     headers = {k: v for k, v in request.headers.items() if k.lower() not in ("cookie", "authorization")}
-    reply = notification_receive(
-        gateway_name=gateway_name, headers=headers, body=request.body, remote_addr=request.META.get("REMOTE_ADDR")
-    )
+    reply = notification_receive(gateway_name=gateway_name, headers=headers, body=body, remote_addr=remote_addr)
     return _reply(reply)
 
 
@@ -187,7 +257,7 @@ def _notification_from_parsed(row: GatewayNotification) -> Notification:
     def restore(data: dict | None, cls, state_enum, time_fields):
         if not data:
             return None
-        values = dict(data)
+        values = {"gateway": row.gateway, "source": "notify", **data}  # rows stored before these fields
         values["state"] = state_enum(values["state"])
         for name in time_fields:
             if values.get(name):

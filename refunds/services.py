@@ -18,7 +18,6 @@ from django.utils import timezone
 
 from config.audit import Actor
 from config.errors import (
-    AmountMismatch,
     Conflict,
     DomainError,
     GatewayRejected,
@@ -27,11 +26,12 @@ from config.errors import (
     ValidationFailed,
 )
 from config.logging import log_context
-from lockers.models import Compartment, LockerEvent
+from lockers.selectors import door_opened_by_customer
 from orders.models import Order
 from orders.services import order_mark_refunded, order_no_new
 from payments.gateways.base import RefundRequest, RefundState, RefundStatus
 from payments.gateways.registry import get_gateway
+from payments.gateways.trust import check_refund, cumulative_refund_totals, refund_expectations
 from payments.models import Channel, Payment, PaymentEvent
 from refunds.models import Refund, RefundEvent
 from wallets.models import WalletTransaction
@@ -39,7 +39,7 @@ from wallets.services import wallet_credit
 
 logger = logging.getLogger(__name__)
 Status = Refund.Status
-REFUNDABLE_ORDER = (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED)
+REFUNDABLE_ORDER = (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED, Order.Status.COMPLETED)
 
 
 class NotAllowed(DomainError):
@@ -71,17 +71,13 @@ def refundable_fen(payment: Payment) -> int:
 
 
 def rental_in_use(order: Order) -> bool:
-    """The customer holds the compartment and has opened it themselves since paying (the automatic
-    opening right after payment does not count): then only staff may refund."""
-    if order.kind != Order.Kind.LOCKER_RENTAL or order.compartment_id is None:
+    """The customer has used the rental: it has ended (completed), or they opened its door themselves (for
+    the pickup or to open again). Then only staff may refund. One rule for every channel and door driver:
+    it reads the purpose ``lockers.services.door_open`` records with each command, never who the actor
+    was, so the opening right after payment (``delivery``) never counts."""
+    if order.kind != Order.Kind.LOCKER_RENTAL:
         return False
-    held = Compartment.objects.filter(
-        pk=order.compartment_id, status=Compartment.Status.OCCUPIED, reference=order.order_no
-    ).exists()
-    opened_by_customer = LockerEvent.objects.filter(
-        reference=order.order_no, action="door_open_command", actor__startswith="user:"
-    ).exists()
-    return held and opened_by_customer
+    return order.completed_at is not None or door_opened_by_customer(reference=order.order_no)
 
 
 def _paying_payment(order: Order) -> Payment:
@@ -266,17 +262,23 @@ def refund_mark_failed(*, refund_id: int, actor: Actor, note: str, data: dict | 
 
 
 def refund_apply_gateway_status(*, status: RefundStatus, actor: Actor) -> Payment:
-    """The one way a gateway's word (notification, refund answer or query) changes a refund."""
+    """The one way a gateway's word (notification, refund answer or query) changes a refund.
+
+    Every field the gateway's ``CHECKS`` table names (gateway, payment, refund amount, the trade's total,
+    the cumulative refunded amount, merchant id, currency) is compared with our refund and its payment,
+    under the payment's row lock, before anything changes (raises ``FieldMismatch``). A word less final
+    than the one recorded (a late PROCESSING after SUCCESS) changes nothing but the history.
+    """
     found = Refund.objects.filter(refund_no=status.refund_no).first()
     if found is None:
         raise NotFound("Refund not found.", details={"refund_no": status.refund_no})
     with log_context(refund_no=status.refund_no), transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=found.payment_id)
         refund = Refund.objects.select_for_update().get(pk=found.pk)
-        if status.amount_fen is not None and status.amount_fen != refund.amount_fen:
-            raise AmountMismatch(refund.refund_no, status.amount_fen, refund.amount_fen)
+        _refund_checked(status, refund=refund, payment=payment)
         refund.gateway_refund_id = status.gateway_refund_id or refund.gateway_refund_id
-        refund.gateway_state = status.gateway_state or status.state
+        if _REFUND_RANK[status.state] >= _STATUS_RANK.get(refund.status, 0):
+            refund.gateway_state = status.gateway_state or status.state
         refund.last_synced_at = timezone.now()
         refund.gateway_answers = [*refund.gateway_answers[-9:], {"state": status.state, **_plain(status.raw)}]
         if status.state == RefundState.SUCCEEDED and refund.status in (Status.PROCESSING, Status.ABNORMAL):
@@ -287,6 +289,32 @@ def refund_apply_gateway_status(*, status: RefundStatus, actor: Actor) -> Paymen
             _move(refund, to=Status.ABNORMAL, actor=actor, action="abnormal", note=status.gateway_state)
         refund.save()
         return payment
+
+
+# how final a word is (DESIGN rule 5): the recorded gateway word only moves towards the final ones
+_REFUND_RANK = {RefundState.PROCESSING: 0, RefundState.ABNORMAL: 1, RefundState.FAILED: 2, RefundState.SUCCEEDED: 2}
+_STATUS_RANK = {Status.ABNORMAL: 1, Status.FAILED: 2, Status.SUCCEEDED: 2}
+
+
+def _refund_checked(status: RefundStatus, *, refund: Refund, payment: Payment) -> None:
+    """Refuse (``FieldMismatch``) a word about ``refund`` unless every field of its gateway's ``CHECKS`` is
+    ours. ``status.gateway`` is the adapter that read it. Runs under the payment's row lock."""
+    gateway = get_gateway(status.gateway)
+    others = list(payment.refunds.exclude(pk=refund.pk).values_list("status", "amount_fen"))
+    totals = cumulative_refund_totals(
+        settled_others_fen=sum(fen for st, fen in others if st == Status.SUCCEEDED),
+        this_fen=refund.amount_fen,
+        open_others_fen=[fen for st, fen in others if st in (Status.PROCESSING, Status.ABNORMAL)],
+    )
+    expected = refund_expectations(
+        payment_gateway=payment.gateway,
+        payment_no=payment.payment_no,
+        payment_amount_fen=payment.amount_fen,
+        refund_fen=refund.amount_fen,
+        refunded_totals=totals,
+        identity=gateway.identity(),
+    )
+    check_refund(gateway.checks, status, expected)
 
 
 def _plain(raw: dict) -> dict:

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from . import bills, cashier
+from .faults import mutated
 from .server import Request, Response
 from .state import CST, Refund, Trade, now_cst
 
@@ -68,9 +69,9 @@ def signing_string(params: dict[str, str], *, exclude: tuple[str, ...]) -> str:
     return "&".join(f"{k}={params[k]}" for k in sorted(params) if k not in exclude)
 
 
-def rsa_sign(key: rsa.RSAPrivateKey, text: str, sign_type: str = "RSA2") -> str:
+def rsa_sign(key: rsa.RSAPrivateKey, text: str, sign_type: str = "RSA2", *, charset: str = "utf-8") -> str:
     algo = hashes.SHA256() if sign_type == "RSA2" else hashes.SHA1()  # noqa: S303 - protocol "RSA" = SHA1
-    return base64.b64encode(key.sign(text.encode("utf-8"), padding.PKCS1v15(), algo)).decode()
+    return base64.b64encode(key.sign(text.encode(charset), padding.PKCS1v15(), algo)).decode()
 
 
 def rsa_verify(key: rsa.RSAPublicKey, text: str, signature: str, sign_type: str = "RSA2") -> bool:
@@ -88,7 +89,10 @@ class AlipayGateway:
     def __init__(self, sb: Sandbox) -> None:
         self.sb = sb
         self.app_id = sb.keys.credentials["alipay"]["app_id"]
-        self.seller_id = "2088" + self.app_id[-12:]
+        self.seller_id = sb.keys.credentials["alipay"]["seller_id"]
+        # Alipay sends some notifies in GBK even when the request said UTF-8 (PROTOCOLS F.5); the control
+        # API sets this to "gbk" to send them so (with a Chinese voucher name in voucher_detail_list).
+        self.notify_charset = "utf-8"
         sb.router.add("GET,POST", r"/alipay/gateway\.do", self.gateway)
         sb.router.add("GET", r"/alipay/bill/download", self.bill_download)
 
@@ -248,7 +252,8 @@ class AlipayGateway:
             )
         if fault and fault.kind == "malformed":
             return Response(body=b"<html><body>502 Bad Gateway \x00\xff", content_type="application/json;charset=utf-8")
-        return self._answer(method, run(), corrupt=bool(fault and fault.kind == "bad_signature"))
+        answer = mutated(run(), self.sb.message_fault(target))
+        return self._answer(method, answer, corrupt=bool(fault and fault.kind == "bad_signature"))
 
     # ================================================================ methods
     def _page_pay(self, req: Request, params: dict[str, str], method: str) -> Response:
@@ -528,17 +533,33 @@ class AlipayGateway:
     def _send_notify(self, t: Trade, refund: Refund | None = None) -> None:
         if not t.notify_url:
             return
+        charset = self.notify_charset
         params = self.notify_params(t, refund)
+        if charset != "utf-8":
+            params["charset"] = charset
+            params["voucher_detail_list"] = json.dumps(
+                [
+                    {
+                        "id": "2018101200073002000000002",
+                        "name": "满10减1元优惠券",
+                        "type": "ALIPAY_FIX_VOUCHER",
+                        "amount": "0.00",
+                    }
+                ],
+                ensure_ascii=False,
+                separators=(",", ":"),
+            )
+        params = mutated(params, self.sb.message_fault("alipay.notify"))
 
         def build(bad: bool) -> tuple[dict[str, str], bytes]:
             signed = dict(params)
-            signed["sign"] = rsa_sign(
-                self.sb.keys.alipay_private_key, signing_string(params, exclude=("sign", "sign_type"))
-            )
+            text = signing_string(params, exclude=("sign", "sign_type"))
+            signed["sign"] = rsa_sign(self.sb.keys.alipay_private_key, text, charset=charset)
             if bad:
                 signed["sign"] = ("A" if signed["sign"][0] != "A" else "B") + signed["sign"][1:]
+            # the header keeps saying utf-8: the form's own (signed) charset field is what counts
             headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
-            return headers, urlencode(signed).encode()
+            return headers, urlencode(signed, encoding=charset).encode("ascii")
 
         ref = {"out_trade_no": t.out_trade_no}
         if refund is not None:
@@ -580,6 +601,7 @@ class AlipayGateway:
             "seller_id": self.seller_id,
             "timestamp": fmt_time(now_cst()),
         }
+        p = mutated(p, self.sb.message_fault("alipay.return"))
         p["sign"] = rsa_sign(self.sb.keys.alipay_private_key, signing_string(p, exclude=("sign", "sign_type")))
         sep = "&" if "?" in t.return_url else "?"
         return t.return_url + sep + urlencode(p)

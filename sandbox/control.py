@@ -158,6 +158,27 @@ def register(sb: Sandbox) -> None:
     def clear_faults(req: Request) -> Response:
         return Response.json({"cleared": sb.faults.clear(_body(req).get("target"))})
 
+    def wechat_signing(req: Request) -> Response:
+        """WeChat's key switch: sign answers and notifications under `cert` or `pubkey`, or `request` (follow
+        the request's Wechatpay-Serial, the default)."""
+        gw = sb.gateways["wechat"]
+        if req.method == "POST":
+            mode = str(_body(req).get("mode", ""))
+            if mode not in ("cert", "pubkey", "request"):
+                return _err(400, "mode is one of cert, pubkey, request")
+            gw.signing_override = None if mode == "request" else mode
+        return Response.json({"mode": gw.signing_override or "request"})
+
+    def alipay_notify_charset(req: Request) -> Response:
+        """Send Alipay notifies in `gbk` (as Alipay sometimes does) or `utf-8` (the default)."""
+        gw = sb.gateways["alipay"]
+        if req.method == "POST":
+            charset = str(_body(req).get("charset", "")).lower()
+            if charset not in ("utf-8", "gbk"):
+                return _err(400, "charset is one of utf-8, gbk")
+            gw.notify_charset = charset
+        return Response.json({"charset": gw.notify_charset})
+
     r.add("GET", r"/healthz", healthz)
     r.add("GET", r"/control/config", config)
     r.add("POST", r"/control/reset", reset)
@@ -176,6 +197,8 @@ def register(sb: Sandbox) -> None:
     r.add("GET", r"/control/notifications/(?P<nid>[^/]+)", notification)
     r.add("POST", r"/control/notifications/(?P<nid>[^/]+)/redeliver", redeliver)
     r.add("GET,POST,DELETE", r"/control/faults", faults)
+    r.add("GET,POST", r"/control/wechat/signing", wechat_signing)
+    r.add("GET,POST", r"/control/alipay/notify-charset", alipay_notify_charset)
     r.add("POST", r"/control/faults/clear", clear_faults)
 
 

@@ -39,6 +39,10 @@ FILES = {
     "alipay_alipay_private_key": "alipay/alipay_private_key.pem",
     "alipay_alipay_public_key": "alipay/alipay_public_key.pem",
     "wallyt_secret_key": "wallyt/secret_key",
+    "wallyt_merchant_private_key": "wallyt/merchant_private_key.pem",
+    "wallyt_merchant_public_key": "wallyt/merchant_public_key.pem",
+    "wallyt_platform_private_key": "wallyt/platform_private_key.pem",
+    "wallyt_platform_public_key": "wallyt/platform_public_key.pem",
     "credentials": "credentials.json",
 }
 
@@ -131,6 +135,11 @@ def _generate(root: Path) -> None:
         _write_atomic(p["alipay_alipay_public_key"], _public_pem(key), 0o644)
     if not p["wallyt_secret_key"].exists():
         _write_atomic(p["wallyt_secret_key"], secrets.token_hex(16).encode(), 0o600)
+    for side in ("merchant", "platform"):  # RSA_1_256: the merchant signs requests, the platform answers
+        if not (p[f"wallyt_{side}_private_key"].exists() and p[f"wallyt_{side}_public_key"].exists()):
+            key = _new_rsa()
+            _write_atomic(p[f"wallyt_{side}_private_key"], _private_pem(key), 0o600)
+            _write_atomic(p[f"wallyt_{side}_public_key"], _public_pem(key), 0o644)
     if not p["credentials"].exists():
         merchant = x509.load_pem_x509_certificate(p["wechat_merchant_cert"].read_bytes())
         platform = x509.load_pem_x509_certificate(p["wechat_platform_cert"].read_bytes())
@@ -143,9 +152,13 @@ def _generate(root: Path) -> None:
                 "platform_serial_no": format(platform.serial_number, "X"),
                 "public_key_id": "PUB_KEY_ID_0" + _digits(27),
             },
-            "alipay": {"app_id": "2021" + _digits(12)},
+            "alipay": {"app_id": "2021" + _digits(12), "seller_id": "2088" + _digits(12)},
             "wallyt": {"mch_id": "1275" + _digits(8)},
         }
+        _write_atomic(p["credentials"], (json.dumps(creds, indent=2) + "\n").encode(), 0o644)
+    creds = json.loads(p["credentials"].read_text())
+    if not creds["alipay"].get("seller_id"):  # a data dir from before the seller id was generated
+        creds["alipay"]["seller_id"] = "2088" + creds["alipay"]["app_id"][-12:]
         _write_atomic(p["credentials"], (json.dumps(creds, indent=2) + "\n").encode(), 0o644)
 
 
@@ -157,7 +170,8 @@ def ensure_keys(data_dir: Path | str | None = None) -> dict[str, Any]:
     root = Path(data_dir) if data_dir else DEFAULT_DATA_DIR
     root.mkdir(parents=True, exist_ok=True)
     paths = {k: root / v for k, v in FILES.items()}
-    if not all(path.exists() for path in paths.values()):
+    complete = all(path.exists() for path in paths.values()) and '"seller_id"' in paths["credentials"].read_text()
+    if not complete:
         with open(root / ".keys.lock", "a+") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             try:
@@ -187,6 +201,8 @@ class Keys:
     alipay_private_key: rsa.RSAPrivateKey
     alipay_public_key: rsa.RSAPublicKey
     wallyt_key: str
+    wallyt_merchant_public_key: rsa.RSAPublicKey
+    wallyt_platform_private_key: rsa.RSAPrivateKey
 
 
 def load_keys(data_dir: Path | str | None = None) -> Keys:
@@ -225,4 +241,6 @@ def load_keys(data_dir: Path | str | None = None) -> Keys:
         alipay_private_key=priv("alipay_alipay_private_key"),
         alipay_public_key=pub("alipay_alipay_public_key"),
         wallyt_key=p["wallyt_secret_key"].read_text().strip(),
+        wallyt_merchant_public_key=pub("wallyt_merchant_public_key"),
+        wallyt_platform_private_key=priv("wallyt_platform_private_key"),
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .faults import API_KINDS, Fault, Faults
+from .faults import API_KINDS, MESSAGE_KINDS, Fault, Faults
 from .keys import Keys, load_keys
 from .notifier import Notifier, Scheduler
 from .state import Store
@@ -129,6 +129,10 @@ class Sandbox:
             time.sleep((latency.ms or 0) / 1000.0)
         return self.faults.take(target, API_KINDS - {"latency"})
 
+    def message_fault(self, target: str) -> Fault | None:
+        """The `mutate` fault to apply to the message being built for `target`, if any."""
+        return self.faults.take(target, MESSAGE_KINDS)
+
     @staticmethod
     def timeout_response(fault: Fault) -> Response:
         return Response(drop_after=(fault.ms if fault.ms is not None else 30000) / 1000.0)
@@ -145,6 +149,8 @@ class Sandbox:
         self.notifier.reset()
         self.faults.clear()
         self.store.reset()
+        self.gateways["wechat"].signing_override = None
+        self.gateways["alipay"].notify_charset = "utf-8"
 
     def close(self) -> None:
         self.scheduler.stop()

@@ -1,8 +1,13 @@
 # ruff: noqa: RUF001  (Chinese protocol text uses full-width punctuation)
-"""Fake Wallyt / SwiftPass unified gateway (`POST /wallyt/pay/gateway`, flat XML, MD5/SHA256 signing)."""
+"""Fake Wallyt / SwiftPass unified gateway (`POST /wallyt/pay/gateway`, flat XML, MD5/SHA256/RSA_1_256 signing).
+
+The answer and the notifications are signed the way the request was (its `sign_type`); RSA_1_256 requests
+are verified with the merchant public key and answered with the platform private key (PROTOCOLS F.6).
+"""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -13,10 +18,14 @@ from typing import TYPE_CHECKING, Any
 from xml.etree.ElementTree import ParseError
 
 import defusedxml.ElementTree as DET
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from defusedxml import DefusedXmlException
 
 from . import bills
 from . import wechat_crypto as wc
+from .faults import mutated
 from .server import Request, Response
 from .state import Refund, Trade, now_cst
 
@@ -48,12 +57,38 @@ class BizError(Exception):
         self.err_code, self.err_msg = err_code, err_msg
 
 
+SIGN_TYPES = ("MD5", "SHA256", "RSA_1_256")
+
+
+def _string_to_sign(params: dict[str, str]) -> str:
+    return "&".join(f"{k}={params[k]}" for k in sorted(params) if k != "sign" and params[k] not in ("", None))
+
+
 def sign_params(params: dict[str, str], key: str, sign_type: str = "MD5") -> str:
     """PROTOCOLS C.3: sorted non-empty params except sign, `&key=`, MD5 (or SHA256) upper hex."""
-    text = "&".join(f"{k}={params[k]}" for k in sorted(params) if k != "sign" and params[k] not in ("", None))
-    text += f"&key={key}"
+    text = _string_to_sign(params) + f"&key={key}"
     digest = hashlib.sha256 if sign_type.upper() == "SHA256" else hashlib.md5
     return digest(text.encode("utf-8")).hexdigest().upper()
+
+
+def rsa_sign_params(params: dict[str, str], private_key: rsa.RSAPrivateKey) -> str:
+    """PROTOCOLS F.6 RSA_1_256: the same sorted string without `&key=`, SHA256withRSA, base64."""
+    return base64.b64encode(
+        private_key.sign(_string_to_sign(params).encode(), padding.PKCS1v15(), hashes.SHA256())
+    ).decode()
+
+
+def rsa_verify_params(params: dict[str, str], public_key: rsa.RSAPublicKey) -> bool:
+    try:
+        public_key.verify(
+            base64.b64decode(params.get("sign", "")),
+            _string_to_sign(params).encode(),
+            padding.PKCS1v15(),
+            hashes.SHA256(),
+        )
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def to_xml(params: dict[str, str]) -> bytes:
@@ -98,11 +133,22 @@ class WallytGateway:
         sb.router.add("POST", r"/wallyt/download/gateway", self.bill)  # SwiftPass's separate bill host
 
     # ================================================================ plumbing
+    def sign(self, params: dict[str, str], sign_type: str) -> str:
+        """The platform's signature: MD5/SHA256 with the shared key, RSA_1_256 with the platform key."""
+        if sign_type.upper() == "RSA_1_256":
+            return rsa_sign_params(params, self.sb.keys.wallyt_platform_private_key)
+        return sign_params(params, self.key, sign_type)
+
+    def _verified(self, params: dict[str, str], sign_type: str) -> bool:
+        if sign_type.upper() == "RSA_1_256":
+            return rsa_verify_params(params, self.sb.keys.wallyt_merchant_public_key)
+        return bool(params.get("sign")) and params["sign"].upper() == sign_params(params, self.key, sign_type)
+
     def _reply(self, params: dict[str, str], sign_type: str, *, corrupt: bool = False) -> Response:
         out = {"version": "2.0", "charset": "UTF-8", "sign_type": sign_type, "status": "0", **params}
-        out["mch_id"] = self.mch_id
+        out.setdefault("mch_id", self.mch_id)
         out["nonce_str"] = secrets.token_hex(16)
-        out["sign"] = sign_params(out, self.key, sign_type)
+        out["sign"] = self.sign(out, sign_type)
         if corrupt:
             out["sign"] = ("0" if out["sign"][0] != "0" else "1") + out["sign"][1:]
         return Response(body=to_xml(out), content_type="text/xml; charset=utf-8")
@@ -122,11 +168,11 @@ class WallytGateway:
             if params.get("mch_id") != self.mch_id:
                 raise CommError("400", "商户号不存在或未开通此服务")
             sign_type = params.get("sign_type") or "MD5"
-            if sign_type.upper() not in ("MD5", "SHA256"):
+            if sign_type.upper() not in SIGN_TYPES:
                 raise CommError("400", f"不支持的签名类型: {sign_type}")
             if not params.get("nonce_str"):
                 raise CommError("400", "缺少参数 nonce_str")
-            if not params.get("sign") or params["sign"].upper() != sign_params(params, self.key, sign_type):
+            if not self._verified(params, sign_type):
                 raise CommError("400", "验证签名失败")
         except CommError as err:
             return self._comm_error(err)
@@ -154,7 +200,8 @@ class WallytGateway:
             return Response.text("500 Internal Server Error", 500)
         if fault and fault.kind == "malformed":
             return Response(body=b"<xml><status><![CDATA[0]]></status><result_co", content_type="text/xml")
-        return self._reply(run(), sign_type, corrupt=bool(fault and fault.kind == "bad_signature"))
+        answer = mutated(run(), self.sb.message_fault(SERVICES[service]))
+        return self._reply(answer, sign_type, corrupt=bool(fault and fault.kind == "bad_signature"))
 
     @staticmethod
     def _fen(params: dict[str, str], key: str) -> int:
@@ -358,12 +405,12 @@ class WallytGateway:
                 t.openid = openid
             t.extra["openid"] = "oywgt" + secrets.token_urlsafe(18)[:23]
             t.extra["bank_type"] = bank_type or "CFT"
-            params = self.notify_params(t)
+            params = mutated(self.notify_params(t), self.sb.message_fault("wallyt.notify"))
         if t.notify_url:
 
             def build(bad: bool) -> tuple[dict[str, str], bytes]:
                 signed = dict(params, nonce_str=secrets.token_hex(16))
-                signed["sign"] = sign_params(signed, self.key, signed["sign_type"])
+                signed["sign"] = self.sign(signed, signed["sign_type"])
                 if bad:
                     signed["sign"] = ("0" if signed["sign"][0] != "0" else "1") + signed["sign"][1:]
                 return {"Content-Type": "text/xml; charset=utf-8"}, to_xml(signed)
@@ -439,8 +486,7 @@ class WallytGateway:
                 raise CommError("400", f"不支持的接口类型: {p.get('service') or '(empty)'}")
             if p.get("mch_id") != self.mch_id:
                 raise CommError("400", "商户号不存在或未开通此服务")
-            sign_type = p.get("sign_type") or "MD5"
-            if not p.get("sign") or p["sign"].upper() != sign_params(p, self.key, sign_type):
+            if not self._verified(p, p.get("sign_type") or "MD5"):
                 raise CommError("400", "验证签名失败")
             if not re.fullmatch(r"\d{8}", p.get("bill_date", "")):
                 raise CommError("400", "bill_date 格式应为 yyyyMMdd")

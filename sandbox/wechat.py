@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import gzip
 import hashlib
+import json
 import re
 import secrets
 import uuid
@@ -16,6 +17,7 @@ from urllib.parse import quote
 from . import bills
 from . import wechat_crypto as wc
 from . import wechat_shapes as shapes
+from .faults import Fault, mutated
 from .server import Request, Response
 from .state import Refund, Trade, now_cst, parse_time, rfc3339
 
@@ -45,6 +47,11 @@ class WeChatGateway:
     def __init__(self, sb: Sandbox) -> None:
         self.sb = sb
         self.creds = sb.keys.credentials["wechat"]
+        # WeChat's key switch (PROTOCOLS F.1): by default answers follow the request (public-key mode when
+        # it carried Wechatpay-Serial: PUB_KEY_ID_...); the control API can force "cert" or "pubkey".
+        self.signing_override: str | None = None
+        self._rogue = wc.new_rsa_key()  # signs `mutate` faults with sign_with=rogue: a serial nobody knows
+        self._rogue_serial = secrets.token_hex(20).upper()
         r = sb.router
         r.add("POST", r"/v3/pay/transactions/(?P<kind>jsapi|native|h5|app)", self.pay)
         r.add("GET", r"/v3/pay/transactions/out-trade-no/(?P<no>[^/]+)", self.query_by_out_trade_no)
@@ -62,7 +69,19 @@ class WeChatGateway:
         return "pubkey" if serial.startswith("PUB_KEY_ID_") else "cert"
 
     def serial_for(self, mode: str) -> str:
+        mode = self.signing_override or mode
         return self.sb.keys.public_key_id if mode == "pubkey" else self.sb.keys.platform_serial_no
+
+    def signer(self, mode: str, fault: Fault | None = None) -> tuple[Any, str, str | None]:
+        """(private key, serial, timestamp) to sign a message with; a `mutate` fault may change them."""
+        key, serial, timestamp = self.sb.keys.platform_private_key, self.serial_for(mode), None
+        if fault is not None and fault.sign_with == "rogue":
+            key, serial = self._rogue, self._rogue_serial
+        elif fault is not None and fault.sign_with in ("cert", "pubkey"):
+            serial = self.sb.keys.public_key_id if fault.sign_with == "pubkey" else self.sb.keys.platform_serial_no
+        if fault is not None and fault.timestamp_skew:
+            timestamp = str(int(now_cst().timestamp()) - fault.timestamp_skew)
+        return key, serial, timestamp
 
     def _error(self, err: ApiError, mode: str | None = None) -> Response:
         """Error answer; signed (like WeChat) when the request was authenticated (`mode` known)."""
@@ -73,8 +92,11 @@ class WeChatGateway:
             return self._signed(err.status, wc.dumps(body), mode)
         return Response(status=err.status, body=wc.dumps(body), content_type="application/json; charset=utf-8")
 
-    def _signed(self, status: int, body: bytes, mode: str, *, corrupt: bool = False) -> Response:
-        headers = wc.signed_headers(self.sb.keys.platform_private_key, self.serial_for(mode), body, corrupt=corrupt)
+    def _signed(
+        self, status: int, body: bytes, mode: str, *, corrupt: bool = False, fault: Fault | None = None
+    ) -> Response:
+        key, serial, timestamp = self.signer(mode, fault)
+        headers = wc.signed_headers(key, serial, body, timestamp=timestamp, corrupt=corrupt)
         headers["Request-ID"] = secrets.token_hex(16)
         return Response(status=status, body=body, headers=headers, content_type="application/json; charset=utf-8")
 
@@ -125,7 +147,10 @@ class WeChatGateway:
             return Response(status=200, body=body, content_type="application/octet-stream")
         if fault and fault.kind == "malformed":
             return self._signed(200, b'{"code_url":"weixin://wxpay/biz<<garbage>>\x00}{', mode)
-        return self._signed(status, body, mode, corrupt=bool(fault and fault.kind == "bad_signature"))
+        mutation = self.sb.message_fault(target)
+        if mutation and body:
+            body = wc.dumps(mutated(json.loads(body), mutation))
+        return self._signed(status, body, mode, corrupt=bool(fault and fault.kind == "bad_signature"), fault=mutation)
 
     def _json_body(self, req: Request) -> dict[str, Any]:
         try:
@@ -486,7 +511,9 @@ class WeChatGateway:
             return
         notify_id = str(uuid.uuid4())
         cache: dict[str, bytes] = {}
-        priv, serial = self.sb.keys.platform_private_key, self.serial_for(mode)
+        mutation = self.sb.message_fault("wechat.notify")
+        plaintext = mutated(plaintext, mutation)
+        priv, serial, timestamp = self.signer(mode, mutation)
 
         def build(bad: bool) -> tuple[dict[str, str], bytes]:
             # the body (id, ciphertext) stays the same across retries; headers are re-signed each time
@@ -494,14 +521,14 @@ class WeChatGateway:
                 cache["body"] = make(
                     plaintext,
                     apiv3_key=self.sb.keys.apiv3_key,
-                    private_key=self.sb.keys.platform_private_key,
-                    serial=self.serial_for(mode),
+                    private_key=priv,
+                    serial=serial,
                     notify_id=notify_id,
                     bad_signature=False,
                 )[1]
             body = cache["body"]
             headers = {"Content-Type": "application/json", "User-Agent": "Mozilla/4.0"}
-            headers.update(wc.signed_headers(priv, serial, body, corrupt=bad))
+            headers.update(wc.signed_headers(priv, serial, body, timestamp=timestamp, corrupt=bad))
             return headers, body
 
         self.sb.notifier.submit(

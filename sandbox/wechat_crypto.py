@@ -30,6 +30,10 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+def new_rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
 def rsa_sign(private_key: rsa.RSAPrivateKey, message: bytes) -> str:
     return base64.b64encode(private_key.sign(message, padding.PKCS1v15(), hashes.SHA256())).decode()
 

@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from config.money import format_yuan
 from lockers.models import Cabinet, Compartment, PricePlan, Size
+from lockers.selectors import pickup_codes_active
 from orders.models import Order
-from orders.selectors import order_list_for_user, pickup_codes_for
+from orders.selectors import RentalClock, order_list_for_user, rental_clock
 from payments.models import Payment
 from refunds.models import Refund
 from wallets.models import Wallet, WalletTransaction
@@ -99,6 +100,7 @@ class OrderRow:
     refunds: list[Refund]
     refundable: bool
     expired: bool
+    time_left: str = ""  # a running rental's paid time left ("1 h 05 min"), "" otherwise
 
 
 REFUNDABLE = (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED)  # as refunds.services allows
@@ -112,7 +114,7 @@ def order_rows_for_user(*, user, limit: int = 50) -> list[OrderRow]:
     """ "My orders": each order with its pickup code and its refunds, in three queries."""
     orders = list(order_list_for_user(user=user)[:limit])
     order_nos = [o.order_no for o in orders]
-    codes = pickup_codes_for(order_nos=order_nos)
+    codes = pickup_codes_active(references=order_nos)
     refunds: dict[int, list[Refund]] = {}
     for refund in Refund.objects.filter(order__in=orders).order_by("-id"):
         refund.amount_display = yuan(refund.amount_fen)  # type: ignore[attr-defined]
@@ -122,10 +124,17 @@ def order_rows_for_user(*, user, limit: int = 50) -> list[OrderRow]:
         OrderRow(
             order=o,
             amount=yuan(o.amount_fen),
-            pickup_code=codes.get(o.order_no, ""),
+            pickup_code=codes[o.order_no].code if o.order_no in codes else "",
             refunds=refunds.get(o.pk, []),
             refundable=o.status in REFUNDABLE and _refunds_fen(refunds.get(o.pk, [])) < o.amount_fen,
             expired=order_is_expired(o, now=now),
+            time_left=_time_left(rental_clock(o, code=codes.get(o.order_no), now=now)),
         )
         for o in orders
     ]
+
+
+def _time_left(clock: RentalClock) -> str:
+    if clock.time_left_seconds is None:
+        return ""
+    return duration_text(timedelta(seconds=clock.time_left_seconds)) if clock.time_left_seconds else "over"

@@ -35,9 +35,11 @@ from config.web.forms import (
     channel_name,
     channel_offer,
 )
-from lockers.models import Cabinet, Compartment
+from lockers.models import Cabinet, Compartment, DoorPurpose
 from lockers.pricing import price_quote
+from lockers.selectors import pickup_codes_active
 from orders.models import Order
+from orders.selectors import rental_clock
 from orders.services import order_create_rental, order_create_topup, order_open_door
 from payments import services as payments
 from payments.api import qr_svg
@@ -369,19 +371,19 @@ def result(request: HttpRequest) -> HttpResponse:
     else:
         outcome = "paid"
     now = timezone.now()
-    codes = selectors.pickup_codes_for(order_nos=[order.order_no])
+    code = pickup_codes_active(references=[order.order_no]).get(order.order_no)
+    clock = rental_clock(order, code=code, now=now)
     context = {
         "order": order,
         "payment": payment,
         "channel": channel_name(payment.channel) if payment else "",
         "outcome": outcome,
         "amount": selectors.yuan(order.amount_fen),
-        "pickup_code": codes.get(order.order_no, ""),
+        "pickup_code": code.code if code else "",
         "time_left": selectors.duration_text(order.rental_ends_at - now) if order.rental_ends_at else "",
         "rental_over": bool(order.rental_ends_at and order.rental_ends_at <= now),
         "balance": selectors.yuan(selectors.wallet_balance_fen(user=request.user)),
-        "can_open": order.kind == Order.Kind.LOCKER_RENTAL
-        and order.status in (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED),
+        "clock": clock,
     }
     return render(request, "web/result.html", context)
 
@@ -391,11 +393,12 @@ def result(request: HttpRequest) -> HttpResponse:
 def open_door(request: HttpRequest, order_no: str) -> HttpResponse:
     order = selectors.order_for_user(user=request.user, order_no=order_no)
     try:
-        order_open_door(order_no=order.order_no, user=request.user)
+        purpose = order_open_door(order_no=order.order_no, user=request.user)
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"The door of compartment {order.compartment.label} is opening.")
+        done = " Your rental is complete: take everything with you." if purpose == DoorPurpose.PICKUP else ""
+        messages.success(request, f"The door of compartment {order.compartment.label} is opening.{done}")
     return redirect(_result_url(order))
 
 

@@ -1,12 +1,25 @@
 from datetime import timedelta
 
 import pytest
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from config.audit import Actor
-from config.errors import Conflict, InvalidTransition
+from config.errors import Conflict, DomainError, InvalidTransition
+from conftest import run_concurrently
 from lockers import services
-from lockers.models import Compartment, LockerEvent, PickupCode
+from lockers.drivers import SimulatedDoorDriver
+from lockers.models import (
+    DOOR_OPEN_COMMAND,
+    DOOR_OPEN_EXPIRED,
+    DOOR_OPEN_SENT,
+    Compartment,
+    DoorPurpose,
+    LockerEvent,
+    PickupCode,
+)
+from lockers.selectors import door_opened_by_customer
+from lockers.tasks import door_open_task
 from lockers.tests.factories import CabinetFactory, CompartmentFactory
 
 pytestmark = pytest.mark.django_db
@@ -60,7 +73,8 @@ def test_compartment_transitions(name, start, allowed):
         event = LockerEvent.objects.latest("id")
         assert (event.from_status, event.to_status, event.actor) == (start, after.status, "system:test")
     else:
-        with pytest.raises((Conflict, InvalidTransition)):
+        # as its caller would: a refusal rolls back the caller's transaction (occupy opens no savepoint)
+        with pytest.raises((Conflict, InvalidTransition)), transaction.atomic():
             _call(name, compartment)
         compartment.refresh_from_db()
         assert compartment.status == start
@@ -69,7 +83,7 @@ def test_compartment_transitions(name, start, allowed):
 
 def test_occupy_needs_the_reserving_order():
     compartment = _in(S.RESERVED, reference="OTHER")
-    with pytest.raises(InvalidTransition):
+    with pytest.raises(InvalidTransition), transaction.atomic():
         services.compartment_occupy(compartment_id=compartment.pk, reference="ORDER1", actor=ACTOR)
 
 
@@ -106,15 +120,182 @@ def test_pickup_code_is_issued_once_per_order_and_cancellable():
     assert PickupCode.objects.get(pk=first.pk).status == PickupCode.Status.CANCELLED
 
 
-def test_simulated_driver_records_the_open_door_command():
+def test_pickup_code_used_at_the_end_of_the_rental():
     compartment = _in(S.OCCUPIED, reference="ORDER1")
-    services.door_open(compartment_id=compartment.pk, reference="ORDER1", actor=ACTOR)
-    event = LockerEvent.objects.get(action="door_open_command")
-    assert event.reference == "ORDER1" and event.data["label"] == compartment.label
+    until = timezone.now() + timedelta(hours=2)
+    code = services.pickup_code_issue(compartment_id=compartment.pk, reference="ORDER1", valid_until=until, actor=ACTOR)
+    assert services.pickup_code_use(reference="ORDER1", actor=ACTOR, reason="picked up") == 1
+    assert services.pickup_code_use(reference="ORDER1", actor=ACTOR) == 0  # nothing active any more
+    assert PickupCode.objects.get(pk=code.pk).status == PickupCode.Status.USED
+    event = LockerEvent.objects.get(action="pickup_code_used")
+    assert (event.from_status, event.to_status, event.actor, event.reason) == (
+        "active",
+        "used",
+        "system:test",
+        "picked up",
+    )
 
 
-def test_door_does_not_open_for_another_order():
+class RecordingDriver:
+    """A door driver standing in for the hardware: it notes each call and what the database looked like then."""
+
+    calls: list[dict] = []
+    fail = False
+
+    def open(self, *, compartment, reference: str, actor: str) -> None:
+        if RecordingDriver.fail:
+            raise ConnectionError("cabinet unreachable")
+        RecordingDriver.calls.append(
+            {
+                "compartment": compartment.pk,
+                "reference": reference,
+                "actor": actor,
+                "in_transaction": connection.in_atomic_block,
+                "commands": LockerEvent.objects.filter(action=DOOR_OPEN_COMMAND, reference=reference).count(),
+                "row_free": run_concurrently(_lock_nowait, args_list=[(compartment.pk,)])[0],
+            }
+        )
+
+
+def _lock_nowait(compartment_id: int) -> bool:
+    """From another connection: can the compartment row be locked right now?"""
+    try:
+        with transaction.atomic():
+            Compartment.objects.select_for_update(nowait=True).get(pk=compartment_id)
+    except OperationalError:
+        return False
+    return True
+
+
+@pytest.fixture
+def recording_driver(settings):
+    settings.LOCKER_DOOR_DRIVER = f"{__name__}.RecordingDriver"
+    RecordingDriver.calls, RecordingDriver.fail = [], False
+    yield RecordingDriver
+    RecordingDriver.calls, RecordingDriver.fail = [], False
+
+
+def test_door_open_records_the_command_and_sends_it_after_commit(
+    recording_driver, celery_eager, django_capture_on_commit_callbacks
+):
     compartment = _in(S.OCCUPIED, reference="ORDER1")
-    with pytest.raises(Conflict):
-        services.door_open(compartment_id=compartment.pk, reference="ORDER2", actor=ACTOR)
-    assert not LockerEvent.objects.filter(action="door_open_command").exists()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        command = services.door_open(
+            compartment_id=compartment.pk, reference="ORDER1", actor=Actor("user", "7"), purpose=DoorPurpose.PICKUP
+        )
+    assert (command.action, command.actor, command.reference) == (DOOR_OPEN_COMMAND, "user:7", "ORDER1")
+    assert command.data == {"purpose": "pickup", "label": compartment.label}
+    assert len(callbacks) == 1 and recording_driver.calls == []  # nothing reaches the driver before the commit
+
+    callbacks[0]()  # the commit: the task (eager here) hands the command to the driver
+
+    assert [c["reference"] for c in recording_driver.calls] == ["ORDER1"]
+    sent = LockerEvent.objects.get(action=DOOR_OPEN_SENT)
+    assert sent.data == {"command_id": command.pk, "purpose": "pickup"} and sent.actor == "system:door_driver"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_driver_is_called_after_commit_outside_the_row_lock(recording_driver, celery_eager):
+    compartment = _in(S.OCCUPIED, reference="ORDER1")
+
+    services.door_open(compartment_id=compartment.pk, reference="ORDER1", actor=ACTOR, purpose=DoorPurpose.DELIVERY)
+
+    [call] = recording_driver.calls
+    assert call["in_transaction"] is False and call["row_free"] is True  # no transaction, no row lock held
+    assert call["commands"] == 1  # the command was committed before the driver ran
+
+
+@pytest.mark.parametrize(
+    ("status", "reference", "purpose", "code"),
+    [
+        (S.OCCUPIED, "ORDER2", DoorPurpose.DELIVERY, "door_not_yours"),
+        (S.OCCUPIED, "ORDER2", DoorPurpose.PICKUP, "door_not_yours"),
+        (S.FREE, "ORDER1", DoorPurpose.PICKUP, "door_not_yours"),
+        (S.OCCUPIED, "ORDER1", DoorPurpose.REOPEN, "compartment_taken"),
+        (S.RESERVED, "ORDER1", DoorPurpose.REOPEN, "compartment_taken"),
+        (S.OCCUPIED, "ORDER1", DoorPurpose.STAFF, "invalid_input"),  # no reason
+        (S.OCCUPIED, "ORDER1", "wish", "invalid_input"),
+    ],
+)
+def test_door_open_refusals_write_nothing(status, reference, purpose, code, django_capture_on_commit_callbacks):
+    compartment = _in(status)
+    with django_capture_on_commit_callbacks() as callbacks, pytest.raises(DomainError) as err, transaction.atomic():
+        services.door_open(compartment_id=compartment.pk, reference=reference, actor=ACTOR, purpose=purpose)
+    assert err.value.code == code
+    assert not LockerEvent.objects.filter(action=DOOR_OPEN_COMMAND).exists() and callbacks == []
+
+
+def test_the_customer_opens_nothing_in_an_offline_cabinet():
+    compartment = CompartmentFactory(cabinet=CabinetFactory(is_online=False))
+    Compartment.objects.filter(pk=compartment.pk).update(status=S.OCCUPIED, reference="ORDER1")
+    with pytest.raises(Conflict) as err, transaction.atomic():
+        services.door_open(compartment_id=compartment.pk, reference="ORDER1", actor=ACTOR, purpose="pickup")
+    assert err.value.code == "cabinet_offline" and not LockerEvent.objects.filter(action=DOOR_OPEN_COMMAND).exists()
+    # the opening after payment is queued all the same (the money is taken; the driver retries)
+    services.door_open(compartment_id=compartment.pk, reference="ORDER1", actor=ACTOR, purpose="delivery")
+
+
+def test_staff_open_any_door_with_a_reason():
+    compartment = _in(S.OUT_OF_SERVICE)
+    command = services.door_open(
+        compartment_id=compartment.pk, reference="", actor=Actor("staff", "3"), purpose="staff", reason="cleaning"
+    )
+    assert (command.actor, command.reason, command.data["purpose"]) == ("staff:3", "cleaning", "staff")
+
+
+def test_a_command_is_sent_once(recording_driver):
+    compartment = _in(S.OCCUPIED, reference="ORDER1")
+    command = services.door_open(compartment_id=compartment.pk, reference="ORDER1", actor=ACTOR, purpose="delivery")
+    assert services.door_open_send(command_id=command.pk) is True
+    assert services.door_open_send(command_id=command.pk) is False  # the task delivered twice
+    assert len(recording_driver.calls) == 1 and LockerEvent.objects.filter(action=DOOR_OPEN_SENT).count() == 1
+
+
+def test_an_unreachable_cabinet_raises_for_the_task_to_retry(recording_driver):
+    compartment = _in(S.OCCUPIED, reference="ORDER1")
+    command = services.door_open(compartment_id=compartment.pk, reference="ORDER1", actor=ACTOR, purpose="delivery")
+    recording_driver.fail = True
+    with pytest.raises(ConnectionError):  # door_open_send_task retries on ConnectionError
+        services.door_open_send(command_id=command.pk)
+    assert not LockerEvent.objects.filter(action=DOOR_OPEN_SENT).exists()
+    recording_driver.fail = False
+    assert services.door_open_send(command_id=command.pk) is True
+
+
+def test_a_stale_command_is_not_sent(recording_driver, settings):
+    compartment = _in(S.OCCUPIED, reference="ORDER1")
+    command = services.door_open(compartment_id=compartment.pk, reference="ORDER1", actor=ACTOR, purpose="pickup")
+    late = command.created_at + settings.LOCKER_DOOR_COMMAND_TTL + timedelta(seconds=1)
+
+    assert services.door_open_send(command_id=command.pk, now=late) is False
+
+    assert recording_driver.calls == []
+    expired = LockerEvent.objects.get(action=DOOR_OPEN_EXPIRED)
+    assert expired.data == {"command_id": command.pk, "purpose": "pickup"} and "s old" in expired.reason
+    assert services.door_open_send(command_id=command.pk) is False  # and never later either
+
+
+def test_the_simulated_driver_writes_nothing():
+    compartment = _in(S.OCCUPIED, reference="ORDER1")
+    before = LockerEvent.objects.count()
+    SimulatedDoorDriver().open(compartment=compartment, reference="ORDER1", actor="user:1")
+    assert LockerEvent.objects.count() == before
+
+
+def test_door_opened_by_customer_reads_the_purpose_not_the_actor():
+    compartment = _in(S.OCCUPIED, reference="ORDER1")
+    customer = Actor("user", "1")
+    services.door_open(compartment_id=compartment.pk, reference="ORDER1", actor=customer, purpose="delivery")
+    services.door_open(compartment_id=compartment.pk, reference="ORDER1", actor=customer, purpose="staff", reason="x")
+    assert door_opened_by_customer(reference="ORDER1") is False
+    services.door_open(compartment_id=compartment.pk, reference="ORDER1", actor=ACTOR, purpose="pickup")
+    assert door_opened_by_customer(reference="ORDER1") is True
+    assert door_opened_by_customer(reference="ORDER2") is False
+
+
+def test_a_queued_message_of_the_previous_version_is_the_opening_after_payment():
+    compartment = _in(S.OCCUPIED, reference="ORDER1")
+    door_open_task.run(compartment.pk, "ORDER1", "user:5")  # lockers.door_open(compartment_id, reference, actor)
+    command = LockerEvent.objects.get(action=DOOR_OPEN_COMMAND)
+    assert (command.actor, command.data["purpose"]) == ("user:5", "delivery")
+    assert door_opened_by_customer(reference="ORDER1") is False

@@ -4,7 +4,7 @@ from django.utils import timezone
 from config.audit import Actor
 from config.errors import InvalidTransition, NotFound
 from lockers.models import Compartment, LockerEvent, PickupCode
-from lockers.tasks import door_open_task
+from lockers.tasks import door_open_send_task
 from lockers.tests.factories import CompartmentFactory, PricePlanFactory
 from orders import services
 from orders.models import Order, OrderEvent
@@ -98,9 +98,12 @@ def test_paid_rental_occupies_issues_code_and_opens_door_after_commit(django_cap
     assert order.status == S.PAID and order.rental_ends_at is not None
     assert Compartment.objects.get(pk=order.compartment_id).status == Compartment.Status.OCCUPIED
     assert PickupCode.objects.filter(reference=order.order_no, status="active").count() == 1
-    assert len(callbacks) == 1 and not LockerEvent.objects.filter(action="door_open_command").exists()
-    door_open_task.run(order.compartment_id, order.order_no, "gateway:wechat")  # what the worker runs
-    assert LockerEvent.objects.filter(action="door_open_command", reference=order.order_no).exists()
+    # the door-open command is recorded with the payment, for delivery; the driver gets it after commit
+    command = LockerEvent.objects.get(action="door_open_command", reference=order.order_no)
+    assert (command.actor, command.data["purpose"]) == ("gateway:wechat", "delivery")
+    assert len(callbacks) == 1 and not LockerEvent.objects.filter(action="door_open_sent").exists()
+    door_open_send_task.run(command.pk)  # what the worker runs
+    assert LockerEvent.objects.filter(action="door_open_sent", reference=order.order_no).exists()
 
 
 def test_cancel_releases_the_compartment():

@@ -10,6 +10,8 @@ transport exceptions become ``config.errors``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import http.client
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +23,8 @@ import requests
 from alipay import AliPay
 from alipay.exceptions import AliPayException, AliPayValidationError
 from alipay.utils import AliPayConfig
+from Cryptodome.Hash import SHA256
+from Cryptodome.Signature import PKCS1_v1_5
 
 from config.errors import (
     ChannelNotConfigured,
@@ -46,11 +50,11 @@ from payments.gateways.base import (
 )
 from payments.gateways.bills import BillEntry, parse_alipay_bill_zip
 from payments.gateways.money import fen_to_yuan, yuan_to_fen
+from payments.gateways.trust import ALL_MESSAGES, Check, CheckTable, Identity, Message, gateway_check
 
 PRODUCTION_GATEWAY = "https://openapi.alipay.com/gateway.do"
 SIGN_TYPE = "RSA2"
 SUCCESS_CODE = "10000"
-MAX_NOTIFICATION_BYTES = 64 * 1024
 CST = timezone(timedelta(hours=8))
 ALIPAY_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -63,6 +67,36 @@ TRADE_STATES: dict[str, TradeState] = {
 PRODUCTS = {"page": "alipay.trade.page.pay", "wap": "alipay.trade.wap.pay"}
 RETRYABLE_CODES = frozenset({"20000"})
 RETRYABLE_SUB_CODES = frozenset({"ACQ.SYSTEM_ERROR", "aop.ACQ.SYSTEM_ERROR", "ACQ.REFUND_FEE_ERROR_RETRY"})
+# Charsets Alipay declares in notifies (PROTOCOLS F.5: GBK seen even when the request said UTF-8).
+NOTIFY_CHARSETS = {"utf-8": "utf-8", "utf8": "utf-8", "gbk": "gbk", "gb2312": "gbk", "gb18030": "gb18030"}
+SENT_WITH_TRADE = frozenset({Message.NOTIFY, Message.RETURN})
+# Which field of which message is checked against what (payments.gateways.trust). Sources: the merchant
+# checks of opendocs.alipay.com/open/270/105902 (PROTOCOLS F.5: out_trade_no, total_amount, seller_id,
+# app_id), the notify and return fields of PROTOCOLS B.5, the refund answer / refund query fields of B.5
+# ("refund_fee" is the trade's cumulative refunded amount; "refund_amount" this refund's).
+CHECKS = CheckTable(
+    gateway="alipay",
+    trade=(
+        gateway_check(),
+        Check("app_id", "app_id", "ALIPAY_APP_ID", SENT_WITH_TRADE),
+        Check("auth_app_id", "auth_app_id", "ALIPAY_APP_ID (no third party involved)"),
+        Check("seller_id", "seller_id", "ALIPAY_SELLER_ID", SENT_WITH_TRADE),
+        Check("amount_fen", "total_amount", "the payment's amount_fen", SENT_WITH_TRADE | {Message.QUERY}),
+    ),
+    refund=(
+        gateway_check(),
+        Check("payment_no", "out_trade_no", "the refund's payment_no", ALL_MESSAGES - {Message.BILL}),
+        Check("amount_fen", "refund_amount / send_back_fee", "the refund's amount_fen"),
+        Check("total_fen", "total_amount", "the payment's amount_fen"),
+        Check(
+            "refunded_total_fen",
+            "refund_fee",
+            "this refund + the payment's settled refunds (+ any still open)",
+            frozenset({Message.NOTIFY, Message.ANSWER}),
+        ),
+    ),
+    envelope=(Check("sign_type", "sign_type", "RSA2", frozenset({Message.NOTIFY, Message.RETURN})),),
+)
 _TRANSPORT_ERRORS = (OSError, http.client.HTTPException)  # URLError, HTTPError, timeouts, resets
 _MALFORMED_ERRORS = (AliPayValidationError, ValueError, AttributeError, TypeError, KeyError)
 
@@ -72,6 +106,7 @@ class AlipayConfig:
     app_id: str
     app_private_key_pem: str = field(repr=False)
     alipay_public_key_pem: str
+    seller_id: str = ""  # our PID (2088...), the receiving merchant every notify and return names
     gateway_url: str = PRODUCTION_GATEWAY
     notify_url: str = ""
     return_url: str | None = None
@@ -94,6 +129,13 @@ class _ConfiguredAliPay(AliPay):
         data = super().build_body(method, biz_content, **kwargs)
         data["timestamp"] = datetime.now(CST).strftime(ALIPAY_TIME_FORMAT)  # Alipay reads it as China time
         return data
+
+    def verify_in(self, data: dict[str, str], signature: str, *, charset: str) -> bool:
+        """``AliPay.verify`` over the message encoded in ``charset`` (the SDK always encodes UTF-8, so it cannot
+        verify a GBK notify with non-ASCII text: PROTOCOLS F.5). Same string to sign: sorted ``k=v``."""
+        message = "&".join(f"{k}={v}" for k, v in self._ordered_data(data))
+        digest = SHA256.new(message.encode(charset))
+        return bool(PKCS1_v1_5.new(self.alipay_public_key).verify(digest, base64.b64decode(signature)))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -140,8 +182,10 @@ def _checked(answer: Any) -> dict[str, Any]:
     return answer
 
 
-def trade_status_from(data: Mapping[str, Any], *, payment_no: str | None = None) -> TradeStatus:
-    """Query answer or notification -> ``TradeStatus`` (raises ``ValueError`` when malformed)."""
+def trade_status_from(
+    data: Mapping[str, Any], *, payment_no: str | None = None, source: Message = Message.QUERY
+) -> TradeStatus:
+    """Query answer, notification or return -> ``TradeStatus`` (raises ``ValueError`` when malformed)."""
     gateway_state = str(data.get("trade_status", ""))
     state = TRADE_STATES.get(gateway_state)
     out_trade_no = data.get("out_trade_no") or payment_no
@@ -150,11 +194,14 @@ def trade_status_from(data: Mapping[str, Any], *, payment_no: str | None = None)
     return TradeStatus(
         payment_no=out_trade_no,
         state=state,
+        gateway="alipay",
+        source=source,
         amount_fen=_optional_fen(data.get("total_amount")),
         gateway_trade_no=data.get("trade_no") or None,
         paid_at=_parse_cst(data.get("gmt_payment") or data.get("send_pay_date")),
         app_id=data.get("app_id"),
-        merchant_id=data.get("seller_id"),
+        auth_app_id=data.get("auth_app_id"),
+        seller_id=data.get("seller_id"),
         gateway_state=gateway_state,
         raw=dict(data),
     )
@@ -173,9 +220,11 @@ class AlipayGateway:
         except (ValueError, IndexError, TypeError, AliPayException) as exc:
             raise ChannelNotConfigured("The Alipay keys cannot be loaded.") from exc
 
-    def identity(self) -> tuple[str, str]:
-        """(app id, merchant id) every answer and notification must carry."""
-        return self.config.app_id, ""
+    checks = CHECKS
+
+    def identity(self) -> Identity:
+        """The ids every answer and notification must carry (compared by ``CHECKS``)."""
+        return Identity(app_id=self.config.app_id, seller_id=self.config.seller_id)
 
     @staticmethod
     def _call(operation: Callable[[], Any]) -> dict[str, Any]:
@@ -217,7 +266,7 @@ class AlipayGateway:
     def query(self, payment_no: str) -> TradeStatus:
         answer = self._call(lambda: self.client.api_alipay_trade_query(out_trade_no=payment_no))
         try:
-            return trade_status_from(answer, payment_no=payment_no)
+            return trade_status_from(answer, payment_no=payment_no, source=Message.QUERY)
         except ValueError as exc:
             raise GatewayUnavailable(f"Alipay query answer is malformed: {exc}") from exc
 
@@ -246,14 +295,26 @@ class AlipayGateway:
             )
         )
         fund_change = str(answer.get("fund_change", ""))
+        try:
+            refunded_total, sent_back = (
+                _optional_fen(answer.get("refund_fee")),
+                _optional_fen(answer.get("send_back_fee")),
+            )
+        except ValueError as exc:
+            raise GatewayUnavailable("Alipay refund answer amounts are malformed.") from exc
+        # fund_change=N on a repeated out_request_no means "already refunded before" (PROTOCOLS B.5): ask
+        state = RefundState.SUCCEEDED if fund_change == "Y" else RefundState.PROCESSING
         return RefundStatus(
             refund_no=request.refund_no,
-            state=RefundState.SUCCEEDED if fund_change == "Y" else RefundState.PROCESSING,
-            payment_no=answer.get("out_trade_no") or request.payment_no,
-            amount_fen=request.refund_fen,
-            gateway_refund_id=None,
-            succeeded_at=_parse_cst(answer.get("gmt_refund_pay")) if fund_change == "Y" else None,
-            gateway_state=f"fund_change={fund_change}",
+            state=state,
+            gateway="alipay",
+            source=Message.ANSWER,
+            payment_no=answer.get("out_trade_no"),
+            amount_fen=sent_back,
+            refunded_total_fen=refunded_total,
+            gateway_refund_id=answer.get("trade_no") and f"{answer['trade_no']}/{request.refund_no}",
+            succeeded_at=_parse_cst(answer.get("gmt_refund_pay")) if state is RefundState.SUCCEEDED else None,
+            gateway_state="REFUND_SUCCESS" if state is RefundState.SUCCEEDED else f"fund_change={fund_change}",
             raw=answer,
         )
 
@@ -271,14 +332,22 @@ class AlipayGateway:
             amount_fen = _optional_fen(answer.get("refund_amount"))
         except ValueError as exc:
             raise GatewayUnavailable("Alipay refund amount is malformed.") from exc
+        try:
+            total_fen = _optional_fen(answer.get("total_amount"))
+        except ValueError as exc:
+            raise GatewayUnavailable("Alipay refund total is malformed.") from exc
         succeeded = gateway_state == "REFUND_SUCCESS"
         return RefundStatus(
             refund_no=refund_no,
             state=RefundState.SUCCEEDED if succeeded else RefundState.PROCESSING,
-            payment_no=answer.get("out_trade_no") or payment_no,
+            gateway="alipay",
+            source=Message.QUERY,
+            payment_no=answer.get("out_trade_no"),
             amount_fen=amount_fen,
+            total_fen=total_fen,
+            gateway_refund_id=answer.get("trade_no") and f"{answer['trade_no']}/{refund_no}",
             succeeded_at=_parse_cst(answer.get("gmt_refund_pay")) if succeeded else None,
-            gateway_state=gateway_state,
+            gateway_state=gateway_state or "REFUND_NOT_FOUND_OR_PROCESSING",
             raw=answer,
         )
 
@@ -310,35 +379,47 @@ class AlipayGateway:
             raise GatewayUnavailable(f"Alipay bill cannot be parsed: {exc}") from exc
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
-        if len(body) > MAX_NOTIFICATION_BYTES:
-            raise NotificationInvalid("notification body too large")
-        params = _form_params(body)
-        verified = self._verified(params)
+        params, charset = _form_params(body, content_type=_content_type(headers))
+        verified = self._verified(params, charset=charset)
         event_id, event_type = verified.get("notify_id"), verified.get("notify_type", "")
         if not event_id:
             raise NotificationInvalid("notification lacks notify_id")
         try:
-            trade = trade_status_from(verified)
+            trade = trade_status_from(verified, source=Message.NOTIFY)
             refund = _refund_from_notification(verified)
         except ValueError as exc:
             raise NotificationInvalid(f"notification is malformed: {exc}") from exc
         return Notification(event_id=event_id, event_type=event_type, trade=trade, refund=refund)
 
-    def verify_return(self, params: Mapping[str, str]) -> str:
-        """Verify the ``return_url`` GET parameters; return ``out_trade_no`` (a hint only: query to be sure)."""
-        verified = self._verified(dict(params))
-        out_trade_no = verified.get("out_trade_no")
-        if not out_trade_no:
+    def verify_return(self, params: Mapping[str, str]) -> TradeStatus:
+        """Verify the ``return_url`` GET parameters (signature, then ``CHECKS`` by the caller) into a
+        ``TradeStatus`` whose state is only a hint: the return is never trusted for state, the caller
+        queries. Raises ``SignatureInvalid`` / ``NotificationInvalid``."""
+        unsigned = dict(params)
+        verified = self._verified(unsigned, charset=_codec(unsigned.get("charset") or "utf-8"))
+        if not verified.get("out_trade_no"):
             raise NotificationInvalid("return parameters lack out_trade_no")
-        return out_trade_no
+        return TradeStatus(
+            payment_no=verified["out_trade_no"],
+            state=TradeState.PENDING,
+            gateway="alipay",
+            source=Message.RETURN,
+            amount_fen=_optional_fen(verified.get("total_amount")),
+            gateway_trade_no=verified.get("trade_no") or None,
+            app_id=verified.get("app_id"),
+            auth_app_id=verified.get("auth_app_id"),
+            seller_id=verified.get("seller_id"),
+            gateway_state="RETURN",
+            raw=verified,
+        )
 
     def notification_reply(self, *, ok: bool, message: str = "") -> NotificationReply:
         return NotificationReply(status=200, content_type="text/plain", body=b"success" if ok else b"fail")
 
     # -- helpers
 
-    def _verified(self, params: dict[str, str]) -> dict[str, str]:
-        """Pop ``sign``; insist on RSA2; verify over the sorted rest (empty values kept); check app_id."""
+    def _verified(self, params: dict[str, str], *, charset: str) -> dict[str, str]:
+        """Pop ``sign``; insist on RSA2; verify over the sorted rest (empty values kept) in ``charset``."""
         unsigned = dict(params)
         signature = unsigned.pop("sign", "")
         sign_type = unsigned.pop("sign_type", "")
@@ -347,31 +428,60 @@ class AlipayGateway:
         if sign_type != SIGN_TYPE:
             raise SignatureInvalid(f"sign_type must be {SIGN_TYPE}")
         try:
-            ok = self.client.verify(dict(unsigned), signature)
-        except (ValueError, TypeError, AliPayException) as exc:  # bad base64 and friends
+            ok = self.client.verify_in(dict(unsigned), signature, charset=charset)
+        except (ValueError, TypeError, binascii.Error, UnicodeEncodeError) as exc:  # bad base64 and friends
             raise SignatureInvalid("sign is not a valid signature") from exc
         if not ok:
             raise SignatureInvalid("Alipay signature does not verify")
-        if unsigned.get("app_id") != self.config.app_id:
-            raise NotificationInvalid("notification is for another app_id")
         return {**unsigned, "sign_type": sign_type}
 
 
-def _form_params(body: bytes) -> dict[str, str]:
+def _content_type(headers: Mapping[str, str]) -> str:
+    lowered = {str(k).lower(): str(v) for k, v in headers.items()}
+    return lowered.get("content-type", lowered.get("content_type", ""))
+
+
+def _codec(declared: str) -> str:
+    codec = NOTIFY_CHARSETS.get(declared.strip().lower())
+    if codec is None:  # we cannot rebuild the signed bytes: it cannot verify
+        raise SignatureInvalid(f"unsupported charset {declared[:20]!r}")
+    return codec
+
+
+def _form_params(body: bytes, *, content_type: str = "") -> tuple[dict[str, str], str]:
+    """Decode a notify form in the charset it declares (its ``charset`` field, else the Content-Type's,
+    else UTF-8): Alipay sends some notifies in GBK, so decoding as UTF-8 breaks their signature."""
     try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+        ascii_pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, strict_parsing=True, encoding="latin-1")
     except (UnicodeDecodeError, ValueError) as exc:
-        raise NotificationInvalid("notification body is not a UTF-8 form") from exc
+        raise NotificationInvalid("notification body is not a form") from exc
+    declared = dict(ascii_pairs).get("charset") or _charset_of(content_type) or "utf-8"
+    codec = _codec(declared)
+    try:
+        pairs = parse_qsl(
+            body.decode("ascii"), keep_blank_values=True, strict_parsing=True, encoding=codec, errors="strict"
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise NotificationInvalid(f"notification body is not a {declared} form") from exc
     params = dict(pairs)
     if len(params) != len(pairs):
         raise NotificationInvalid("notification repeats a field")
-    return params
+    return params, codec
+
+
+def _charset_of(content_type: str) -> str:
+    for part in content_type.split(";")[1:]:
+        name, _, value = part.strip().partition("=")
+        if name.lower() == "charset":
+            return value.strip().strip('"')
+    return ""
 
 
 def _refund_from_notification(data: Mapping[str, str]) -> RefundStatus | None:
     """A trade_status_sync carrying ``out_biz_no`` + ``refund_fee`` also reports a refund that went through.
 
-    ``refund_fee`` is the trade's cumulative refunded amount, so it is not put in ``amount_fen``.
+    ``refund_fee`` is the trade's cumulative refunded amount (PROTOCOLS F.5), checked as such
+    (``refunded_total_fen``), never as this refund's amount.
     """
     refund_no = data.get("out_biz_no")
     if not refund_no or not data.get("refund_fee"):
@@ -379,9 +489,14 @@ def _refund_from_notification(data: Mapping[str, str]) -> RefundStatus | None:
     return RefundStatus(
         refund_no=refund_no,
         state=RefundState.SUCCEEDED,
+        gateway="alipay",
+        source=Message.NOTIFY,
         payment_no=data.get("out_trade_no"),
+        total_fen=_optional_fen(data.get("total_amount")),
+        refunded_total_fen=_optional_fen(data.get("refund_fee")),
+        gateway_refund_id=data.get("trade_no") and f"{data['trade_no']}/{refund_no}",
         succeeded_at=_parse_cst(data.get("gmt_refund")),
-        merchant_id=data.get("seller_id"),
-        gateway_state="refund_fee",
+        app_id=data.get("app_id"),
+        gateway_state="REFUND_SUCCESS",
         raw=dict(data),
     )

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from payments.gateways.trust import CheckTable, Identity
+
 
 class TradeState(enum.StrEnum):
     PENDING = "pending"  # created, not paid yet (WeChat NOTPAY/USERPAYING, Alipay WAIT_BUYER_PAY)
@@ -53,13 +55,22 @@ class PrepayResult:
 
 @dataclass(frozen=True)
 class TradeStatus:
+    """What a gateway says about one trade. Every identity and amount field is checked against our
+    payment by ``payments.gateways.trust`` (the adapter's ``CHECKS``) before anything changes."""
+
     payment_no: str
     state: TradeState
+    gateway: str = ""  # the adapter that read it ("wechat" | "alipay" | "wallyt")
+    source: str = "query"  # the kind of message (``trust.Message``): notify, query, return, ...
     amount_fen: int | None = None
     gateway_trade_no: str | None = None
     paid_at: datetime | None = None
-    app_id: str | None = None  # who the gateway says the trade belongs to, checked by the service
+    app_id: str | None = None  # who the gateway says the trade belongs to
+    auth_app_id: str | None = None  # Alipay: the authorising app (= app_id without a third party)
     merchant_id: str | None = None
+    seller_id: str | None = None  # Alipay: the receiving merchant's PID
+    sub_app_id: str | None = None  # Wallyt: the mini-program's appid
+    currency: str | None = None
     gateway_state: str = ""  # the gateway's own word (SUCCESS, TRADE_CLOSED, ...)
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -77,13 +88,21 @@ class RefundRequest:
 
 @dataclass(frozen=True)
 class RefundStatus:
+    """What a gateway says about one refund; checked like ``TradeStatus`` (``trust.check_refund``)."""
+
     refund_no: str
     state: RefundState
+    gateway: str = ""
+    source: str = "query"
     payment_no: str | None = None
-    amount_fen: int | None = None
+    amount_fen: int | None = None  # this refund, fen
+    total_fen: int | None = None  # the trade's amount, fen (WeChat amount.total)
+    refunded_total_fen: int | None = None  # the trade's cumulative refunded amount (Alipay refund_fee)
     gateway_refund_id: str | None = None
     succeeded_at: datetime | None = None
+    app_id: str | None = None
     merchant_id: str | None = None
+    currency: str | None = None
     gateway_state: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -108,8 +127,10 @@ class NotificationReply:
 class Gateway(Protocol):
     name: str  # "wechat" | "alipay" | "wallyt"
 
-    def identity(self) -> tuple[str, str]:
-        """(app id, merchant id) that every answer and notification must carry ("" where none)."""
+    checks: CheckTable  # which fields of which message are checked against what
+
+    def identity(self) -> Identity:
+        """Our configured ids that every answer and notification must carry ("" where the gateway has none)."""
 
     def create(self, request: PrepayRequest) -> PrepayResult: ...
 

@@ -109,7 +109,7 @@ def _sandbox_values(gateway: str, current: dict[str, Any]) -> dict[str, Any]:
             values["WECHAT_PAY_PUBLIC_KEY_ID"] = wechat.get("public_key_id")
         return values
     if gateway == "alipay":
-        values = {"ALIPAY_APP_ID": alipay.get("app_id")}
+        values = {"ALIPAY_APP_ID": alipay.get("app_id"), "ALIPAY_SELLER_ID": alipay.get("seller_id")}
         if _is_empty(current.get("ALIPAY_PRIVATE_KEY")):
             values["ALIPAY_PRIVATE_KEY_PATH"] = str(data_dir / "alipay" / "app_private_key.pem")
         if _is_empty(current.get("ALIPAY_PUBLIC_KEY")):
@@ -118,6 +118,8 @@ def _sandbox_values(gateway: str, current: dict[str, Any]) -> dict[str, Any]:
     return {
         "WALLYT_MCH_ID": wallyt.get("mch_id"),
         "WALLYT_SECRET_KEY": _read_optional(data_dir / "wallyt" / "secret_key"),
+        "WALLYT_PRIVATE_KEY_PATH": str(data_dir / "wallyt" / "merchant_private_key.pem"),
+        "WALLYT_PLATFORM_PUBLIC_KEY_PATH": str(data_dir / "wallyt" / "platform_public_key.pem"),
         "WECHAT_MINI_APPID": wechat.get("mini_appid"),
     }
 
@@ -147,6 +149,7 @@ _WECHAT_NAMES = (
 )
 _ALIPAY_NAMES = (
     "ALIPAY_APP_ID",
+    "ALIPAY_SELLER_ID",
     "ALIPAY_PRIVATE_KEY",
     "ALIPAY_PRIVATE_KEY_PATH",
     "ALIPAY_PUBLIC_KEY",
@@ -161,6 +164,8 @@ _WALLYT_NAMES = (
     "WALLYT_MCH_ID",
     "WALLYT_SECRET_KEY",
     "WALLYT_SIGN_TYPE",
+    "WALLYT_PRIVATE_KEY_PATH",
+    "WALLYT_PLATFORM_PUBLIC_KEY_PATH",
     "WALLYT_NOTIFY_URL",
     "WECHAT_MINI_APPID",
 )
@@ -200,7 +205,8 @@ def _build_wechat() -> WeChatGateway:
         api_base=s.get("WECHAT_PAY_API_BASE", PRODUCTION_API_BASE),
         public_key_pem=s.read_file("WECHAT_PAY_PUBLIC_KEY_PATH") if public_key_mode else None,
         public_key_id=s.get("WECHAT_PAY_PUBLIC_KEY_ID") if public_key_mode else None,
-        platform_cert_dir=None if public_key_mode else str(s.get("WECHAT_PAY_PLATFORM_CERT_DIR")),
+        # both set: WeChat's key switch, when a merchant receives signatures under either (PROTOCOLS F.1)
+        platform_cert_dir=str(s.get("WECHAT_PAY_PLATFORM_CERT_DIR")) if s.get("WECHAT_PAY_PLATFORM_CERT_DIR") else None,
         notify_max_skew_seconds=int(s.get("WECHAT_PAY_NOTIFY_MAX_SKEW_SECONDS", DEFAULT_NOTIFY_MAX_SKEW_SECONDS)),
     )
     return WeChatGateway(config)
@@ -222,7 +228,7 @@ def _raise_missing(gateway: str, missing: list[str]) -> None:
 
 def _build_alipay() -> AlipayGateway:
     s = _Settings("alipay", _ALIPAY_NAMES)
-    missing = [n for n in ("ALIPAY_APP_ID", "ALIPAY_NOTIFY_URL") if _is_empty(s.values[n])]
+    missing = [n for n in ("ALIPAY_APP_ID", "ALIPAY_SELLER_ID", "ALIPAY_NOTIFY_URL") if _is_empty(s.values[n])]
     for inline, path in (
         ("ALIPAY_PRIVATE_KEY", "ALIPAY_PRIVATE_KEY_PATH"),
         ("ALIPAY_PUBLIC_KEY", "ALIPAY_PUBLIC_KEY_PATH"),
@@ -232,6 +238,7 @@ def _build_alipay() -> AlipayGateway:
     _raise_missing("alipay", missing)
     config = AlipayConfig(
         app_id=str(s.get("ALIPAY_APP_ID")),
+        seller_id=str(s.get("ALIPAY_SELLER_ID")).strip(),
         app_private_key_pem=_key_text(s, inline="ALIPAY_PRIVATE_KEY", path="ALIPAY_PRIVATE_KEY_PATH"),
         alipay_public_key_pem=_key_text(s, inline="ALIPAY_PUBLIC_KEY", path="ALIPAY_PUBLIC_KEY_PATH"),
         gateway_url=s.get("ALIPAY_GATEWAY", PRODUCTION_GATEWAY),
@@ -243,14 +250,21 @@ def _build_alipay() -> AlipayGateway:
 
 def _build_wallyt() -> WallytGateway:
     s = _Settings("wallyt", _WALLYT_NAMES)
-    s.require("WALLYT_API_URL", "WALLYT_MCH_ID", "WALLYT_SECRET_KEY", "WALLYT_NOTIFY_URL", "WECHAT_MINI_APPID")
+    sign_type = str(s.get("WALLYT_SIGN_TYPE", "MD5")).strip().upper()
+    keys = (
+        ("WALLYT_SECRET_KEY",) if sign_type == "MD5" else ("WALLYT_PRIVATE_KEY_PATH", "WALLYT_PLATFORM_PUBLIC_KEY_PATH")
+    )
+    s.require("WALLYT_API_URL", "WALLYT_MCH_ID", *keys, "WALLYT_NOTIFY_URL", "WECHAT_MINI_APPID")
+    rsa = sign_type != "MD5"
     config = WallytConfig(
         api_url=s.get("WALLYT_API_URL"),
         mch_id=str(s.get("WALLYT_MCH_ID")),
-        secret_key=str(s.get("WALLYT_SECRET_KEY")).strip(),
+        secret_key=str(s.get("WALLYT_SECRET_KEY") or "").strip() if not rsa else "",
         notify_url=s.get("WALLYT_NOTIFY_URL"),
         mini_appid=s.get("WECHAT_MINI_APPID"),
-        sign_type=s.get("WALLYT_SIGN_TYPE", "MD5"),
+        sign_type=sign_type,
+        private_key_pem=s.read_file("WALLYT_PRIVATE_KEY_PATH") if rsa else "",
+        platform_public_key_pem=s.read_file("WALLYT_PLATFORM_PUBLIC_KEY_PATH") if rsa else "",
         bill_url=s.get("WALLYT_BILL_URL", ""),
     )
     return WallytGateway(config)
@@ -261,3 +275,4 @@ _BUILDERS: dict[str, Callable[[], Gateway]] = {
     "alipay": _build_alipay,
     "wallyt": _build_wallyt,
 }
+GATEWAY_NAMES = frozenset(_BUILDERS)

@@ -1,15 +1,18 @@
 """Wallyt (SwiftPass-family ``/pay/gateway``) adapter: our own small client.
 
-Flat XML over HTTP POST, MD5 signature (PROTOCOLS C). Untrusted XML is parsed only with
-``defusedxml`` (no DTDs, no entities, no external references), capped at 64 KiB and must be
-flat ``<xml><k>v</k>...</xml>``. Layers, as the protocol defines them: ``status`` (transport,
-unsigned) first; only when it is ``"0"`` is the signature checked and the business fields
-(``result_code``, ``err_code``...) read. ``WallytGateway._post`` is the one place where transport
-and protocol failures become ``config.errors``.
+Flat XML over HTTP POST, signed with MD5 (a shared key) or RSA_1_256 (SHA256withRSA: our private key
+signs requests, the platform public key verifies answers and notifications) (PROTOCOLS C.3, F.6).
+Untrusted XML is parsed only with ``defusedxml`` (no DTDs, no entities, no external references),
+capped at 64 KiB and must be flat ``<xml><k>v</k>...</xml>``. Layers, as the protocol defines them:
+``status`` (transport, unsigned) first; only when it is ``"0"`` is the signature checked and the
+business fields (``result_code``, ``err_code``...) read. ``WallytGateway._post`` is the one place
+where transport and protocol failures become ``config.errors``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -24,6 +27,9 @@ from xml.sax.saxutils import escape
 
 import defusedxml
 import requests
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from defusedxml.ElementTree import fromstring
 
 from config.errors import (
@@ -48,11 +54,36 @@ from payments.gateways.base import (
     TradeStatus,
 )
 from payments.gateways.bills import Bill, parse_wallyt_bill
+from payments.gateways.keys import load_private_key, load_public_key
+from payments.gateways.trust import ALL_MESSAGES, Check, CheckTable, Identity, Message, gateway_check
 
 MAX_XML_BYTES = 64 * 1024
 CST = timezone(timedelta(hours=8))
 WALLYT_TIME_FORMAT = "%Y%m%d%H%M%S"
-SUPPORTED_SIGN_TYPES = frozenset({"MD5"})
+SUPPORTED_SIGN_TYPES = frozenset({"MD5", "RSA_1_256"})
+NOTIFY_QUERY = frozenset({Message.NOTIFY, Message.QUERY})
+ANSWER_QUERY = frozenset({Message.ANSWER, Message.QUERY})
+# Which field of which message is checked against what (payments.gateways.trust). Sources: the notify
+# fields of PROTOCOLS C.4 (mch_id, sub_appid, out_trade_no, total_fee, fee_type) and the query / refund
+# answers of C.2; sub_appid is the mini-program the payment was made in (WECHAT_MINI_APPID).
+CHECKS = CheckTable(
+    gateway="wallyt",
+    trade=(
+        gateway_check(),
+        Check("merchant_id", "mch_id", "WALLYT_MCH_ID", NOTIFY_QUERY),
+        Check("sub_app_id", "sub_appid", "WECHAT_MINI_APPID", frozenset({Message.NOTIFY})),
+        Check("amount_fen", "total_fee", "the payment's amount_fen", NOTIFY_QUERY),
+        Check("currency", "fee_type", "CNY"),
+    ),
+    refund=(
+        gateway_check(),
+        Check("merchant_id", "mch_id", "WALLYT_MCH_ID", ANSWER_QUERY),
+        Check("payment_no", "out_trade_no", "the refund's payment_no"),
+        Check("amount_fen", "refund_fee / refund_fee_$n", "the refund's amount_fen", ANSWER_QUERY),
+        Check("total_fen", "total_fee", "the payment's amount_fen"),
+    ),
+    envelope=(Check("sign_type", "sign_type", "WALLYT_SIGN_TYPE (no downgrade to another)", ALL_MESSAGES),),
+)
 
 TRADE_STATES: dict[str, TradeState] = {
     "NOTPAY": TradeState.PENDING,
@@ -87,10 +118,12 @@ class WallytXmlError(ValueError):
 class WallytConfig:
     api_url: str
     mch_id: str
-    secret_key: str = field(repr=False)
+    secret_key: str = field(repr=False)  # MD5 only
     notify_url: str
     mini_appid: str
-    sign_type: str = "MD5"
+    sign_type: str = "MD5"  # MD5 | RSA_1_256
+    private_key_pem: str = field(default="", repr=False)  # RSA_1_256: our merchant private key (signs requests)
+    platform_public_key_pem: str = ""  # RSA_1_256: the platform's public key (verifies answers and notifies)
     timeout: tuple[float, float] = (5, 15)
     bill_url: str = ""  # the SwiftPass family's bill host (pay.bill.merchant), not api_url
 
@@ -143,6 +176,60 @@ def md5_verify(params: Mapping[str, str], *, key: str) -> bool:
     return hmac.compare_digest(md5_sign(params, key=key), given.upper())
 
 
+def rsa_string_to_sign(params: Mapping[str, str]) -> str:
+    """PROTOCOLS F.6 (zacat/swiftpass-sdk ``SignUtils``): sorted non-empty params except ``sign``, ``k=v``
+    joined with ``&``, no URL-encoding and no ``&key=``; ``sign_type`` included."""
+    return "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k != "sign" and v not in ("", None))
+
+
+def rsa_sign(params: Mapping[str, str], *, private_key: rsa.RSAPrivateKey) -> str:
+    """RSA_1_256: base64 of SHA256withRSA (PKCS#1 v1.5) over the UTF-8 string to sign."""
+    signature = private_key.sign(rsa_string_to_sign(params).encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
+    return base64.b64encode(signature).decode("ascii")
+
+
+def rsa_verify(params: Mapping[str, str], *, public_key: rsa.RSAPublicKey) -> bool:
+    try:
+        signature = base64.b64decode(params.get("sign", ""), validate=True)
+        public_key.verify(signature, rsa_string_to_sign(params).encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
+    except (InvalidSignature, ValueError, binascii.Error):
+        return False
+    return True
+
+
+class _Signer:
+    """Signs our requests and verifies the platform's messages with the configured ``sign_type`` only: a
+    message signed (or claiming to be signed) another way is refused, never verified the weaker way."""
+
+    def __init__(self, config: WallytConfig) -> None:
+        self.sign_type = config.sign_type
+        if self.sign_type == "MD5":
+            if not config.secret_key:
+                raise ChannelNotConfigured("The Wallyt secret key is empty.", details={"setting": "WALLYT_SECRET_KEY"})
+            self._key = config.secret_key
+            return
+        try:
+            self._private_key = load_private_key(config.private_key_pem)
+            self._public_key = load_public_key(config.platform_public_key_pem)
+        except ValueError as exc:
+            raise ChannelNotConfigured(
+                f"Wallyt {self.sign_type} needs our private key and the platform public key: {exc}",
+                details={"setting": "WALLYT_PRIVATE_KEY_PATH / WALLYT_PLATFORM_PUBLIC_KEY_PATH"},
+            ) from exc
+
+    def sign(self, params: Mapping[str, str]) -> str:
+        if self.sign_type == "MD5":
+            return md5_sign(params, key=self._key)
+        return rsa_sign(params, private_key=self._private_key)
+
+    def verify(self, params: Mapping[str, str]) -> bool:
+        if params.get("sign_type", self.sign_type) != self.sign_type:
+            return False
+        if self.sign_type == "MD5":
+            return md5_verify(params, key=self._key)
+        return rsa_verify(params, public_key=self._public_key)
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -177,7 +264,7 @@ def _rejection(answer: Mapping[str, str]) -> Exception:
     return GatewayRejected(message, gateway_code=err_code)
 
 
-def trade_status_from(data: Mapping[str, str], *, payment_no: str) -> TradeStatus:
+def trade_status_from(data: Mapping[str, str], *, payment_no: str, source: Message = Message.QUERY) -> TradeStatus:
     gateway_state = data.get("trade_state", "")
     state = TRADE_STATES.get(gateway_state)
     if state is None:
@@ -185,11 +272,14 @@ def trade_status_from(data: Mapping[str, str], *, payment_no: str) -> TradeStatu
     return TradeStatus(
         payment_no=data.get("out_trade_no") or payment_no,
         state=state,
+        gateway="wallyt",
+        source=source,
         amount_fen=_fen(data.get("total_fee")),
         gateway_trade_no=data.get("transaction_id") or None,
         paid_at=_parse_cst(data.get("time_end")),
-        app_id=data.get("sub_appid") or None,
         merchant_id=data.get("mch_id") or None,
+        sub_app_id=data.get("sub_appid") or None,
+        currency=data.get("fee_type") or None,
         gateway_state=gateway_state,
         raw=dict(data),
     )
@@ -212,8 +302,11 @@ def refund_status_from(data: Mapping[str, str], *, refund_no: str, payment_no: s
     return RefundStatus(
         refund_no=refund_no,
         state=state,
-        payment_no=data.get("out_trade_no") or payment_no,
+        gateway="wallyt",
+        source=Message.QUERY,
+        payment_no=data.get("out_trade_no") or None,
         amount_fen=_fen(data.get(f"refund_fee_{index}")),
+        total_fen=_fen(data.get("total_fee")),
         gateway_refund_id=data.get(f"refund_id_{index}") or None,
         succeeded_at=_parse_cst(data.get(f"refund_time_{index}")) if state is RefundState.SUCCEEDED else None,
         merchant_id=data.get("mch_id") or None,
@@ -228,20 +321,25 @@ def refund_status_from(data: Mapping[str, str], *, refund_no: str, payment_no: s
 class WallytGateway:
     name = "wallyt"
 
+    checks = CHECKS
+
     def __init__(self, config: WallytConfig, *, session: requests.Session | None = None) -> None:
         if config.sign_type not in SUPPORTED_SIGN_TYPES:
-            raise ChannelNotConfigured(f"Wallyt sign_type {config.sign_type!r} is not supported (MD5 only).")
-        if not config.secret_key:
-            raise ChannelNotConfigured("The Wallyt secret key is empty.")
+            raise ChannelNotConfigured(
+                f"Wallyt sign_type {config.sign_type!r} is not supported ({', '.join(sorted(SUPPORTED_SIGN_TYPES))}).",
+                details={"setting": "WALLYT_SIGN_TYPE"},
+            )
         self.config = config
+        self._signer = _Signer(config)
         self._session = session or requests.Session()
 
-    def identity(self) -> tuple[str, str]:
-        """(app id, merchant id) every answer and notification must carry."""
-        return "", self.config.mch_id
+    def identity(self) -> Identity:
+        """The ids every answer and notification must carry (compared by ``CHECKS``)."""
+        return Identity(merchant_id=self.config.mch_id, sub_app_id=self.config.mini_appid)
 
     def _post(self, service: str, fields: Mapping[str, str]) -> dict[str, str]:
-        """One call: sign, POST, parse, check ``status``/sign/``mch_id``/``result_code``."""
+        """One call: sign, POST, parse, check ``status``, the signature and ``result_code`` (the words read
+        from the answer are checked against ``CHECKS`` by the services)."""
         request = {
             "service": service,
             "version": "2.0",
@@ -251,17 +349,15 @@ class WallytGateway:
             "nonce_str": secrets.token_hex(16),
             **{k: v for k, v in fields.items() if v not in ("", None)},
         }
-        request["sign"] = md5_sign(request, key=self.config.secret_key)
+        request["sign"] = self._signer.sign(request)
         answer = self._exchange(xml_dumps(request))
         if answer.get("status") != "0":  # transport-level error: unsigned, not retried blindly as a "no"
             message = answer.get("message") or "no message"
             raise GatewayUnavailable(
                 f"Wallyt status {answer.get('status')!r}: {message}", details={"status": answer.get("status", "")}
             )
-        if not md5_verify(answer, key=self.config.secret_key):
-            raise GatewayUnavailable("Wallyt answer signature does not verify.")
-        if answer.get("mch_id", self.config.mch_id) != self.config.mch_id:
-            raise GatewayUnavailable("Wallyt answer is for another mch_id.")
+        if not self._signer.verify(answer):
+            raise GatewayUnavailable("Wallyt answer signature does not verify (or is not signed the configured way).")
         if answer.get("result_code") != "0":
             raise _rejection(answer)
         return answer
@@ -317,7 +413,7 @@ class WallytGateway:
 
     def query(self, payment_no: str) -> TradeStatus:
         answer = self._post("unified.trade.query", {"out_trade_no": payment_no})
-        return _parsed(lambda: trade_status_from(answer, payment_no=payment_no))
+        return _parsed(lambda: trade_status_from(answer, payment_no=payment_no, source=Message.QUERY))
 
     def close(self, payment_no: str) -> None:
         try:
@@ -347,8 +443,11 @@ class WallytGateway:
         return RefundStatus(
             refund_no=answer.get("out_refund_no") or request.refund_no,
             state=RefundState.PROCESSING,
-            payment_no=answer.get("out_trade_no") or request.payment_no,
+            gateway="wallyt",
+            source=Message.ANSWER,
+            payment_no=answer.get("out_trade_no") or None,
             amount_fen=_fen(answer.get("refund_fee")),
+            total_fen=_fen(answer.get("total_fee")),
             gateway_refund_id=answer.get("refund_id") or None,
             merchant_id=answer.get("mch_id") or None,
             gateway_state="ACCEPTED",
@@ -364,10 +463,10 @@ class WallytGateway:
             params = xml_loads(body)
         except WallytXmlError as exc:
             raise NotificationInvalid(f"notification XML rejected: {exc}") from exc
-        if not md5_verify(params, key=self.config.secret_key):
-            raise SignatureInvalid("Wallyt notification signature does not verify")
-        if params.get("mch_id") != self.config.mch_id:
-            raise NotificationInvalid("notification is for another mch_id")
+        if not self._signer.verify(params):
+            raise SignatureInvalid(
+                "Wallyt notification signature does not verify (or is not signed the configured way)"
+            )
         if params.get("status") != "0" or params.get("result_code") != "0":
             raise NotificationInvalid("notification status/result_code is not 0")
         payment_no = params.get("out_trade_no", "")
@@ -377,11 +476,14 @@ class WallytGateway:
         trade = TradeStatus(
             payment_no=payment_no,
             state=TradeState.SUCCEEDED if paid else TradeState.FAILED,
+            gateway="wallyt",
+            source=Message.NOTIFY,
             amount_fen=_fen(params.get("total_fee")),
             gateway_trade_no=params.get("transaction_id") or None,
             paid_at=_parse_cst(params.get("time_end")) if paid else None,
-            app_id=params.get("sub_appid") or None,
-            merchant_id=params.get("mch_id"),
+            merchant_id=params.get("mch_id") or None,
+            sub_app_id=params.get("sub_appid") or None,
+            currency=params.get("fee_type") or None,
             gateway_state=f"pay_result={params.get('pay_result', '')}",
             raw=params,
         )
@@ -408,7 +510,7 @@ class WallytGateway:
             "bill_type": "ALL",
             "nonce_str": secrets.token_hex(16),
         }
-        request["sign"] = md5_sign(request, key=self.config.secret_key)
+        request["sign"] = self._signer.sign(request)
         try:
             response = self._session.post(
                 self.config.bill_url,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import logging
 import os
 import re
 import tempfile
@@ -28,7 +29,7 @@ import requests
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 from wechatpayv3 import WeChatPay, WeChatPayType
 from wechatpayv3.core import Core
-from wechatpayv3.utils import aes_decrypt, format_private_key
+from wechatpayv3.utils import aes_decrypt, format_private_key, rsa_verify
 
 from config.errors import (
     ChannelNotConfigured,
@@ -53,10 +54,11 @@ from payments.gateways.base import (
     TradeStatus,
 )
 from payments.gateways.bills import BillEntry, read_wechat_bill
+from payments.gateways.trust import ALL_MESSAGES, Check, CheckTable, Identity, Message, gateway_check
 
+logger = logging.getLogger(__name__)
 PRODUCTION_API_BASE = "https://api.mch.weixin.qq.com"
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
-MAX_NOTIFICATION_BYTES = 256 * 1024
 CERT_REFRESH_MIN_INTERVAL_SECONDS = 60.0
 CST = timezone(timedelta(hours=8))
 
@@ -83,6 +85,42 @@ PRODUCTS: dict[str, WeChatPayType] = {
     "native": WeChatPayType.NATIVE,
     "h5": WeChatPayType.H5,
 }
+NOTIFY_QUERY = frozenset({Message.NOTIFY, Message.QUERY})
+# Which field of which message is checked against what (payments.gateways.trust). Sources: the
+# transaction and refund objects of /docs/merchant/apis/jsapi-payment/*.html and the notifications of
+# /docs/merchant/apis/*/payment-notice.html and refund-result-notice.html (PROTOCOLS A.5-A.8).
+CHECKS = CheckTable(
+    gateway="wechat",
+    trade=(
+        gateway_check(),
+        Check("app_id", "appid", "WECHAT_APPID", NOTIFY_QUERY),
+        Check("merchant_id", "mchid", "WECHAT_PAY_MCHID", NOTIFY_QUERY),
+        Check("amount_fen", "amount.total", "the payment's amount_fen", NOTIFY_QUERY),
+        Check("currency", "amount.currency", "CNY"),
+    ),
+    refund=(
+        gateway_check(),
+        Check("merchant_id", "mchid", "WECHAT_PAY_MCHID", frozenset({Message.NOTIFY})),
+        Check("payment_no", "out_trade_no", "the refund's payment_no", ALL_MESSAGES - {Message.BILL}),
+        Check("amount_fen", "amount.refund", "the refund's amount_fen", ALL_MESSAGES - {Message.BILL}),
+        Check("total_fen", "amount.total", "the payment's amount_fen", ALL_MESSAGES - {Message.BILL}),
+        Check("currency", "amount.currency", "CNY"),
+    ),
+    envelope=(
+        Check(
+            "serial",
+            "Wechatpay-Serial",
+            "WECHAT_PAY_PUBLIC_KEY_ID or a platform certificate in WECHAT_PAY_PLATFORM_CERT_DIR",
+            ALL_MESSAGES - {Message.BILL},
+        ),
+        Check(
+            "timestamp",
+            "Wechatpay-Timestamp",
+            "now +- WECHAT_PAY_NOTIFY_MAX_SKEW_SECONDS",
+            ALL_MESSAGES - {Message.BILL},
+        ),
+    ),
+)
 _HEADER_NAMES = ("Signature", "Timestamp", "Nonce", "Serial", "Signature-Type")
 _HEX_SERIAL_RE = re.compile(r"[0-9A-Fa-f]{1,64}")
 
@@ -111,16 +149,33 @@ class WeChatConfig:
 
 
 class _ConfiguredCore(Core):
-    """``Core`` with a configured base URL and a process-safe platform certificate cache."""
+    """``Core`` with a configured base URL, a process-safe platform certificate cache and one verifier
+    for answers and notifications that accepts exactly the serials we configured.
 
-    def __init__(self, *, gate_way: str, **kwargs: Any) -> None:
+    During WeChat's move from platform certificates to the WeChat Pay public key a merchant receives
+    both kinds of signatures (PROTOCOLS F.1: "During the grey phase you receive both kinds"; the
+    official Go and Java SDKs pick the key per message from ``Wechatpay-Serial``). With both the public
+    key and a certificate directory configured, a message signed under the public key id or under a
+    platform certificate serial is accepted; with one of them, only that one. Like the official SDKs,
+    an answer whose ``Wechatpay-Timestamp`` is outside the allowed window is refused.
+    """
+
+    def __init__(self, *, gate_way: str, max_skew_seconds: int, clock: Callable[[], float], **kwargs: Any) -> None:
         self._configured_gate_way = gate_way.rstrip("/")
         self._refresh_lock = threading.Lock()
         self._last_refresh: float | None = None
+        self._max_skew_seconds = max_skew_seconds
+        self._clock = clock
         cert_dir = kwargs.get("cert_dir")
+        self._certificate_mode = bool(cert_dir)
         if cert_dir:
             os.makedirs(cert_dir, exist_ok=True)
         super().__init__(**kwargs)
+        if self._public_key_id and self._certificate_mode:
+            try:  # both configured: the certificates are a second way in, not a condition to start
+                self._init_certificates()
+            except Exception as exc:  # noqa: BLE001 - the public key still verifies
+                logger.warning("WeChat Pay platform certificates not loaded (public key in use): %s", exc)
 
     @property
     def _gate_way(self) -> str:  # type: ignore[override]
@@ -132,8 +187,8 @@ class _ConfiguredCore(Core):
 
     def _update_certificates(self) -> None:
         """Refresh from ``/v3/certificates``; keep the old set on failure; write files atomically."""
-        if self._public_key_id:
-            return  # public-key mode never downloads platform certificates
+        if not self._certificate_mode:
+            return  # public-key mode only never downloads platform certificates
         with self._refresh_lock:
             now = time.monotonic()
             recent = self._last_refresh is not None and now - self._last_refresh < CERT_REFRESH_MIN_INTERVAL_SECONDS
@@ -156,6 +211,48 @@ class _ConfiguredCore(Core):
                 for certificate in self._certificates:
                     _write_certificate_atomically(cert_dir, certificate)
 
+    def verifier_for(self, serial: str) -> Any | None:
+        """The public key for a ``Wechatpay-Serial``, or None when the serial is not one we configured."""
+        if self._public_key_id and serial == self._public_key_id:
+            return self._public_key
+        if not self._certificate_mode or not _HEX_SERIAL_RE.fullmatch(serial):
+            return None
+        number = int(serial, 16)
+        for attempt in range(2):
+            for certificate in self._certificates:
+                if certificate.serial_number == number:
+                    return certificate.public_key()
+            if attempt == 0:
+                self._update_certificates()  # a renewed certificate: one (rate-limited) download
+        return None
+
+    def refusal(self, wanted: Mapping[str, str], body: str) -> str | None:
+        """Why a signed message (answer or notification) is refused, or None when it verifies."""
+        if wanted["Wechatpay-Signature-Type"] != SIGNATURE_TYPE:
+            return "unsupported Wechatpay-Signature-Type"
+        serial, signature = wanted["Wechatpay-Serial"], wanted["Wechatpay-Signature"]
+        if not signature or not serial:
+            return "missing Wechatpay-Signature or Wechatpay-Serial"
+        key = self.verifier_for(serial)
+        if key is None:
+            return "unknown Wechatpay-Serial"
+        if not rsa_verify(wanted["Wechatpay-Timestamp"], wanted["Wechatpay-Nonce"], body, signature, key):
+            return "signature does not verify"
+        try:
+            sent_at = int(wanted["Wechatpay-Timestamp"])
+        except ValueError:
+            return "bad Wechatpay-Timestamp"
+        if abs(self._clock() - sent_at) > self._max_skew_seconds:
+            return "stale (Wechatpay-Timestamp outside the allowed window)"
+        return None
+
+    def _verify_signature(self, headers: Mapping[str, str], body: str) -> bool:
+        """The SDK's answer check (``Core.request``), replaced by ``refusal``."""
+        reason = self.refusal(_header_lookup(headers), body)
+        if reason:
+            logger.warning("WeChat Pay answer refused: %s", reason)
+        return reason is None
+
 
 def _write_certificate_atomically(cert_dir: str, certificate: Any) -> None:
     """Temp file in the same directory (not ``*.pem``, so never loaded half-written) + ``os.replace``."""
@@ -176,7 +273,7 @@ def _write_certificate_atomically(cert_dir: str, certificate: Any) -> None:
 class _ConfiguredWeChatPay(WeChatPay):
     """``WeChatPay`` built around ``_ConfiguredCore`` (same attributes ``WeChatPay.__init__`` sets)."""
 
-    def __init__(self, config: WeChatConfig) -> None:  # deliberately not calling super()
+    def __init__(self, config: WeChatConfig, *, clock: Callable[[], float] = time.time) -> None:  # not super()
         self._type = WeChatPayType.JSAPI
         self._mchid = config.mchid
         self._appid = config.appid
@@ -185,11 +282,13 @@ class _ConfiguredWeChatPay(WeChatPay):
         public_key_mode = config.public_key_mode
         self._core = _ConfiguredCore(
             gate_way=config.api_base or PRODUCTION_API_BASE,
+            max_skew_seconds=config.notify_max_skew_seconds,
+            clock=clock,
             mchid=config.mchid,
             cert_serial_no=config.merchant_serial_no,
             private_key=config.private_key_pem,
             apiv3_key=config.apiv3_key,
-            cert_dir=None if public_key_mode else config.platform_cert_dir,
+            cert_dir=config.platform_cert_dir or None,
             timeout=config.timeout,
             public_key=config.public_key_pem if public_key_mode else None,
             public_key_id=config.public_key_id if public_key_mode else None,
@@ -239,8 +338,8 @@ def _header_lookup(headers: Mapping[str, str]) -> dict[str, str]:
     return found
 
 
-def trade_status_from(data: Mapping[str, Any]) -> TradeStatus:
-    """Query answer or decrypted ``TRANSACTION.*`` resource -> ``TradeStatus``."""
+def trade_status_from(data: Mapping[str, Any], *, source: Message = Message.QUERY) -> TradeStatus:
+    """Query answer or decrypted ``TRANSACTION.*`` resource -> ``TradeStatus`` (checked later against ``CHECKS``)."""
     gateway_state = str(data.get("trade_state", ""))
     state = TRADE_STATES.get(gateway_state)
     payment_no = data.get("out_trade_no")
@@ -250,17 +349,20 @@ def trade_status_from(data: Mapping[str, Any]) -> TradeStatus:
     return TradeStatus(
         payment_no=payment_no,
         state=state,
+        gateway="wechat",
+        source=source,
         amount_fen=_amount_int(amount.get("total")),
         gateway_trade_no=data.get("transaction_id") or None,
         paid_at=_parse_time(data.get("success_time")),
         app_id=data.get("appid"),
         merchant_id=data.get("mchid"),
+        currency=amount.get("currency"),
         gateway_state=gateway_state,
         raw=dict(data),
     )
 
 
-def refund_status_from(data: Mapping[str, Any]) -> RefundStatus:
+def refund_status_from(data: Mapping[str, Any], *, source: Message = Message.QUERY) -> RefundStatus:
     """Refund answer (``status``) or decrypted ``REFUND.*`` resource (``refund_status``) -> ``RefundStatus``."""
     gateway_state = str(data.get("status") or data.get("refund_status") or "")
     state = REFUND_STATES.get(gateway_state)
@@ -271,11 +373,15 @@ def refund_status_from(data: Mapping[str, Any]) -> RefundStatus:
     return RefundStatus(
         refund_no=refund_no,
         state=state,
+        gateway="wechat",
+        source=source,
         payment_no=data.get("out_trade_no"),
         amount_fen=_amount_int(amount.get("refund")),
+        total_fen=_amount_int(amount.get("total")),
         gateway_refund_id=data.get("refund_id"),
         succeeded_at=_parse_time(data.get("success_time")),
         merchant_id=data.get("mchid"),
+        currency=amount.get("currency"),
         gateway_state=gateway_state,
         raw=dict(data),
     )
@@ -313,16 +419,18 @@ class WeChatGateway:
 
     # -- SDK access, the one translation point
 
-    def identity(self) -> tuple[str, str]:
-        """(app id, merchant id) every answer and notification must carry."""
-        return self.config.appid, self.config.mchid
+    checks = CHECKS
+
+    def identity(self) -> Identity:
+        """The ids every answer and notification must carry (compared by ``CHECKS``)."""
+        return Identity(app_id=self.config.appid, merchant_id=self.config.mchid)
 
     def client(self) -> _ConfiguredWeChatPay:
         """The SDK client, built on first use (certificate mode downloads certificates)."""
         if self._client is None:
             with self._client_lock:
                 if self._client is None:
-                    self._client = self._call(lambda: _ConfiguredWeChatPay(self.config))
+                    self._client = self._call(lambda: _ConfiguredWeChatPay(self.config, clock=self._clock))
         return self._client
 
     @staticmethod
@@ -429,7 +537,7 @@ class WeChatGateway:
             "notify_url": request.notify_url or self.config.notify_url,
         }
         _, answer = self._request(lambda c: c.refund(**kwargs))
-        return _parsed(refund_status_from, answer)
+        return _parsed(lambda a: refund_status_from(a, source=Message.ANSWER), answer)
 
     def query_refund(self, refund_no: str, *, payment_no: str) -> RefundStatus:
         _, answer = self._request(lambda c: c.query_refund(out_refund_no=refund_no))
@@ -466,15 +574,11 @@ class WeChatGateway:
             ) from exc
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
-        if len(body) > MAX_NOTIFICATION_BYTES:
-            raise NotificationInvalid("notification body too large")
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise NotificationInvalid("notification body is not UTF-8") from exc
-        wanted = _header_lookup(headers)
-        self._verify_notification_signature(wanted, text)
-        self._check_fresh(wanted["Wechatpay-Timestamp"])
+        self._verify_notification_signature(_header_lookup(headers), text)
         try:
             envelope = _json_object(text)
         except ValueError as exc:
@@ -495,27 +599,13 @@ class WeChatGateway:
     # -- notification helpers
 
     def _verify_notification_signature(self, wanted: dict[str, str], text: str) -> None:
-        serial = wanted["Wechatpay-Serial"]
-        if wanted["Wechatpay-Signature-Type"] != SIGNATURE_TYPE:
-            raise SignatureInvalid("unsupported Wechatpay-Signature-Type")
-        if not wanted["Wechatpay-Signature"] or not serial:
-            raise SignatureInvalid("missing Wechatpay-Signature or Wechatpay-Serial")
-        if self.config.public_key_mode:
-            if serial != self.config.public_key_id:
-                raise SignatureInvalid("unknown Wechatpay-Serial")
-        elif not _HEX_SERIAL_RE.fullmatch(serial):
-            raise SignatureInvalid("unknown Wechatpay-Serial")
         client = self.client()
-        if not self._call(lambda: client._core._verify_signature(wanted, text)):
-            raise SignatureInvalid("WeChat Pay notification signature does not verify")
-
-    def _check_fresh(self, timestamp: str) -> None:
-        try:
-            sent_at = int(timestamp)
-        except ValueError as exc:
-            raise NotificationInvalid("bad Wechatpay-Timestamp") from exc
-        if abs(self._clock() - sent_at) > self.config.notify_max_skew_seconds:
-            raise NotificationInvalid("stale notification (Wechatpay-Timestamp outside the allowed window)")
+        reason = self._call(lambda: client._core.refusal(wanted, text))
+        if reason is None:
+            return
+        if reason.startswith(("stale", "bad Wechatpay-Timestamp")):
+            raise NotificationInvalid(f"{reason} notification")
+        raise SignatureInvalid(f"WeChat Pay notification refused: {reason}")
 
     def _decrypt_resource(self, envelope: Mapping[str, Any]) -> dict[str, Any]:
         resource = envelope.get("resource")
@@ -542,26 +632,29 @@ class WeChatGateway:
         event_id, event_type = envelope.get("id"), envelope.get("event_type")
         if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str):
             raise NotificationInvalid("notification lacks id or event_type")
-        self._check_identity(resource, event_type=event_type)
+        self._refuse_foreign(resource, event_type=event_type)
         try:
             if event_type.startswith("TRANSACTION."):
-                return Notification(event_id=event_id, event_type=event_type, trade=trade_status_from(resource))
+                trade = trade_status_from(resource, source=Message.NOTIFY)
+                return Notification(event_id=event_id, event_type=event_type, trade=trade)
             if event_type.startswith("REFUND."):
-                return Notification(event_id=event_id, event_type=event_type, refund=refund_status_from(resource))
+                refund = refund_status_from(resource, source=Message.NOTIFY)
+                return Notification(event_id=event_id, event_type=event_type, refund=refund)
         except ValueError as exc:
             raise NotificationInvalid(f"cannot read {event_type} resource: {exc}") from exc
         return Notification(event_id=event_id, event_type=event_type)
 
-    def _check_identity(self, resource: Mapping[str, Any], *, event_type: str) -> None:
-        """Belt and braces: the service compares again with the payment, but a foreign mchid/appid stops here."""
-        about_money = event_type.startswith(("TRANSACTION.", "REFUND."))
-        if "sp_mchid" in resource or (about_money and "mchid" not in resource):
-            raise NotificationInvalid("notification lacks our mchid")
-        if "mchid" in resource and resource["mchid"] != self.config.mchid:
+    def _refuse_foreign(self, resource: Mapping[str, Any], *, event_type: str) -> None:
+        """A service-provider (partner mode) message is never ours. Payment and refund words are compared with
+        our payment by ``CHECKS``; any other event (Pay Score, ...) that names another merchant or app stops
+        here, since nothing else looks at it."""
+        if "sp_mchid" in resource or "sp_appid" in resource:
+            raise NotificationInvalid("notification is for a service provider (sp_mchid)")
+        if event_type.startswith(("TRANSACTION.", "REFUND.")):
+            return
+        if resource.get("mchid", self.config.mchid) != self.config.mchid:
             raise NotificationInvalid("notification is for another merchant (mchid)")
-        if event_type.startswith("TRANSACTION.") and "appid" not in resource:
-            raise NotificationInvalid("notification lacks appid")
-        if "appid" in resource and resource["appid"] != self.config.appid:
+        if resource.get("appid", self.config.appid) != self.config.appid:
             raise NotificationInvalid("notification is for another app (appid)")
 
 
@@ -591,5 +684,5 @@ def _check_config(config: WeChatConfig) -> None:
         ) from exc
     if bool(config.public_key_pem) != bool(config.public_key_id):
         raise ChannelNotConfigured("WeChat Pay public-key mode needs both the public key and its id.")
-    if not config.public_key_mode and not config.platform_cert_dir:
+    if not config.public_key_mode and not config.platform_cert_dir:  # both may be set (the key switch)
         raise ChannelNotConfigured("WeChat Pay needs a platform public key (+ id) or a platform certificate dir.")

@@ -91,8 +91,16 @@ HOSTILE = {
     "malformed": b"<xml><out_trade_no>PY1</out_trade_no",
     "nested": b"<xml><a><b>1</b></a></xml>",
     "not_xml": b"status=0&result_code=0",
-    "oversize": b"<xml><attach>" + b"x" * 100_000 + b"</attach></xml>",
 }
+
+
+def test_an_oversized_body_is_refused_before_anything_is_stored(gateways):
+    before = GatewayNotification.objects.count()
+
+    response = _post(b"<xml><attach>" + b"x" * 100_000 + b"</attach></xml>")
+
+    assert response.status_code == 413 and response.json()["error"]["code"] == "body_too_large"
+    assert GatewayNotification.objects.count() == before
 
 
 @pytest.mark.parametrize("case", list(HOSTILE))

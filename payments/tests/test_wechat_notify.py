@@ -98,8 +98,11 @@ def test_each_failed_check_changes_nothing_and_asks_for_a_retry(user_api, gatewa
     assert bytes(row.body) == body and row.error and row.processed_at is None  # the evidence is kept
     assert row.event_id is None and not row.duplicate  # not claimed: a retry can still apply it
     # refused in processing, after verification: what verification established is kept with the error
-    verified = case in ("wrong_amount", "unknown_out_trade_no")
+    # a foreign app or merchant id or amount verifies (it is signed) and is refused by the trust checks
+    verified = case in ("wrong_amount", "unknown_out_trade_no", "wrong_appid", "wrong_mchid")
     assert row.verified == verified and bool(row.parsed) == verified and bool(row.event_type) == verified
+    if case in ("wrong_appid", "wrong_mchid", "wrong_amount"):
+        assert row.error.startswith("field_mismatch:"), row.error
 
 
 @pytest.mark.django_db

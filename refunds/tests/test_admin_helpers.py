@@ -17,6 +17,7 @@ from orders.models import Order
 from orders.services import order_mark_paid
 from orders.tests.factories import RentalOrderFactory
 from payments.gateways.base import RefundState, RefundStatus
+from payments.gateways.registry import get_gateway
 from payments.models import Payment, PaymentEvent
 from payments.services import PaymentStart, payment_start
 from refunds.models import Refund
@@ -91,14 +92,23 @@ def requested_refund(order: Order, *, by=None, amount_fen: int | None = None, re
 
 
 def abnormal_refund(order: Order) -> Refund:
-    """A WeChat refund the gateway answered ABNORMAL (approved, submitted, then ABNORMAL)."""
+    """A WeChat refund the gateway answered ABNORMAL (approved, submitted, then ABNORMAL): the word carries
+    what WeChat's REFUND.ABNORMAL notification carries (the test needs the ``gateways`` fixture)."""
     refund = requested_refund(order)
     refund_approve(refund_id=refund.pk, approver=staff_in("finance"), note="ok")
     _refund_mark_processing(refund_id=refund.pk)  # what refund_submit does before calling the gateway
-    refund_apply_gateway_status(
-        status=RefundStatus(refund_no=refund.refund_no, state=RefundState.ABNORMAL, gateway_state="ABNORMAL"),
-        actor=Actor.gateway("wechat"),
+    word = RefundStatus(
+        refund_no=refund.refund_no,
+        state=RefundState.ABNORMAL,
+        gateway="wechat",
+        source="notify",
+        payment_no=refund.payment.payment_no,
+        amount_fen=refund.amount_fen,
+        total_fen=refund.payment.amount_fen,
+        merchant_id=get_gateway("wechat").identity().merchant_id,
+        gateway_state="ABNORMAL",
     )
+    refund_apply_gateway_status(status=word, actor=Actor.gateway("wechat"))
     refund.refresh_from_db()
     assert refund.status == Refund.Status.ABNORMAL
     return refund

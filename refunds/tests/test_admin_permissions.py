@@ -167,7 +167,7 @@ def test_reject_action_per_role(world, role):
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_resolve_abnormal_action_per_role(role):
+def test_resolve_abnormal_action_per_role(role, gateways):
     order, _ = paid_wechat_order()
     refund = abnormal_refund(order)
     data = {"confirm": "yes", "resolution": "offline", "note": "paid by bank transfer"}

@@ -122,7 +122,7 @@ def test_approving_a_decided_refund_is_reported_not_a_500(client):
     ]
 
 
-def test_resolve_abnormal_offline_needs_a_note_and_settles(client):
+def test_resolve_abnormal_offline_needs_a_note_and_settles(client, gateways):
     finance = staff_in("finance")
     client.force_login(finance)
     order, payment = paid_wechat_order()
@@ -144,7 +144,7 @@ def test_resolve_abnormal_offline_needs_a_note_and_settles(client):
     assert Order.objects.get(pk=order.pk).status == "refunded"
 
 
-def test_resolve_abnormal_retry_sends_it_again(client, django_capture_on_commit_callbacks):
+def test_resolve_abnormal_retry_sends_it_again(client, django_capture_on_commit_callbacks, gateways):
     client.force_login(staff_in("finance"))
     refund = abnormal_refund(paid_wechat_order()[0])
     with django_capture_on_commit_callbacks() as callbacks:

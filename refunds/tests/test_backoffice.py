@@ -34,7 +34,7 @@ def _csv(response) -> list[list[str]]:
 # --- dashboard ---------------------------------------------------------------------------------
 
 
-def test_dashboard_figures_per_window_and_channel(client, celery_eager, django_capture_on_commit_callbacks):
+def test_dashboard_figures_per_window_and_channel(client, celery_eager, django_capture_on_commit_callbacks, gateways):
     finance = staff_in("finance")
     client.force_login(finance)
     # given: two wallet rentals paid today (1000 fen each), one refunded 400 today
@@ -304,9 +304,10 @@ def test_replay_reprocesses_a_stored_verified_notification(client, gateways):
                 "state": "succeeded",
                 "payment_no": payment.payment_no,
                 "amount_fen": refund.amount_fen,
+                "total_fen": payment.amount_fen,
                 "gateway_refund_id": "50300000001",
                 "succeeded_at": timezone.now().isoformat(),
-                "merchant_id": None,
+                "merchant_id": gateways.credentials["wechat"]["mchid"],
                 "gateway_state": "SUCCESS",
                 "raw": {},
             },

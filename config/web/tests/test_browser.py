@@ -136,9 +136,6 @@ def test_wallet_in_the_browser(browser_page, shop):
     pay_with(page, "wallet")
 
     expect_pickup_code(page, "wallet_result")
-    page.get_by_role("button", name="Open the door").click()
-    _expect()(page.get_by_text("is opening")).to_be_visible()
-    page.screenshot(path=str(SHOTS / "wallet_door_open.png"), full_page=True)
     page.goto(f"{shop['base']}/wallet/")
     _expect()(page.locator("#balance")).to_have_text("¥40.00")
     page.screenshot(path=str(SHOTS / "wallet_page.png"), full_page=True)
@@ -146,6 +143,36 @@ def test_wallet_in_the_browser(browser_page, shop):
     _expect()(page.get_by_text("Request a refund")).to_be_visible()
     page.screenshot(path=str(SHOTS / "orders.png"), full_page=True)
     print(f"wallet browser flow: {time.monotonic() - started:.1f}s")
+
+
+def test_the_rental_ends_at_pickup_and_the_compartment_is_rented_again_in_the_browser(browser_page, shop):
+    expect, page = _expect(), browser_page
+    fund(shop["user"], 5_000)
+    order_no = sign_in_and_pick(page, shop)
+    pay_with(page, "wallet")
+    expect_pickup_code(page, "rental_paid")
+    expect(page.locator("#time-left")).to_contain_text(re.compile(r"1 h 59 min|2 h 00 min"))
+
+    # the customer comes back within the paid time and opens the door for pickup
+    page.get_by_role("button", name="Open the door").click()
+
+    expect(page.get_by_role("heading", name="Rental complete")).to_be_visible()
+    expect(page.get_by_text("is opening. Your rental is complete")).to_be_visible()
+    expect(page.locator("#time-left")).to_contain_text("the compartment is free again")
+    expect(page.get_by_role("button", name="Open again")).to_be_visible()  # a forgotten item, for a short while
+    page.screenshot(path=str(SHOTS / "rental_complete.png"), full_page=True)
+    order = Order.objects.get(order_no=order_no)
+    assert order.status == "completed" and order.compartment.status == "free"
+
+    # the compartment is free again: the next rental of it works
+    page.goto(f"{shop['base']}/")
+    page.get_by_role("link", name=re.compile(r"\d+ free")).first.click()
+    page.get_by_label("M1").check()
+    page.fill("#id_hours", "1")
+    page.get_by_role("button", name="Rent and pay").click()
+    page.wait_for_url(re.compile(r"/orders/LK\w+/checkout/$"))
+    again = Order.objects.get(order_no=page.url.rstrip("/").split("/")[-2])
+    assert again.compartment_id == order.compartment_id and again.compartment.status == "reserved"
 
 
 def test_expired_order_in_the_browser(browser_page, shop):

@@ -11,6 +11,7 @@ from config.web.tests.helpers import cabinet_with_compartments, fund, rental_for
 from lockers.models import Compartment, PickupCode
 from orders.models import Order
 from payments.models import Payment
+from payments.services import payment_pay_with_wallet
 from wallets.models import Wallet
 
 pytestmark = pytest.mark.django_db
@@ -206,10 +207,28 @@ def test_pay_with_the_wallet_then_open_the_door(web):
     code = PickupCode.objects.get(reference=order.order_no, status="active").code
     assert ("Payment complete" in page and code in page and "1 h 59 min" in page) or "2 h 00 min" in page
     assert Wallet.objects.get(user=web.user).balance_fen == 4_000
-    opened = web.post(f"/orders/{order.order_no}/open-door/", follow=True)
-    assert b"is opening" in opened.content
+    assert "Opening the door for pickup ends the rental" in page
+    opened = web.post(f"/orders/{order.order_no}/open-door/", follow=True).content.decode()
+    assert "is opening. Your rental is complete" in opened and "Rental complete" in opened
+    assert "Open again" in opened and "the compartment is free again" in opened
+    assert Compartment.objects.get(pk=order.compartment_id).status == "free"
+    again = web.post(f"/orders/{order.order_no}/open-door/", follow=True).content.decode()
+    assert "is opening." in again and "Your rental is complete" not in again  # opened again: a forgotten item
     # a paid order has nothing to pay any more: the checkout sends to the result
     assert web.get(f"/orders/{order.order_no}/checkout/")["Location"] == result_url(order)
+
+
+def test_past_the_pickup_time_the_page_says_the_door_stays_shut(web, settings):
+    order = rental_for(web.user, hours=1)
+    fund(web.user, 5_000)
+    paid_at = timezone.now() - timedelta(hours=1) - settings.PICKUP_CODE_GRACE - timedelta(minutes=1)
+    payment_pay_with_wallet(user=web.user, order_no=order.order_no, now=paid_at)
+
+    page = web.get(result_url(order)).content.decode()
+    assert "the paid time is over: the door stays shut" in page and "Open the door" not in page
+    opened = web.post(f"/orders/{order.order_no}/open-door/", follow=True).content.decode()
+    assert "The paid time and its grace are over" in opened
+    assert Order.objects.get(pk=order.pk).status == "paid"
 
 
 def test_open_door_of_an_unpaid_order_is_a_message(web):

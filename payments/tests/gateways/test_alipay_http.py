@@ -229,7 +229,13 @@ def test_refund_uses_fund_change(fund_change: str, expected: RefundState) -> Non
         "refund_reason": "locker fault",
         "out_trade_no": "P1",
     }
-    assert (status.state, status.refund_no, status.amount_fen) == (expected, "R1", 1000)
+    # refund_fee is the trade's cumulative refunded amount (PROTOCOLS F.5), never copied from our request
+    assert (status.state, status.refund_no, status.refunded_total_fen, status.amount_fen) == (
+        expected,
+        "R1",
+        1000,
+        None,
+    )
 
 
 def test_refund_refused() -> None:

@@ -66,7 +66,7 @@ def test_pay_notify_return_query_close_refund(sandbox: Any, receiver: Receiver, 
         1234,
     )
     return_params = dict(parse_qsl(urlsplit(paid_page.headers["Location"]).query, keep_blank_values=True))
-    assert gateway.verify_return(return_params) == request.payment_no
+    assert gateway.verify_return(return_params).payment_no == request.payment_no
     with pytest.raises(SignatureInvalid):
         gateway.verify_return({**return_params, "total_amount": "0.01"})
 

@@ -10,6 +10,7 @@ from alipay.exceptions import AliPayValidationError
 from config.errors import GatewayUnavailable, NotificationInvalid, SignatureInvalid
 from payments.gateways.alipay import AlipayConfig, AlipayGateway
 from payments.gateways.base import TradeState
+from payments.gateways.trust import FieldMismatch, check_trade, trade_expectations
 
 from .conftest import vector_json, vector_text
 
@@ -18,10 +19,13 @@ FORM: dict[str, str] = NOTIFY["form"]
 SYNC = vector_json("alipay_sync_response_official.json")
 
 
-def gateway(*, app_id: str = FORM["app_id"], public_key: str = NOTIFY["alipay_public_key"]) -> AlipayGateway:
+def gateway(
+    *, app_id: str = FORM["app_id"], public_key: str = NOTIFY["alipay_public_key"], seller_id: str = ""
+) -> AlipayGateway:
     return AlipayGateway(
         AlipayConfig(
             app_id=app_id,
+            seller_id=seller_id,
             app_private_key_pem=vector_text("fzlee_app_app_private_key.pem"),
             alipay_public_key_pem=public_key,
             gateway_url="http://127.0.0.1:9/gateway.do",
@@ -37,7 +41,7 @@ def test_official_notify_verifies_and_maps() -> None:
     assert parsed.refund is None and parsed.trade is not None
     trade = parsed.trade
     assert (trade.payment_no, trade.state, trade.amount_fen) == (FORM["out_trade_no"], TradeState.SUCCEEDED, 10)
-    assert (trade.gateway_trade_no, trade.app_id, trade.merchant_id) == (
+    assert (trade.gateway_trade_no, trade.app_id, trade.seller_id) == (
         FORM["trade_no"],
         FORM["app_id"],
         FORM["seller_id"],
@@ -69,9 +73,22 @@ def test_an_added_field_fails() -> None:
         gateway().parse_notification({}, urlencode({**FORM, "passback_params": ""}).encode())
 
 
-def test_notify_for_another_app_id_is_rejected_after_verification() -> None:
-    with pytest.raises(NotificationInvalid, match="app_id"):
-        gateway(app_id="2021000000000000").parse_notification({}, urlencode(FORM).encode())
+def test_notify_for_another_app_id_is_refused_by_the_checks_after_verification() -> None:
+    other = gateway(app_id="2021000000000000", seller_id=FORM["seller_id"])
+    trade = other.parse_notification({}, urlencode(FORM).encode()).trade  # it verifies: Alipay signed it
+    expected = trade_expectations(payment_gateway="alipay", amount_fen=10, identity=other.identity())
+
+    with pytest.raises(FieldMismatch, match="app_id"):
+        check_trade(other.checks, trade, expected)
+
+
+def test_official_notify_passes_the_checks_for_its_own_app_and_seller() -> None:
+    ours = gateway(seller_id=FORM["seller_id"])
+    trade = ours.parse_notification({}, urlencode(FORM).encode()).trade
+
+    check_trade(
+        ours.checks, trade, trade_expectations(payment_gateway="alipay", amount_fen=10, identity=ours.identity())
+    )
 
 
 def test_repeated_field_is_rejected() -> None:
@@ -82,7 +99,7 @@ def test_repeated_field_is_rejected() -> None:
 
 
 def test_verify_return_uses_the_same_rules() -> None:
-    assert gateway().verify_return(dict(FORM)) == FORM["out_trade_no"]
+    assert gateway().verify_return(dict(FORM)).payment_no == FORM["out_trade_no"]
     with pytest.raises(SignatureInvalid):
         gateway().verify_return({**FORM, "total_amount": "0.01"})
 

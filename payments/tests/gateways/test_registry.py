@@ -30,13 +30,22 @@ WECHAT = (
 )
 ALIPAY = (
     "ALIPAY_APP_ID",
+    "ALIPAY_SELLER_ID",
     "ALIPAY_PRIVATE_KEY",
     "ALIPAY_PRIVATE_KEY_PATH",
     "ALIPAY_PUBLIC_KEY",
     "ALIPAY_PUBLIC_KEY_PATH",
     "ALIPAY_NOTIFY_URL",
 )
-WALLYT = ("WALLYT_MCH_ID", "WALLYT_SECRET_KEY", "WALLYT_NOTIFY_URL", "WALLYT_API_URL", "WECHAT_MINI_APPID")
+WALLYT = (
+    "WALLYT_MCH_ID",
+    "WALLYT_SECRET_KEY",
+    "WALLYT_PRIVATE_KEY_PATH",
+    "WALLYT_PLATFORM_PUBLIC_KEY_PATH",
+    "WALLYT_NOTIFY_URL",
+    "WALLYT_API_URL",
+    "WECHAT_MINI_APPID",
+)
 APIV3_KEY = "0123456789abcdef0123456789abcdef"
 
 
@@ -62,7 +71,7 @@ def sandbox_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "platform_serial_no": "7132D72A03E93CDDF8C03BBD1F37EEDF9A3A4CE1",
             "public_key_id": "PUB_KEY_ID_0119000000012025000000000000",
         },
-        "alipay": {"app_id": "2021000000000001"},
+        "alipay": {"app_id": "2021000000000001", "seller_id": "2088000000000001"},
         "wallyt": {"mch_id": "105500000001"},
     }
     (root / "credentials.json").write_text(json.dumps(credentials))
@@ -106,6 +115,7 @@ def empty_settings(settings: Any) -> Any:
             "alipay",
             [
                 "ALIPAY_APP_ID",
+                "ALIPAY_SELLER_ID",
                 "ALIPAY_NOTIFY_URL",
                 "ALIPAY_PRIVATE_KEY (or ALIPAY_PRIVATE_KEY_PATH)",
                 "ALIPAY_PUBLIC_KEY (or ALIPAY_PUBLIC_KEY_PATH)",
@@ -161,7 +171,7 @@ def test_sandbox_fills_every_empty_value(sandbox_settings: Any) -> None:
     assert wechat.config.public_key_mode and wechat.config.public_key_id == "PUB_KEY_ID_0119000000012025000000000000"
     assert wechat.config.apiv3_key == APIV3_KEY and wechat.config.api_base == "http://127.0.0.1:8100"
     assert wechat.config.notify_max_skew_seconds == 120 and wechat.config.platform_cert_dir is None
-    assert alipay.config.app_id == "2021000000000001"
+    assert alipay.config.app_id == "2021000000000001" and alipay.config.seller_id == "2088000000000001"
     assert alipay.config.gateway_url == "http://127.0.0.1:8100/alipay/gateway.do"
     assert wallyt.config.mch_id == "105500000001" and wallyt.config.secret_key == "wallyt-sandbox-secret"
     assert wallyt.config.mini_appid == "wxsandboxmini00001"
@@ -236,3 +246,38 @@ def test_sandbox_without_credentials_file(empty_settings: Any, tmp_path: Path) -
 
     with pytest.raises(ChannelNotConfigured, match=r"credentials\.json"):
         get_gateway("alipay")
+
+
+def test_wallyt_rsa_needs_both_key_files_and_no_md5_key(empty_settings: Any) -> None:
+    empty_settings.WALLYT_SIGN_TYPE = "RSA_1_256"
+
+    with pytest.raises(ChannelNotConfigured) as caught:
+        get_gateway("wallyt")
+
+    missing = caught.value.details["missing"]
+    assert "WALLYT_PRIVATE_KEY_PATH" in missing and "WALLYT_PLATFORM_PUBLIC_KEY_PATH" in missing
+    assert "WALLYT_SECRET_KEY" not in missing
+
+
+def test_wallyt_rsa_from_key_files(sandbox_settings: Any, tmp_path: Path) -> None:
+    private, _ = _pem_pair()
+    _, public = _pem_pair()
+    (tmp_path / "ours.pem").write_text(private)
+    (tmp_path / "platform.pem").write_text(public)
+    sandbox_settings.WALLYT_SIGN_TYPE = "rsa_1_256"
+    sandbox_settings.WALLYT_PRIVATE_KEY_PATH = str(tmp_path / "ours.pem")
+    sandbox_settings.WALLYT_PLATFORM_PUBLIC_KEY_PATH = str(tmp_path / "platform.pem")
+
+    config = get_gateway("wallyt").config
+
+    assert config.sign_type == "RSA_1_256" and config.private_key_pem == private and config.secret_key == ""
+
+
+def test_wechat_public_key_and_certificate_dir_together_keep_both(sandbox_settings: Any, sandbox_dir: Path) -> None:
+    sandbox_settings.WECHAT_PAY_PLATFORM_CERT_DIR = "/var/certs"
+    sandbox_settings.WECHAT_PAY_PUBLIC_KEY_PATH = str(sandbox_dir / "wechat" / "platform_public_key.pem")
+    sandbox_settings.WECHAT_PAY_PUBLIC_KEY_ID = "PUB_KEY_ID_0119000000012025000000000000"
+
+    config = get_gateway("wechat").config
+
+    assert config.public_key_mode and config.platform_cert_dir == "/var/certs"

@@ -18,6 +18,7 @@ from config.errors import (
     TradeNotFound,
 )
 from payments.gateways.base import PrepayRequest, RefundRequest, RefundState, TradeState
+from payments.gateways.trust import FieldMismatch, check_trade, trade_expectations
 from payments.gateways.wallyt import (
     MAX_XML_BYTES,
     WallytConfig,
@@ -254,7 +255,6 @@ def test_query_maps_trade_state(state: str, expected: TradeState) -> None:
             GatewayUnavailable,
         ),
         (lambda p: StubResponse(200, signed_xml(ok(trade_state="SUCCESS"), key="wrong")), GatewayUnavailable),
-        (lambda p: StubResponse(200, signed_xml({**ok(trade_state="SUCCESS"), "mch_id": "999"})), GatewayUnavailable),
         (lambda p: StubResponse(200, b"<xml><status>0</status><result_code>0</result_code></xml>"), GatewayUnavailable),
         (lambda p: StubResponse(502, b"bad gateway"), GatewayUnavailable),
         (lambda p: StubResponse(200, b"<html><body>hi</body></html>"), GatewayUnavailable),
@@ -268,7 +268,6 @@ def test_query_maps_trade_state(state: str, expected: TradeState) -> None:
         "systemerror",
         "status-400",
         "bad-sign",
-        "other-mch",
         "unsigned",
         "http-502",
         "html",
@@ -411,13 +410,12 @@ def test_notification_lower_case_sign_is_accepted() -> None:
     [
         (signed_xml(NOTIFY, key="wrong"), SignatureInvalid),
         (signed_xml(NOTIFY).replace(b"1234", b"1235"), SignatureInvalid),
-        (signed_xml({**NOTIFY, "mch_id": "999"}), NotificationInvalid),
         (signed_xml({**NOTIFY, "status": "1"}), NotificationInvalid),
         (signed_xml({**NOTIFY, "result_code": "1"}), NotificationInvalid),
         (BILLION_LAUGHS, NotificationInvalid),
         (EXTERNAL_ENTITY, NotificationInvalid),
     ],
-    ids=["wrong-key", "tampered", "other-mch", "status", "result-code", "bomb", "xxe"],
+    ids=["wrong-key", "tampered", "status", "result-code", "bomb", "xxe"],
 )
 def test_notification_rejections(body: bytes, error_type: type[Exception]) -> None:
     with pytest.raises(error_type):
@@ -431,3 +429,17 @@ def test_reply_and_unsupported_sign_type() -> None:
     assert gateway.notification_reply(ok=False).body == b"fail"
     with pytest.raises(ChannelNotConfigured):
         WallytGateway(WallytConfig(**{**gateway.config.__dict__, "sign_type": "RSA_1_256"}))
+
+
+def test_foreign_mch_id_or_sub_appid_is_refused_by_the_checks() -> None:
+    """mch_id and sub_appid are compared by ``CHECKS`` (payments.gateways.trust) against our configuration."""
+    gateway = gateway_for("http://127.0.0.1:9")
+    ours = trade_expectations(
+        payment_gateway="wallyt", amount_fen=int(NOTIFY["total_fee"]), identity=gateway.identity()
+    )
+    for change, wire in (({"mch_id": "999"}, "mch_id"), ({"sub_appid": "wx0000000000000000"}, "sub_appid")):
+        trade = gateway.parse_notification({}, signed_xml({**NOTIFY, **change})).trade
+        with pytest.raises(FieldMismatch) as refused:
+            check_trade(gateway.checks, trade, ours)
+        assert refused.value.details["wire"] == wire
+    check_trade(gateway.checks, gateway.parse_notification({}, signed_xml(NOTIFY)).trade, ours)

@@ -73,7 +73,7 @@ def error(status: int, code: str) -> StubResponse:
     )
 
 
-def gateway_for(base_url: str) -> WeChatGateway:
+def gateway_for(base_url: str, *, clock: Callable[[], float] = time.time) -> WeChatGateway:
     config = WeChatConfig(
         appid=APPID,
         mchid=MCHID,
@@ -86,7 +86,7 @@ def gateway_for(base_url: str) -> WeChatGateway:
         public_key_id=PUBLIC_KEY_ID,
         timeout=(2, 2),
     )
-    return WeChatGateway(config, clock=lambda: 1700000000)
+    return WeChatGateway(config, clock=clock)  # the stub signs its answers now: the real clock judges them
 
 
 Stubbed = tuple[WeChatGateway, list[StubRequest]]

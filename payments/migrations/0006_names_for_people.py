@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payments', '0004_payment_open_by_id'),
+        ('payments', '0005_inbox_unverified_body'),
     ]
 
     operations = [

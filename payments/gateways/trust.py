@@ -1,0 +1,211 @@
+"""The trust boundary: which field of which gateway message is checked against what (DESIGN rule 5).
+
+Each adapter module declares one ``CheckTable`` (``wechat.CHECKS``, ``alipay.CHECKS``,
+``wallyt.CHECKS``): the fields of its trade and refund words (``TradeStatus`` / ``RefundStatus``,
+which the adapter fills from notifications, query answers, answers to our own calls, Alipay returns
+and bill lines) and, for each, what it must equal and in which messages the gateway always sends it.
+``check_trade`` / ``check_refund`` apply a table to one word against what we expect (built by the
+services from our payment or refund and the gateway's configured identity). Nothing here touches the
+ORM or the network.
+
+Rules:
+
+* a field that is present must be one of the expected values, whatever the message;
+* a field that is absent is refused in the messages listed in ``Check.required_in`` (the gateway
+  always sends it there; its absence means the message is not what it claims to be);
+* ``envelope`` checks (signature serial, timestamp window, sign type) are made by the adapter while
+  verifying the signature; they are listed here so that one table tells the whole story (README).
+
+A refused word raises ``FieldMismatch`` (naming the field, the gateway's wire name and what it was
+compared with) before anything is written.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from config.errors import PaymentError
+
+
+class Message(enum.StrEnum):
+    """The kinds of gateway messages a word can come from."""
+
+    NOTIFY = "notify"  # an asynchronous notification (webhook)
+    QUERY = "query"  # the answer to our query of a trade or refund
+    ANSWER = "answer"  # the answer to our own call (a refund request)
+    RETURN = "return"  # the payer's browser coming back (Alipay return_url)
+    BILL = "bill"  # a line of the daily bill
+
+
+ALL_MESSAGES = frozenset(Message)
+
+
+@dataclass(frozen=True)
+class Check:
+    field: str  # our name: an attribute of TradeStatus / RefundStatus
+    wire: str  # the gateway's own name (dotted for nested JSON)
+    against: str  # what it is compared with, for people (README, errors)
+    required_in: frozenset[Message] = frozenset()  # absent in these messages: refused
+
+
+@dataclass(frozen=True)
+class CheckTable:
+    gateway: str
+    trade: tuple[Check, ...]
+    refund: tuple[Check, ...]
+    envelope: tuple[Check, ...] = ()  # made by the adapter while verifying (serial, time window, sign type)
+
+    def fields(self, kind: str) -> tuple[str, ...]:
+        return tuple(check.field for check in getattr(self, kind))
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a gateway's messages must be for: our configured ids ("" where the gateway has none)."""
+
+    app_id: str = ""
+    merchant_id: str = ""
+    seller_id: str = ""
+    sub_app_id: str = ""
+
+
+class FieldMismatch(PaymentError):
+    """A verified gateway message names something that is not ours (or lacks a field it always sends)."""
+
+    code = "field_mismatch"
+    http_status = 502
+
+    def __init__(self, check: Check, *, gateway: str, message: Message, got: Any) -> None:
+        shown = "absent" if got in (None, "") else repr(got)[:80]
+        super().__init__(
+            f"{gateway} {message}: {check.wire} is {shown}, not ours ({check.against}).",
+            details={"gateway": gateway, "message": str(message), "field": check.field, "wire": check.wire},
+        )
+        self.check = check
+
+
+CNY = frozenset({"CNY"})
+
+
+def gateway_check(*, required_in: frozenset[Message] = ALL_MESSAGES) -> Check:
+    """The word comes from the gateway that the payment or refund was started with."""
+    return Check("gateway", "(endpoint / adapter)", "the gateway of our payment or refund", required_in)
+
+
+def _check(table: Iterable[Check], word: Any, expected: Mapping[str, Collection[Any]], *, gateway: str) -> None:
+    message = Message(word.source)
+    for check in table:
+        got = getattr(word, check.field)
+        if got is None or got == "":
+            if message in check.required_in:
+                raise FieldMismatch(check, gateway=gateway, message=message, got=got)
+            continue
+        allowed = expected.get(check.field)
+        if allowed is None:
+            raise KeyError(f"nothing to compare {check.field} with")  # a table/expectation mismatch: a bug
+        if got not in allowed:
+            raise FieldMismatch(check, gateway=gateway, message=message, got=got)
+
+
+def check_trade(table: CheckTable, trade: Any, expected: Mapping[str, Collection[Any]]) -> None:
+    """Refuse a ``TradeStatus`` (raises ``FieldMismatch``) unless every field of ``table.trade`` is ours."""
+    _check(table.trade, trade, expected, gateway=table.gateway)
+
+
+def check_refund(table: CheckTable, refund: Any, expected: Mapping[str, Collection[Any]]) -> None:
+    """Refuse a ``RefundStatus`` (raises ``FieldMismatch``) unless every field of ``table.refund`` is ours."""
+    _check(table.refund, refund, expected, gateway=table.gateway)
+
+
+def trade_expectations(*, payment_gateway: str, amount_fen: int, identity: Identity) -> dict[str, frozenset]:
+    """What each trade field must be, for our payment of ``amount_fen`` fen started with ``payment_gateway``."""
+    return {
+        "gateway": frozenset({payment_gateway}),
+        "app_id": frozenset({identity.app_id}),
+        "auth_app_id": frozenset({identity.app_id}),
+        "merchant_id": frozenset({identity.merchant_id}),
+        "seller_id": frozenset({identity.seller_id}),
+        "sub_app_id": frozenset({identity.sub_app_id}),
+        "amount_fen": frozenset({amount_fen}),
+        "currency": CNY,
+    }
+
+
+def refund_expectations(
+    *,
+    payment_gateway: str,
+    payment_no: str,
+    payment_amount_fen: int,
+    refund_fen: int,
+    refunded_totals: frozenset[int],
+    identity: Identity,
+) -> dict[str, frozenset]:
+    """What each refund field must be. ``refunded_totals``: the trade's cumulative refunded amounts the
+    gateway may report with this refund (see ``cumulative_refund_totals``)."""
+    return {
+        "gateway": frozenset({payment_gateway}),
+        "app_id": frozenset({identity.app_id}),
+        "merchant_id": frozenset({identity.merchant_id}),
+        "payment_no": frozenset({payment_no}),
+        "amount_fen": frozenset({refund_fen}),
+        "total_fen": frozenset({payment_amount_fen}),
+        "refunded_total_fen": refunded_totals,
+        "currency": CNY,
+    }
+
+
+MAX_OPEN_REFUNDS_FOR_SUMS = 16
+
+
+def cumulative_refund_totals(
+    *, settled_others_fen: int, this_fen: int, open_others_fen: Iterable[int]
+) -> frozenset[int]:
+    """The cumulative refunded amounts a gateway may report together with one refund (Alipay ``refund_fee``
+    is "the trade's total refunded so far", PROTOCOLS F.5): this refund, every other refund we already
+    know settled, and any subset of the others still open (their words may arrive later, in any order).
+
+    ``open_others_fen`` beyond ``MAX_OPEN_REFUNDS_FOR_SUMS`` items are taken as a contiguous range instead of
+    subset sums (still bounded by what we sent)."""
+    base = settled_others_fen + this_fen
+    others = list(open_others_fen)
+    if len(others) > MAX_OPEN_REFUNDS_FOR_SUMS:
+        return frozenset(range(base, base + sum(others) + 1))
+    sums = {0}
+    for amount in others:
+        sums |= {s + amount for s in sums}
+    return frozenset(base + s for s in sums)
+
+
+def markdown_table(tables: Iterable[CheckTable]) -> str:
+    """The README's table: one row per (word, field), one column per gateway (wire name, where required)."""
+    tables = list(tables)
+    rows: dict[tuple[str, str], dict[str, Check]] = {}
+    for table in tables:
+        for kind in ("envelope", "trade", "refund"):
+            for check in getattr(table, kind):
+                rows.setdefault((kind, check.field), {})[table.gateway] = check
+    lines = [
+        "| word | field | " + " | ".join(t.gateway for t in tables) + " |",
+        "|---|---|" + "---|" * len(tables),
+    ]
+    for (kind, field), by_gateway in rows.items():
+        against = next(iter(by_gateway.values())).against
+        cells = []
+        for table in tables:
+            check = by_gateway.get(table.gateway)
+            cells.append(_cell(check) if check else "-")
+        lines.append(f"| {kind} | `{field}` = {against} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cell(check: Check) -> str:
+    if check.required_in == ALL_MESSAGES:
+        need = "always"
+    elif check.required_in:
+        need = "required in " + ", ".join(sorted(check.required_in))
+    else:
+        need = "when present"
+    return f"`{check.wire}` ({need})"

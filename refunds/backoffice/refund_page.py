@@ -23,10 +23,15 @@ from payments.models import GATEWAY_LABELS
 from refunds.models import Refund
 
 
+def _secret(key: str) -> bool:
+    """Keys the logs redact (key, token, secret, ...) and every signature (``sign``, ``paySign``)."""
+    return is_secret_name(key) or key.lower().endswith("sign")
+
+
 def masked(value: Any) -> Any:
     """A copy with the value of every key that names a secret (sign, key, token, ...) replaced."""
     if isinstance(value, dict):
-        return {k: REDACTED if is_secret_name(str(k)) else masked(v) for k, v in value.items()}
+        return {k: REDACTED if _secret(str(k)) else masked(v) for k, v in value.items()}
     if isinstance(value, list):
         return [masked(v) for v in value]
     return value

@@ -56,6 +56,7 @@ def gateways(sandbox, settings):
     settings.WECHAT_PAY_API_BASE = sandbox.base_url
     settings.ALIPAY_GATEWAY = sandbox.alipay_gateway
     settings.WALLYT_API_URL = sandbox.wallyt_url
+    settings.WALLYT_BILL_URL = sandbox.wallyt_bill_url
     # notifications go nowhere (port 9 refuses) unless a test asks for them (``notify_to``)
     settings.WECHAT_PAY_NOTIFY_URL = "http://127.0.0.1:9/api/v1/payments/notify/wechat/"
     settings.ALIPAY_NOTIFY_URL = "http://127.0.0.1:9/api/v1/payments/notify/alipay/"

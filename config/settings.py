@@ -83,6 +83,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            "libraries": {"money": "config.templatetags.money"},  # {{ fen|yuan }} -> ¥3,322.71
         },
     },
 ]
@@ -233,6 +234,10 @@ WALLYT_SIGN_TYPE = env.str("WALLYT_SIGN_TYPE", default="MD5")  # MD5 | RSA_1_256
 WALLYT_PRIVATE_KEY_PATH = env.str("WALLYT_PRIVATE_KEY_PATH", default="")  # RSA_1_256: our key, signs requests
 WALLYT_PLATFORM_PUBLIC_KEY_PATH = env.str("WALLYT_PLATFORM_PUBLIC_KEY_PATH", default="")  # RSA_1_256: verifies
 WALLYT_NOTIFY_URL = env.str("WALLYT_NOTIFY_URL", default=f"{PUBLIC_BASE_URL}/api/v1/payments/notify/wallyt/")
+# the daily bill (`pay.bill.merchant`) is served by the SwiftPass family's download host, not /pay/gateway
+WALLYT_BILL_URL = env.str("WALLYT_BILL_URL", default="") or (
+    f"{_sandbox}/wallyt/download/gateway" if _sandbox else "https://download.swiftpass.cn/gateway"
+)
 
 # Notification bodies that fail verification, per sender address and process, before it is answered 429
 NOTIFY_UNVERIFIED_PER_MINUTE = env.int("NOTIFY_UNVERIFIED_PER_MINUTE", default=30)
@@ -242,7 +247,7 @@ REFUND_AUTO_APPROVE_MAX_FEN = env.int("REFUND_AUTO_APPROVE_MAX_FEN", default=0) 
 REFUND_STUCK_ALERT_HOURS = env.int("REFUND_STUCK_ALERT_HOURS", default=24)
 
 # Daily bill reconciliation (refunds/bills.py)
-BILL_RECONCILE_GATEWAYS = tuple(env.list("BILL_RECONCILE_GATEWAYS", default=["wechat", "alipay"]))
+BILL_RECONCILE_GATEWAYS = tuple(env.list("BILL_RECONCILE_GATEWAYS", default=["wechat", "alipay", "wallyt"]))
 BILL_HOLD_DAYS = env.int("BILL_HOLD_DAYS", default=3)  # cross-midnight items wait this long before "missing"
 BILL_CROSS_MIDNIGHT_SECONDS = env.int("BILL_CROSS_MIDNIGHT_SECONDS", default=600)
 BILL_BATCH_SIZE = env.int("BILL_BATCH_SIZE", default=500)
@@ -250,7 +255,8 @@ BILL_LEASE_SECONDS = env.int("BILL_LEASE_SECONDS", default=900)
 
 # --- i18n, static, security ------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "Asia/Shanghai"
+TIME_ZONE = "Asia/Shanghai"  # the one zone people read (pages, exports) and our order numbers carry
+FORMAT_MODULE_PATH = ["config.formats"]  # 2026-05-02 07:30:05 CST, not "May 2, 2026, 7:30 a.m."
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"

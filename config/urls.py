@@ -2,9 +2,12 @@ from django.conf import settings
 from django.contrib import admin
 from django.db import connection
 from django.http import JsonResponse
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config.admin import INDEX_TITLE, SITE_HEADER, SITE_TITLE
 from config.api import ApiDocsPermission
 from config.auth import PasswordLoginView, WeChatLoginView
 from config.metrics import metrics_view
@@ -48,7 +51,22 @@ api_v1 = [
     path("refunds/<str:refund_no>/", RefundDetail.as_view(), name="refund-detail"),
 ]
 
+admin.site.site_header = SITE_HEADER
+admin.site.site_title = SITE_TITLE
+admin.site.index_title = INDEX_TITLE
+
+
+class FaviconView(RedirectView):
+    """``/favicon.ico``, which browsers ask for on every page: to the static file (hashed in production)."""
+
+    permanent = False  # the hashed name changes with the icon: let browsers ask again
+
+    def get_redirect_url(self, *args, **kwargs) -> str:
+        return static("favicon.ico")
+
+
 urlpatterns = [
+    path("favicon.ico", FaviconView.as_view(), name="favicon"),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),

@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from config.admin import ReadOnlyAdmin, ReadOnlyInline
+from config.admin import ReadOnlyAdmin, ReadOnlyInline, YuanMixin
 from config.audit import Actor
 from config.errors import DomainError
 from lockers import services
@@ -59,7 +59,7 @@ class CompartmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(PricePlan)
-class PricePlanAdmin(admin.ModelAdmin):
+class PricePlanAdmin(YuanMixin, admin.ModelAdmin):
     """Tariffs are configuration: operations set them; changes land in Django's admin log."""
 
     list_display = ("size", "price_per_hour_fen", "min_hours", "cap_fen", "is_active")

@@ -9,12 +9,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
-from config.admin import ReadOnlyInline
+from config.admin import ReadOnlyInline, YuanMixin
 from orders.models import Order, OrderEvent
 
 
-class ViewOnlyAdmin(admin.ModelAdmin):
-    """Shown, never edited: no add, change or delete, whatever the user's model permissions."""
+class ViewOnlyAdmin(YuanMixin, admin.ModelAdmin):
+    """Shown, never edited: no add, change or delete, whatever the user's model permissions; money in yuan."""
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False

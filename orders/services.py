@@ -31,9 +31,11 @@ from wallets.services import wallet_credit
 Status = Order.Status
 
 
-def order_no_new(prefix: str = "LK") -> str:
-    """Our order number: time-ordered, unguessable, valid as a gateway out_trade_no (<= 32, [0-9A-Z])."""
-    return f"{prefix}{timezone.now():%Y%m%d%H%M%S}{secrets.token_hex(5).upper()}"
+def order_no_new(prefix: str = "LK", *, now: datetime | None = None) -> str:
+    """Our order (payment, refund) number: prefix, the local time (``settings.TIME_ZONE``, the zone
+    people read everywhere) as ``YYYYmmddHHMMSS``, 10 random hex digits. Time-ordered, unguessable,
+    valid as a gateway out_trade_no (<= 32, [0-9A-Z])."""
+    return f"{prefix}{timezone.localtime(now):%Y%m%d%H%M%S}{secrets.token_hex(5).upper()}"
 
 
 def _locked(order_id: int) -> Order:

@@ -12,19 +12,27 @@ class WeChatIdentity(models.Model):
     openid = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        verbose_name = "WeChat identity"
+        verbose_name_plural = "WeChat identities"
+
     def __str__(self) -> str:
         return self.openid
 
 
 class Channel(models.TextChoices):
-    WECHAT_JSAPI = "wechat_jsapi"
-    WECHAT_NATIVE = "wechat_native"
-    WECHAT_H5 = "wechat_h5"
-    ALIPAY_PAGE = "alipay_page"
-    ALIPAY_WAP = "alipay_wap"
-    WALLYT_JSAPI = "wallyt_jsapi"
-    WALLET = "wallet"
+    """How a payment is made; the label is what people read (admin, customer pages, reports)."""
 
+    WECHAT_JSAPI = "wechat_jsapi", "WeChat Pay (mini-program)"
+    WECHAT_NATIVE = "wechat_native", "WeChat Pay (QR code)"
+    WECHAT_H5 = "wechat_h5", "WeChat Pay (H5)"
+    ALIPAY_PAGE = "alipay_page", "Alipay (computer)"
+    ALIPAY_WAP = "alipay_wap", "Alipay (phone)"
+    WALLYT_JSAPI = "wallyt_jsapi", "Wallyt (WeChat mini-program)"
+    WALLET = "wallet", "Wallet"
+
+
+GATEWAY_LABELS = {"wechat": "WeChat Pay", "alipay": "Alipay", "wallyt": "Wallyt", "wallet": "the wallet"}
 
 # channel -> (gateway, product as the adapter knows it)
 CHANNEL_ROUTES = {

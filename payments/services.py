@@ -216,9 +216,11 @@ def payment_pay_with_wallet(*, user, order_no: str, now: datetime) -> Payment:
 
 
 def _description(order: Order) -> str:
+    """What the payer's gateway bill and the sandbox cashier show: the product and our order number
+    (support finds the order from a customer's bill). <= 127 bytes (WeChat ``description``)."""
     if order.kind == Order.Kind.WALLET_TOPUP:
-        return "Wallet top-up"
-    return f"Locker rental {order.hours}h"
+        return f"Wallet top-up {order.order_no}"
+    return f"Locker rental {order.hours}h {order.order_no}"
 
 
 @transaction.atomic

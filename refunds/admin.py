@@ -19,8 +19,9 @@ from django.utils.html import format_html
 from config.admin import ReadOnlyInline
 from config.audit import Actor
 from config.errors import DomainError
-from refunds.backoffice.money import yuan
-from refunds.backoffice.timeline import payment_timeline
+from config.money import format_yuan, parse_yuan
+from refunds.backoffice.refund_page import gateway_answer
+from refunds.backoffice.timeline import data_text, payment_timeline
 from refunds.backoffice.urls import backoffice_urls
 from refunds.models import Refund, RefundEvent
 from refunds.services import refund_approve, refund_reject, refund_resolve_abnormal, refund_sync
@@ -29,20 +30,29 @@ MAX_BULK = 100
 
 
 class AmountRangeFilter(admin.ListFilter):
-    """``amount_fen__gte`` / ``amount_fen__lte`` typed in by the user (fen, integers)."""
+    """``amount_from`` / ``amount_to`` typed in by the user, in yuan (``12.50``); compared in fen.
+    A value that is not an amount is ignored (the list stays unfiltered by it)."""
 
-    title = "amount (fen)"
+    title = "amount (¥)"
     template = "admin/refunds/amount_range_filter.html"
-    params = ("amount_fen__gte", "amount_fen__lte")
+    params = {"amount_from": "amount_fen__gte", "amount_to": "amount_fen__lte"}
 
     def __init__(self, request, params, model, model_admin):
         super().__init__(request, params, model, model_admin)
-        self.values: dict[str, int] = {}
-        for name in self.params:
+        self.values: dict[str, str] = {}
+        self.lookups: dict[str, int] = {}
+        for name, lookup in self.params.items():
             raw = params.pop(name, None)
             value = raw[-1] if isinstance(raw, list) else raw
-            if value is not None and str(value).strip().isdigit():
-                self.values[name] = int(value)
+            if value is None or not str(value).strip():
+                continue
+            self.values[name] = str(value).strip()
+            try:
+                fen = parse_yuan(str(value))
+            except ValueError:
+                continue
+            if fen >= 0:
+                self.lookups[lookup] = fen
         self.other_params = [(k, v) for k, v in request.GET.items() if k not in self.params and k != "p"]
 
     def has_output(self) -> bool:
@@ -55,14 +65,18 @@ class AmountRangeFilter(admin.ListFilter):
         return list(self.params)
 
     def queryset(self, request, queryset: QuerySet) -> QuerySet:
-        return queryset.filter(**self.values) if self.values else queryset
+        return queryset.filter(**self.lookups) if self.lookups else queryset
 
 
 class RefundEventInline(ReadOnlyInline):
     model = RefundEvent
-    fields = ("created_at", "action", "from_status", "to_status", "actor", "reason", "data")
+    fields = ("created_at", "action", "from_status", "to_status", "actor", "reason", "details")
     readonly_fields = fields
     verbose_name_plural = "audit trail of this refund"
+
+    @admin.display(description="details")
+    def details(self, obj: RefundEvent) -> str:
+        return data_text(obj.data) or "-"
 
 
 class DecisionForm(forms.Form):
@@ -92,8 +106,36 @@ class RefundAdmin(admin.ModelAdmin):
     search_fields = ("refund_no", "order__order_no", "payment__payment_no", "gateway_refund_id")
     date_hierarchy = "created_at"
     list_select_related = ("order", "payment", "requested_by", "approved_by")
-    exclude = ("gateway_answers",)
-    readonly_fields = ("amount", "gateway_answer_list")
+    fieldsets = (
+        (None, {"fields": ("refund_no", "status", "amount", "reason", "source", "order", "payment")}),
+        ("Decision", {"fields": ("requested_by", "approved_by", "decision_note", "decided_at")}),
+        (
+            "At the gateway",
+            {
+                "fields": (
+                    "gateway_refund_id_shown",
+                    "gateway_state_shown",
+                    "gateway_amounts",
+                    "gateway_times",
+                    "submitted_at",
+                    "succeeded_at",
+                    "last_synced_at",
+                    "gateway_answer_json",
+                )
+            },
+        ),
+        ("Times", {"fields": ("created_at", "updated_at")}),
+    )
+    readonly_fields = (
+        "amount",
+        "gateway_refund_id_shown",
+        "gateway_state_shown",
+        "gateway_amounts",
+        "gateway_times",
+        "gateway_answer_json",
+        "created_at",
+        "updated_at",
+    )
     inlines = [RefundEventInline]
     actions = ("approve_selected", "reject_selected", "resolve_abnormal", "sync_with_gateway")
     change_form_template = "admin/refunds/refund/change_form.html"
@@ -121,13 +163,13 @@ class RefundAdmin(admin.ModelAdmin):
 
     # --- columns -------------------------------------------------------------------------------------
 
-    @admin.display(description="amount (yuan)", ordering="amount_fen")
+    @admin.display(description="amount", ordering="amount_fen")
     def amount(self, obj: Refund) -> str:
-        return yuan(obj.amount_fen)
+        return format_yuan(obj.amount_fen)
 
     @admin.display(description="channel", ordering="payment__channel")
     def channel(self, obj: Refund) -> str:
-        return obj.payment.channel
+        return obj.payment.get_channel_display()
 
     @admin.display(description="order", ordering="order__order_no")
     def order_link(self, obj: Refund) -> str:
@@ -135,9 +177,29 @@ class RefundAdmin(admin.ModelAdmin):
             '<a href="{}">{}</a>', reverse("admin:orders_order_change", args=[obj.order_id]), obj.order.order_no
         )
 
-    @admin.display(description="what the gateway said")
-    def gateway_answer_list(self, obj: Refund) -> str:
-        return "; ".join(str(answer) for answer in obj.gateway_answers) or "-"
+    @admin.display(description="gateway refund id")
+    def gateway_refund_id_shown(self, obj: Refund) -> str:
+        return gateway_answer(obj).refund_id_text
+
+    @admin.display(description="state at the gateway")
+    def gateway_state_shown(self, obj: Refund) -> str:
+        return gateway_answer(obj).state_text
+
+    @admin.display(description="amounts the gateway gave")
+    def gateway_amounts(self, obj: Refund) -> str:
+        return gateway_answer(obj).amounts_text
+
+    @admin.display(description="times the gateway gave")
+    def gateway_times(self, obj: Refund) -> str:
+        return gateway_answer(obj).times_text
+
+    @admin.display(description="what the gateway said (latest first, secrets masked)")
+    def gateway_answer_json(self, obj: Refund) -> str:
+        shown = gateway_answer(obj)
+        if not shown.answers:
+            return "-"
+        answers = shown.answers_json
+        return format_html('<pre class="bo-json" id="bo-gateway-json">{}</pre>', answers)
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
         refund = self.get_object(request, object_id)
@@ -147,9 +209,9 @@ class RefundAdmin(admin.ModelAdmin):
             extra.update(
                 order=order,
                 payment=payment,
-                order_amount=yuan(order.amount_fen),
-                payment_amount=yuan(payment.amount_fen),
-                payment_refunded=yuan(payment.refunded_fen),
+                order_amount=format_yuan(order.amount_fen),
+                payment_amount=format_yuan(payment.amount_fen),
+                payment_refunded=format_yuan(payment.refunded_fen),
                 other_refunds=list(
                     Refund.objects.filter(order=order).exclude(pk=refund.pk).select_related("payment").order_by("id")
                 ),
@@ -172,8 +234,7 @@ class RefundAdmin(admin.ModelAdmin):
             "action": action,
             "refunds": refunds,
             "count": queryset.count(),
-            "total": yuan(total),
-            "total_fen": total,
+            "total": format_yuan(total),
             "form": form,
             "too_many": queryset.count() > MAX_BULK,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,

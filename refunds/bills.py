@@ -15,6 +15,12 @@ transaction with a bounded number of queries:
   of midnight it is ``held`` (the gateway may book it on the neighbouring day) until the bill of
   ``bill_date + BILL_HOLD_DAYS`` is reconciled, then opened. A neighbouring bill that lists it
   resolves it.
+* the settlement check (``_settlement_check``): the bill's own totals (gross, refunds, fees, net)
+  against ours on the bill's basis: our amount of every row it lists that we know as settled by
+  this gateway, plus what we settled that day and no bill of the days around lists (not held),
+  and the fees of its rows. A figure that differs -> ``total_mismatch`` (reference
+  ``<day>:<figure>``), in the same workflow. The figures are kept on the run (``BillRun.totals``)
+  for the settlement report.
 
 Idempotent: discrepancies are unique per ``(gateway, kind, reference)`` and upserted (``last_seen``
 moves); one that a re-run no longer finds is resolved with a note. A crash mid-batch rolls that
@@ -34,10 +40,10 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.utils import timezone
 
-from payments.gateways.bills import BillEntry, BillSource
+from payments.gateways.bills import BillEntry, BillSource, BillTotals, bill_totals
 from payments.gateways.registry import get_gateway
 from payments.models import CHANNEL_ROUTES, Payment
 from refunds.models import BillDiscrepancy, BillDiscrepancyEvent, BillLine, BillRun, Refund
@@ -45,14 +51,15 @@ from refunds.models import BillDiscrepancy, BillDiscrepancyEvent, BillLine, Bill
 logger = logging.getLogger(__name__)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-BILL_GATEWAYS = ("wechat", "alipay")  # the gateways that publish trade bills (Wallyt: not in the sandbox)
+BILL_GATEWAYS = ("wechat", "alipay", "wallyt")  # the gateways that publish daily trade bills
+FIGURES = ("gross", "refunds", "fees", "net")  # the settlement figures checked against the bill's totals
 Kind = BillDiscrepancy.Kind
 DStatus = BillDiscrepancy.Status
 RStatus = BillRun.Status
 
 
 def bill_gateways() -> tuple[str, ...]:
-    """``BILL_RECONCILE_GATEWAYS`` (default: WeChat and Alipay); leave out a gateway not in use."""
+    """``BILL_RECONCILE_GATEWAYS`` (default: WeChat, Alipay and Wallyt); leave out a gateway not in use."""
     return tuple(settings.BILL_RECONCILE_GATEWAYS)
 
 
@@ -175,7 +182,7 @@ def _execute(run: BillRun, *, now: datetime, progress: ProgressFn | None) -> Non
         gateway = cast(BillSource, get_gateway(run.gateway))
         entries = gateway.bill(run.bill_date)  # gateway I/O: no transaction open
         report("download", 1, 1)
-        counts = _reconcile(run, entries, now=now, report=report)
+        counts, totals = _reconcile(run, entries, now=now, report=report)
     except LeaseLost:
         logger.warning("bill %s %s: lease lost to another worker; stopping", run.gateway, run.bill_date)
         return
@@ -186,7 +193,11 @@ def _execute(run: BillRun, *, now: datetime, progress: ProgressFn | None) -> Non
         )
         return
     updated = BillRun.objects.filter(pk=run.pk, token=run.token).update(
-        status=RStatus.DONE, counts=counts, finished_at=now, lease_until=None
+        status=RStatus.DONE,
+        counts=counts,
+        totals=totals,
+        finished_at=now,
+        lease_until=None,
     )
     if updated:
         logger.info("bill %s %s: done %s", run.gateway, run.bill_date, counts)
@@ -216,7 +227,8 @@ def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
         yield items[i : i + size]
 
 
-def _reconcile(run: BillRun, entries: list[BillEntry], *, now: datetime, report) -> dict[str, int]:
+def _reconcile(run: BillRun, entries: list[BillEntry], *, now: datetime, report) -> tuple[dict[str, int], dict]:
+    """Store the bill's lines, match both ways, check the settlement totals; -> (counts, totals)."""
     size = batch_size()
     found: Counter[str] = Counter()
     for i, chunk in enumerate(_chunks(entries, size)):
@@ -245,9 +257,13 @@ def _reconcile(run: BillRun, entries: list[BillEntry], *, now: datetime, report)
         found.update(_ours_pass(run, subject, now=now, report=report))
     with transaction.atomic():
         _heartbeat(run)
+        totals, findings = _settlement_check(run, entries)
+        _record(run, findings, now=now)
+        found.update(str(f.kind) for f in findings)
         found.update(_finish(run, now=now))
     kinds = Counter(e.kind for e in entries)
-    return {"bill_payments": kinds["payment"], "bill_refunds": kinds["refund"], **dict(found)}
+    counts = {"bill_payments": kinds["payment"], "bill_refunds": kinds["refund"], **dict(found)}
+    return counts, totals
 
 
 def _store_lines(run: BillRun, entries: Sequence[BillEntry]) -> None:
@@ -262,6 +278,7 @@ def _store_lines(run: BillRun, entries: Sequence[BillEntry]) -> None:
             status=e.status,
             occurred_at=e.occurred_at,
             gateway_trade_no=e.gateway_trade_no,
+            fee_fen=e.fee_fen,
         )
         for e in entries
     }
@@ -269,7 +286,7 @@ def _store_lines(run: BillRun, entries: Sequence[BillEntry]) -> None:
         rows.values(),
         update_conflicts=True,
         unique_fields=("gateway", "bill_date", "kind", "reference"),
-        update_fields=("out_trade_no", "amount_fen", "status", "occurred_at", "gateway_trade_no"),
+        update_fields=("out_trade_no", "amount_fen", "status", "occurred_at", "gateway_trade_no", "fee_fen"),
     )
 
 
@@ -413,6 +430,76 @@ def _billed_nearby(run: BillRun, subject: str, refs: list[str], hold: int) -> se
             gateway=run.gateway, kind=subject, reference__in=refs, bill_date__range=window
         ).values_list("reference", flat=True)
     )
+
+
+# --------------------------------------------------------------------------- settlement totals
+
+
+def _settlement_check(run: BillRun, entries: list[BillEntry]) -> tuple[dict, list[Finding]]:
+    """The bill's own totals against ours on its basis (see the module docstring); one query per
+    figure family. Returns what is kept on the run and a ``total_mismatch`` per differing figure.
+    A bill that states no totals is compared with nothing; a day without a bill states zeros."""
+    stated = bill_totals(entries)
+    if stated is None and not entries:
+        stated = BillTotals(gross_fen=0, refunds_fen=0, fees_fen=0)
+    lines = BillLine.objects.filter(gateway=run.gateway, bill_date=run.bill_date)
+    line_sums = {
+        "gross": lines.filter(kind="payment").aggregate(s=Sum("amount_fen"))["s"] or 0,
+        "refunds": lines.filter(kind="refund").aggregate(s=Sum("amount_fen"))["s"] or 0,
+        "fees": lines.aggregate(s=Sum("fee_fen"))["s"] or 0,
+    }
+    channels = _channels(run.gateway)
+    billed_payments = Payment.objects.filter(
+        payment_no__in=lines.filter(kind="payment").values("reference"),
+        status=Payment.Status.SUCCEEDED,
+        channel__in=channels,
+    )
+    billed_refunds = Refund.objects.filter(
+        refund_no__in=lines.filter(kind="refund").values("reference"),
+        status=Refund.Status.SUCCEEDED,
+        payment__channel__in=channels,
+    )
+    unbilled = BillDiscrepancy.objects.filter(
+        gateway=run.gateway, kind=Kind.MISSING_REMOTE, bill_date=run.bill_date, seen_token=run.token
+    ).exclude(status=DStatus.HELD)
+    ours = {
+        "gross": (billed_payments.aggregate(s=Sum("amount_fen"))["s"] or 0)
+        + (unbilled.filter(subject="payment").aggregate(s=Sum("our_amount_fen"))["s"] or 0),
+        "refunds": (billed_refunds.aggregate(s=Sum("amount_fen"))["s"] or 0)
+        + (unbilled.filter(subject="refund").aggregate(s=Sum("our_amount_fen"))["s"] or 0),
+        "fees": line_sums["fees"],  # fees are known only from the bill's rows
+    }
+    ours["net"] = ours["gross"] - ours["refunds"] - ours["fees"]
+    line_sums["net"] = line_sums["gross"] - line_sums["refunds"] - line_sums["fees"]
+    theirs: dict[str, int | None] = {figure: None for figure in FIGURES}
+    if stated is not None:
+        theirs = {
+            "gross": stated.gross_fen,
+            "refunds": stated.refunds_fen,
+            "fees": stated.fees_fen,
+            "net": stated.settled_fen,
+        }
+    findings = [
+        Finding(
+            kind=Kind.TOTAL_MISMATCH,
+            subject="total",
+            reference=f"{run.bill_date.isoformat()}:{figure}",
+            our_amount_fen=ours[figure],
+            their_amount_fen=theirs[figure],
+            our_status="",
+            their_status="",
+        )
+        for figure in FIGURES
+        if theirs[figure] is not None and theirs[figure] != ours[figure]
+    ]
+    kept = {
+        "bill": theirs,
+        "ours": ours,
+        "lines": line_sums,
+        "stated": stated is not None,
+        "mismatches": [figure for figure in FIGURES if theirs[figure] is not None and theirs[figure] != ours[figure]],
+    }
+    return kept, findings
 
 
 def _near_midnight(moment: datetime, start: datetime, end: datetime) -> bool:

@@ -58,6 +58,8 @@ class Refund(models.Model):
 
     class Meta:
         ordering = ("-id",)
+        verbose_name = "refund"
+        verbose_name_plural = "refunds"
         permissions = [
             ("approve_refund", "Can approve or reject refunds"),
             ("resolve_abnormal_refund", "Can resolve abnormal refunds"),
@@ -72,6 +74,10 @@ class Refund(models.Model):
 
 class RefundEvent(AuditEvent):
     refund = models.ForeignKey(Refund, on_delete=models.PROTECT, related_name="events")
+
+    class Meta(AuditEvent.Meta):
+        verbose_name = "refund event"
+        verbose_name_plural = "refund events"
 
 
 # --------------------------------------------------------------------------- daily bill reconciliation
@@ -98,10 +104,17 @@ class BillRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    totals = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Settlement check, fen: the bill's own totals, ours on the same basis, the sums of its lines.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ("-bill_date", "gateway")
+        verbose_name = "bill reconciliation run"
+        verbose_name_plural = "bill reconciliation runs"
         constraints = [models.UniqueConstraint(fields=("gateway", "bill_date"), name="bill_run_once_per_day")]
 
     def __str__(self) -> str:
@@ -121,13 +134,21 @@ class BillLine(models.Model):
     status = models.CharField(max_length=16)
     occurred_at = models.DateTimeField()
     gateway_trade_no = models.CharField(max_length=64, blank=True)
+    fee_fen = models.BigIntegerField(
+        default=0, help_text="The gateway's fee: > 0 kept on a payment, < 0 given back with a refund."
+    )
 
     class Meta:
         ordering = ("bill_date", "id")
+        verbose_name = "bill line"
+        verbose_name_plural = "bill lines"
         constraints = [
             models.UniqueConstraint(fields=("gateway", "bill_date", "kind", "reference"), name="bill_line_once"),
         ]
-        indexes = [models.Index(fields=("gateway", "kind", "reference"), name="bill_line_reference")]
+        indexes = [
+            models.Index(fields=("gateway", "kind", "reference"), name="bill_line_reference"),
+            models.Index(fields=("kind", "reference"), name="bill_line_kind_reference"),  # fees by payment/refund
+        ]
 
     def __str__(self) -> str:
         return f"{self.gateway} {self.bill_date} {self.kind} {self.reference}"
@@ -135,10 +156,11 @@ class BillLine(models.Model):
 
 class BillDiscrepancy(models.Model):
     class Kind(models.TextChoices):
-        MISSING_LOCAL = "missing_local"  # in the bill, not settled here
-        MISSING_REMOTE = "missing_remote"  # settled here, in no bill
-        AMOUNT_MISMATCH = "amount_mismatch"
-        STATUS_MISMATCH = "status_mismatch"
+        MISSING_LOCAL = "missing_local", "In the bill, not settled here"
+        MISSING_REMOTE = "missing_remote", "Settled here, in no bill"
+        AMOUNT_MISMATCH = "amount_mismatch", "Amount differs"
+        STATUS_MISMATCH = "status_mismatch", "Status differs"
+        TOTAL_MISMATCH = "total_mismatch", "Day total differs"  # a settlement figure vs the bill's own total
 
     class Status(models.TextChoices):
         OPEN = "open"
@@ -149,8 +171,11 @@ class BillDiscrepancy(models.Model):
     bill_date = models.DateField(db_index=True)
     gateway = models.CharField(max_length=16)
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    subject = models.CharField(max_length=8, default="payment", help_text="payment or refund")
-    reference = models.CharField(max_length=64, help_text="out_trade_no (payment_no) or out_refund_no (refund_no).")
+    subject = models.CharField(max_length=8, default="payment", help_text="payment, refund or total")
+    reference = models.CharField(
+        max_length=64,
+        help_text="out_trade_no (payment_no), out_refund_no (refund_no), or day:figure for a total (2026-05-01:fees).",
+    )
     our_amount_fen = models.BigIntegerField(null=True, blank=True)
     their_amount_fen = models.BigIntegerField(null=True, blank=True)
     our_status = models.CharField(max_length=16, blank=True)
@@ -172,6 +197,7 @@ class BillDiscrepancy(models.Model):
 
     class Meta:
         ordering = ("-bill_date", "gateway", "kind", "reference")
+        verbose_name = "bill discrepancy"
         verbose_name_plural = "bill discrepancies"
         constraints = [
             models.UniqueConstraint(fields=("gateway", "kind", "reference"), name="bill_discrepancy_once"),
@@ -184,3 +210,7 @@ class BillDiscrepancy(models.Model):
 
 class BillDiscrepancyEvent(AuditEvent):
     discrepancy = models.ForeignKey(BillDiscrepancy, on_delete=models.PROTECT, related_name="events")
+
+    class Meta(AuditEvent.Meta):
+        verbose_name = "bill discrepancy event"
+        verbose_name_plural = "bill discrepancy events"

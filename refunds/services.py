@@ -7,6 +7,7 @@ requests cannot exceed it.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime
 
@@ -331,7 +332,8 @@ def _refund_checked(status: RefundStatus, *, refund: Refund, payment: Payment) -
 
 
 def _plain(raw: dict) -> dict:
-    return {k: v for k, v in raw.items() if isinstance(v, str | int | float | bool) or v is None}
+    """The gateway's answer as JSON (nested objects such as WeChat's ``amount`` kept; other values as text)."""
+    return json.loads(json.dumps(raw, default=str))
 
 
 def _refund_succeeded(refund: Refund, *, payment: Payment, actor: Actor, at: datetime, note: str = "") -> None:

@@ -39,7 +39,7 @@ def refund_flagged_payment_task(payment_id: int) -> None:
 
 @shared_task(bind=True, name="refunds.reconcile_bill", acks_late=True, max_retries=12)
 def reconcile_bill_task(self, bill_date: str | None = None, now: str | None = None) -> dict:
-    """Reconcile the WeChat and Alipay bills of ``bill_date`` (ISO; None = yesterday in Asia/Shanghai).
+    """Reconcile the bills (BILL_RECONCILE_GATEWAYS) of ``bill_date`` (ISO; None = yesterday in Asia/Shanghai).
 
     ``now`` is an ISO datetime (None = the current time). Several workers may run it at once: each
     (gateway, day) is claimed by one of them; done runs are not redone. A run that failed because a

@@ -422,7 +422,7 @@ class AlipayGateway:
         if day > now_cst().date():
             raise BizError("isp.bill_not_exist", "账单不存在")
         trades, refunds = self.sb.store.gateway_records("alipay")
-        data = bills.alipay_trade_bill(trades, refunds, day, self.seller_id)
+        data = bills.alipay_trade_bill(trades, refunds, day, self.seller_id, self.sb.store.bill_adjust.get("alipay"))
         if data is None:
             raise BizError("isp.bill_not_exist", "账单不存在")
         token = secrets.token_urlsafe(24)

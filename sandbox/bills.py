@@ -12,6 +12,15 @@ Alipay trade bill (`alipay.data.dataservice.bill.downloadurl.query`, bill_type=t
 ZIP holding `<pid>_<yyyymmdd>_业务明细.csv` and `<pid>_<yyyymmdd>_业务明细(汇总).csv`,
 GBK-encoded, with Alipay's `#` banner lines, one row per payment (业务类型 交易) and per
 refund (业务类型 退款, negative amounts).
+
+Wallyt / SwiftPass daily bill (`pay.bill.merchant`): UTF-8 CSV text answered straight to the
+signed XML request, the 2025 header (PROTOCOLS F.4), backticked rows (交易状态 支付成功 / 转入退款),
+then the summary header row (总交易单数, 总交易额, ...) and one summary row.
+
+Every bill carries a fee per row, the gateway's rate rounded half up to the fen (WeChat 0.60 %,
+Alipay 0.60 %, Wallyt 0.30 %), given back with refunds in proportion; and its own totals. A test
+can make a bill disagree with the records (`BillAdjust`, set through the control API
+`POST /control/{gateway}/bills/adjust`): leave rows out, change a row's fee, or shift a total.
 """
 
 from __future__ import annotations
@@ -20,10 +29,52 @@ import datetime as dt
 import io
 import zipfile
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from .state import CST, Refund, Trade
+from .server import Request, Response
+from .state import CST, Refund, Trade, parse_time
 
-FEE_RATE = 0.006
+if TYPE_CHECKING:
+    from .server import Sandbox
+
+FEE_PER_MILLE = {"wechat": 6, "alipay": 6, "wallyt": 3}  # the sandbox's rates: 0.60 %, 0.60 %, 0.30 %
+TOTALS = ("gross", "refunds", "fees")
+
+
+@dataclass
+class BillAdjust:
+    """How a test makes one gateway's bills disagree with the gateway's own records.
+
+    ``omit``: out_trade_no / out_refund_no values left out of the bill (rows and totals);
+    ``fee_fen``: a row's fee by out_trade_no / out_refund_no (the totals follow the rows);
+    ``totals_delta_fen``: added to the summary's gross / refunds / fees (the rows stay right).
+    """
+
+    omit: set[str] = field(default_factory=set)
+    fee_fen: dict[str, int] = field(default_factory=dict)
+    totals_delta_fen: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BillAdjust:
+        deltas = {str(k): int(v) for k, v in dict(data.get("totals_delta_fen") or {}).items()}
+        unknown = set(deltas) - set(TOTALS)
+        if unknown:
+            raise ValueError(f"totals_delta_fen: unknown totals {sorted(unknown)}; use {list(TOTALS)}")
+        return cls(
+            omit={str(x) for x in data.get("omit") or []},
+            fee_fen={str(k): int(v) for k, v in dict(data.get("fee_fen") or {}).items()},
+            totals_delta_fen=deltas,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"omit": sorted(self.omit), "fee_fen": self.fee_fen, "totals_delta_fen": self.totals_delta_fen}
+
+    def delta(self, total: str) -> int:
+        return self.totals_delta_fen.get(total, 0)
+
+
+NO_ADJUST = BillAdjust()
 
 WECHAT_HEADER = [
     "交易时间",
@@ -65,14 +116,32 @@ WECHAT_SUMMARY_HEADER = [
 ]
 
 
-def yuan(fen: int) -> str:
+def yuan(fen: int, places: int = 2) -> str:
+    """Fen -> the gateways' yuan text: ``1234`` -> ``"12.34"``; ``places=5`` -> ``"12.34000"`` (WeChat fees)."""
     sign = "-" if fen < 0 else ""
     fen = abs(fen)
-    return f"{sign}{fen // 100}.{fen % 100:02d}"
+    return f"{sign}{fen // 100}.{fen % 100:02d}{'0' * (places - 2)}"
 
 
-def fee_fen(amount: int) -> int:
-    return int(amount * FEE_RATE + 0.5)
+def fee_fen(amount: int, gateway: str = "wechat") -> int:
+    """The sandbox's fee on ``amount`` fen: the gateway's rate, half up to the fen (integers only)."""
+    return (amount * FEE_PER_MILLE[gateway] + 500) // 1000
+
+
+def _row_fee(adjust: BillAdjust, reference: str, amount: int, gateway: str) -> int:
+    return adjust.fee_fen.get(reference, fee_fen(amount, gateway))
+
+
+def _billed(trades: Iterable[Trade], refunds: Iterable[Refund], day: dt.date, adjust: BillAdjust):
+    """The day's paid trades and successful refunds (by success time, +08:00), less those omitted."""
+    by_no = {t.out_trade_no: t for t in trades}
+    paid = [t for t in by_no.values() if _on_day(t.success_time, day) and t.out_trade_no not in adjust.omit]
+    done = [
+        r
+        for r in refunds
+        if r.status == "SUCCESS" and _on_day(r.success_time, day) and r.out_refund_no not in adjust.omit
+    ]
+    return by_no, paid, done
 
 
 def _on_day(value: dt.datetime | None, day: dt.date) -> bool:
@@ -84,17 +153,22 @@ def _fmt(value: dt.datetime) -> str:
 
 
 def wechat_trade_bill(
-    trades: Iterable[Trade], refunds: Iterable[Refund], day: dt.date, bill_type: str, mchid: str
+    trades: Iterable[Trade],
+    refunds: Iterable[Refund],
+    day: dt.date,
+    bill_type: str,
+    mchid: str,
+    adjust: BillAdjust | None = None,
 ) -> str | None:
     """CSV text, or None when the day has no record (WeChat answers NO_STATEMENT_EXIST)."""
-    by_no = {t.out_trade_no: t for t in trades}
+    adjust = adjust or NO_ADJUST
+    by_no, paid, done = _billed(trades, refunds, day, adjust)
     rows: list[tuple[dt.datetime, list[str]]] = []
     n_trades = settle_total = refund_total = fee_total = order_total = apply_refund_total = 0
     if bill_type in ("ALL", "SUCCESS"):
-        for t in by_no.values():
-            if t.success_time is None or not _on_day(t.success_time, day):
-                continue
-            fee = fee_fen(t.amount)
+        for t in paid:
+            assert t.success_time is not None
+            fee = _row_fee(adjust, t.out_trade_no, t.amount, "wechat")
             rows.append(
                 (
                     t.success_time,
@@ -121,7 +195,7 @@ def wechat_trade_bill(
                         "",
                         t.description,
                         t.attach,
-                        yuan(fee),
+                        yuan(fee, 5),
                         "0.60%",
                         yuan(t.amount),
                         "0.00",
@@ -134,12 +208,10 @@ def wechat_trade_bill(
             order_total += t.amount
             fee_total += fee
     if bill_type in ("ALL", "REFUND"):
-        for r in refunds:
-            if r.status != "SUCCESS" or not _on_day(r.success_time, day):
-                continue
+        for r in done:
             t = by_no.get(r.out_trade_no)
             assert r.success_time is not None
-            fee = -fee_fen(r.amount)
+            fee = -_row_fee(adjust, r.out_refund_no, r.amount, "wechat")  # given back with the refund
             rows.append(
                 (
                     r.success_time,
@@ -166,7 +238,7 @@ def wechat_trade_bill(
                         "SUCCESS",
                         t.description if t else "",
                         t.attach if t else "",
-                        yuan(fee),
+                        yuan(fee, 5),
                         "0.60%",
                         "0.00",
                         yuan(r.amount),
@@ -186,12 +258,12 @@ def wechat_trade_bill(
     lines.append(",".join(WECHAT_SUMMARY_HEADER))
     summary = [
         str(n_trades),
-        yuan(settle_total),
-        yuan(refund_total),
+        yuan(settle_total + adjust.delta("gross")),
+        yuan(refund_total + adjust.delta("refunds")),
         "0.00",
-        yuan(fee_total),
-        yuan(order_total),
-        yuan(apply_refund_total),
+        yuan(fee_total + adjust.delta("fees"), 5),
+        yuan(order_total + adjust.delta("gross")),
+        yuan(apply_refund_total + adjust.delta("refunds")),
     ]
     lines.append(",".join("`" + v for v in summary))
     return "\r\n".join(lines) + "\r\n"
@@ -226,16 +298,19 @@ ALIPAY_HEADER = [
 ]
 
 
-def alipay_trade_bill(trades: Iterable[Trade], refunds: Iterable[Refund], day: dt.date, pid: str) -> bytes | None:
-    """ZIP bytes of Alipay's 业务明细 CSV pair, or None when the day has no record."""
-    by_no = {t.out_trade_no: t for t in trades}
+def alipay_trade_bill(
+    trades: Iterable[Trade], refunds: Iterable[Refund], day: dt.date, pid: str, adjust: BillAdjust | None = None
+) -> bytes | None:
+    """ZIP bytes of Alipay's 业务明细 CSV pair, or None when the day has no record. 服务费 is
+    written negative on a payment (taken) and positive on a refund (given back)."""
+    adjust = adjust or NO_ADJUST
+    by_no, paid, done = _billed(trades, refunds, day, adjust)
     rows: list[tuple[dt.datetime, list[str]]] = []
     n_pay = n_refund = 0
     pay_sum = refund_sum = fee_sum = 0
-    for t in by_no.values():
-        if t.success_time is None or not _on_day(t.success_time, day):
-            continue
-        fee = fee_fen(t.amount)
+    for t in paid:
+        assert t.success_time is not None
+        fee = _row_fee(adjust, t.out_trade_no, t.amount, "alipay")
         rows.append(
             (
                 t.success_time,
@@ -271,12 +346,10 @@ def alipay_trade_bill(trades: Iterable[Trade], refunds: Iterable[Refund], day: d
         n_pay += 1
         pay_sum += t.amount
         fee_sum += fee
-    for r in refunds:
-        if r.status != "SUCCESS" or not _on_day(r.success_time, day):
-            continue
+    for r in done:
         assert r.success_time is not None
         t = by_no.get(r.out_trade_no)
-        fee = fee_fen(r.amount)
+        fee = _row_fee(adjust, r.out_refund_no, r.amount, "alipay")
         rows.append(
             (
                 r.success_time,
@@ -327,6 +400,9 @@ def alipay_trade_bill(trades: Iterable[Trade], refunds: Iterable[Refund], day: d
         ",".join(ALIPAY_HEADER),
     ]
     detail += [",".join(v.replace(",", "，") for v in row) for _, row in rows]
+    pay_sum += adjust.delta("gross")
+    refund_sum += adjust.delta("refunds")
+    fee_sum += adjust.delta("fees")
     detail += [
         "#-----------------------------------------业务明细列表结束------------------------------------",
         f"#交易合计：{n_pay}笔，商家实收共{yuan(pay_sum)}元，商家优惠共0.00元",
@@ -350,3 +426,188 @@ def alipay_trade_bill(trades: Iterable[Trade], refunds: Iterable[Refund], day: d
         zf.writestr(f"{pid}0156_{stamp}_业务明细.csv", ("\r\n".join(detail) + "\r\n").encode("gbk"))
         zf.writestr(f"{pid}0156_{stamp}_业务明细(汇总).csv", ("\r\n".join(summary) + "\r\n").encode("gbk"))
     return buf.getvalue()
+
+
+WALLYT_HEADER = [
+    "交易时间",
+    "公众账号ID",
+    "第三方商户号",
+    "商户号",
+    "子商户号",
+    "设备编号",
+    "平台订单号",
+    "第三方订单号",
+    "商户订单号",
+    "用户标识",
+    "交易类型",
+    "交易状态",
+    "付款银行",
+    "货币种类",
+    "总金额",
+    "企业红包金额",
+    "平台退款单号",
+    "商户退款单号",
+    "退款金额",
+    "企业红包退款金额",
+    "退款类型",
+    "退款状态",
+    "商品名称",
+    "商户数据包",
+    "手续费",
+    "费率",
+    "终端类型",
+    "对账标识",
+    "门店编号",
+    "商户名称",
+    "收银员",
+    "子商户ID",
+    "免充值券金额",
+    "实收金额",
+    "结算金额",
+    "扩展字段2",
+    "扩展字段3",
+    "扩展字段4",
+]
+WALLYT_SUMMARY_HEADER = ["总交易单数", "总交易额", "总退款金额", "总企业红包退款金额", "总手续费金额", "总实收金额"]
+
+
+def wallyt_bill(
+    trades: Iterable[Trade],
+    refunds: Iterable[Refund],
+    day: dt.date,
+    bill_type: str,
+    mch_id: str,
+    adjust: BillAdjust | None = None,
+) -> str:
+    """The ``pay.bill.merchant`` CSV text of one day (a day without trades: header and a zero summary).
+
+    A payment row has 交易状态 支付成功; a refund row 转入退款 with 退款状态 退款成功, its 总金额
+    0.00 and its 手续费 negative (given back). 总实收金额 is what was paid less what was refunded."""
+    adjust = adjust or NO_ADJUST
+    by_no, paid, done = _billed(trades, refunds, day, adjust)
+    rows: list[tuple[dt.datetime, list[str]]] = []
+    gross = refunded = fees = 0
+
+    def row(when: dt.datetime, t: Trade | None, **cells: str) -> tuple[dt.datetime, list[str]]:
+        common = {
+            "交易时间": _fmt(when),
+            "公众账号ID": t.appid if t else "",
+            "商户号": mch_id,
+            "第三方订单号": t.extra.get("out_transaction_id", "") if t else "",
+            "用户标识": t.openid if t else "",
+            "交易类型": t.trade_type if t else "",
+            "付款银行": t.extra.get("bank_type", "CFT") if t else "CFT",
+            "货币种类": "CNY",
+            "商品名称": t.description if t else "",
+            "商户数据包": t.attach if t else "",
+            "费率": "0.300%",
+        }
+        values = {**common, **cells}
+        zero = ("企业红包金额", "企业红包退款金额", "免充值券金额", "总金额", "退款金额")
+        return when, [values.get(name, "0.00" if name in zero else "") for name in WALLYT_HEADER]
+
+    if bill_type in ("ALL", "SUCCESS"):
+        for t in paid:
+            assert t.success_time is not None
+            fee = _row_fee(adjust, t.out_trade_no, t.amount, "wallyt")
+            rows.append(
+                row(
+                    t.success_time,
+                    t,
+                    平台订单号=t.transaction_id,
+                    商户订单号=t.out_trade_no,
+                    交易状态="支付成功",
+                    总金额=yuan(t.amount),
+                    手续费=yuan(fee),
+                    实收金额=yuan(t.amount),
+                    结算金额=yuan(t.amount - fee),
+                )
+            )
+            gross += t.amount
+            fees += fee
+    if bill_type in ("ALL", "REFUND"):
+        for r in done:
+            assert r.success_time is not None
+            fee = -_row_fee(adjust, r.out_refund_no, r.amount, "wallyt")  # given back with the refund
+            rows.append(
+                row(
+                    r.success_time,
+                    by_no.get(r.out_trade_no),
+                    平台订单号=r.transaction_id,
+                    商户订单号=r.out_trade_no,
+                    交易状态="转入退款",
+                    平台退款单号=r.refund_id,
+                    商户退款单号=r.out_refund_no,
+                    退款金额=yuan(r.amount),
+                    退款类型="ORIGINAL",
+                    退款状态="退款成功",
+                    手续费=yuan(fee),
+                    实收金额=yuan(-r.amount),
+                    结算金额=yuan(-r.amount - fee),
+                )
+            )
+            refunded += r.amount
+            fees += fee
+    rows.sort(key=lambda item: item[0])
+    lines = [",".join(WALLYT_HEADER)]
+    lines += [",".join("`" + v.replace(",", "，") for v in row) for _, row in rows]
+    lines.append(",".join(WALLYT_SUMMARY_HEADER))
+    summary = [
+        str(len(rows)),
+        yuan(gross + adjust.delta("gross")),
+        yuan(refunded + adjust.delta("refunds")),
+        "0.00",
+        yuan(fees + adjust.delta("fees")),
+        yuan(gross - refunded),
+    ]
+    lines.append(",".join("`" + v for v in summary))
+    return "\ufeff" + "\r\n".join(lines) + "\r\n"
+
+
+# ---------------------------------------------------------------------------- control API
+
+
+def register(sb: Sandbox) -> None:
+    """``GET/POST/DELETE /control/{gateway}/bills/adjust``: see, set or clear a gateway's ``BillAdjust``;
+    ``POST /control/{gateway}/refunds/{no}/booked`` ``{success_time}``: re-date a successful refund."""
+
+    def adjust(req: Request, gateway: str) -> Response:
+        store = sb.store
+        if req.method == "DELETE":
+            with store.lock:
+                store.bill_adjust.pop(gateway, None)
+            return Response.json({"gateway": gateway, "adjust": NO_ADJUST.to_json()})
+        if req.method == "POST":
+            try:
+                data = req.json()
+                if not isinstance(data, dict):
+                    raise TypeError("a JSON object is expected")
+                value = BillAdjust.from_json(data)
+            except (ValueError, TypeError) as exc:
+                return Response.json({"error": f"bad bill adjustment: {exc}"}, 400)
+            with store.lock:
+                store.bill_adjust[gateway] = value
+        with store.lock:
+            current = store.bill_adjust.get(gateway, NO_ADJUST)
+        return Response.json({"gateway": gateway, "adjust": current.to_json()})
+
+    def booked(req: Request, gateway: str, no: str) -> Response:
+        """Re-date a successful refund (Alipay's succeed within the refund call, at the current time):
+        a bill test on a past day moves them onto that day."""
+        try:
+            when = parse_time(str(req.json().get("success_time") or ""))
+        except (ValueError, AttributeError, TypeError):
+            return Response.json({"error": "success_time (ISO 8601) is required"}, 400)
+        with sb.store.lock:
+            refund = sb.store.refunds.get((gateway, no)) or next(
+                (r for r in sb.store.refunds.values() if r.gateway == gateway and r.out_refund_no == no), None
+            )  # Alipay keys a refund by trade|out_request_no
+            if refund is None:
+                return Response.json({"error": f"no {gateway} refund {no}"}, 404)
+            if refund.status != "SUCCESS":
+                return Response.json({"error": f"refund {no} is {refund.status}, not SUCCESS"}, 409)
+            refund.success_time = when
+            return Response.json(refund.to_json())
+
+    sb.router.add("GET,POST,DELETE", r"/control/(?P<gateway>wechat|alipay|wallyt)/bills/adjust", adjust)
+    sb.router.add("POST", r"/control/(?P<gateway>wechat|alipay|wallyt)/refunds/(?P<no>[^/]+)/booked", booked)

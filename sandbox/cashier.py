@@ -7,14 +7,14 @@ import re
 import string
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import qrcode
 import qrcode.image.svg
 
 from .bills import yuan
 from .server import Request, Response
-from .state import Trade, rfc3339
+from .state import CST, Trade, rfc3339
 
 if TYPE_CHECKING:
     from .server import Sandbox
@@ -97,19 +97,80 @@ def render_result(gateway: str, message: str, trade: Trade | None, link: str = "
     return page(gateway, message, content, status)
 
 
+PAGE_SIZE = 25
+PRODUCTS = {  # trade_type -> how a developer knows the channel
+    "JSAPI": "mini-program (JSAPI)",
+    "NATIVE": "QR code (Native)",
+    "MWEB": "mobile browser (H5)",
+    "FAST_INSTANT_TRADE_PAY": "computer (page pay)",
+    "QUICK_WAP_WAY": "phone (WAP pay)",
+    "pay.weixin.jspay": "WeChat mini-program (jspay)",
+}
+
+
+def _local(value: Any) -> str:
+    return value.astimezone(CST).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def render_index(trades: list[Trade], *, query: str = "", page_arg: str = "1") -> Response:
+    """Pending trades (given in creation order), newest first, ``PAGE_SIZE`` a page; ``query`` matches
+    our payment number (out_trade_no) or the order in the description, case-insensitively."""
+    needle = query.lower()
+    if needle:
+        trades = [t for t in trades if needle in t.out_trade_no.lower() or needle in (t.description or "").lower()]
+    # created_at has whole seconds: within one second the store's (creation) order decides
+    order = {id(t): i for i, t in enumerate(trades)}
+    trades = sorted(trades, key=lambda t: (t.created_at, order[id(t)]), reverse=True)
+    pages = max(1, -(-len(trades) // PAGE_SIZE))
+    try:
+        page_no = min(max(int(page_arg), 1), pages)
+    except ValueError:
+        page_no = 1
+    shown = trades[(page_no - 1) * PAGE_SIZE : page_no * PAGE_SIZE]
+    rows = "".join(_index_row(t) for t in shown) or '<tr><td colspan="4">none</td></tr>'
+
+    def link(n: int, label: str) -> str:
+        params = {"page": str(n), **({"q": query} if query else {})}
+        return f'<a href="/cashier/?{esc(urlencode(params))}">{label}</a>'
+
+    pager = " ".join(
+        part
+        for part in (
+            link(page_no - 1, "&lsaquo; newer") if page_no > 1 else "",
+            f"page {page_no} of {pages}",
+            link(page_no + 1, "older &rsaquo;") if page_no < pages else "",
+        )
+        if part
+    )
+    content = template("index.html").substitute(
+        rows=rows, query=esc(query), count=len(trades), pager=pager, plural="" if len(trades) == 1 else "s"
+    )
+    return page("", "Sandbox cashier", content)
+
+
+def _index_row(t: Trade) -> str:
+    brand = BRANDS.get(t.gateway, (t.gateway, ""))[0]
+    product = PRODUCTS.get(t.trade_type, t.trade_type)
+    href = f"/cashier/{t.gateway}/{quote(t.out_trade_no, safe='')}"
+    return (
+        f'<tr><td class="nowrap">{esc(_local(t.created_at))}</td>'
+        f"<td>{esc(brand)}<br><small>{esc(product)}</small></td>"
+        f'<td><a href="{esc(href)}"><code>{esc(t.out_trade_no)}</code></a><br><small>{esc(t.description)}</small></td>'
+        f'<td class="num">¥{yuan_grouped(t.amount)}</td></tr>'
+    )
+
+
+def yuan_grouped(fen: int) -> str:
+    """``332271`` -> ``3,322.71`` (the cashier is read by people)."""
+    return f"{fen // 100:,}.{fen % 100:02d}"
+
+
 def register(sb: Sandbox) -> None:
     def index(req: Request) -> Response:
+        query = req.query.get("q", "").strip()
         with sb.store.lock:
             trades = [t for t in sb.store.trades.values() if t.state in ("NOTPAY", "PAYERROR")]
-        rows = (
-            "".join(
-                f'<tr><td>{esc(t.gateway)}</td><td><a href="/cashier/{t.gateway}/{quote(t.out_trade_no, safe="")}">'
-                f"{esc(t.out_trade_no)}</a> ¥{yuan(t.amount)}</td></tr>"
-                for t in sorted(trades, key=lambda t: t.created_at, reverse=True)
-            )
-            or "<tr><td>none</td><td></td></tr>"
-        )
-        return page("", "Sandbox cashier", template("index.html").substitute(rows=rows))
+        return render_index(trades, query=query, page_arg=req.query.get("page", "1"))
 
     def show(req: Request, gateway: str, no: str) -> Response:
         gw = sb.gateways[gateway]

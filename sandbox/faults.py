@@ -56,6 +56,7 @@ TARGETS = {
         "wallyt.close",
         "wallyt.refund",
         "wallyt.refund_query",
+        "wallyt.bill",
         "wallyt.notify",
     ],
 }

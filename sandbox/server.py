@@ -112,13 +112,14 @@ class Sandbox:
         self.router = Router()
         self.base_url = ""
         self.gateways: dict[str, Any] = {}
-        from . import alipay, cashier, control, wallyt, wechat
+        from . import alipay, bills, cashier, control, wallyt, wechat
 
         self.gateways["wechat"] = wechat.WeChatGateway(self)
         self.gateways["alipay"] = alipay.AlipayGateway(self)
         self.gateways["wallyt"] = wallyt.WallytGateway(self)
         cashier.register(self)
         control.register(self)
+        bills.register(self)
 
     # ---------------------------------------------------------------- fault helpers
     def api_fault(self, target: str) -> Fault | None:

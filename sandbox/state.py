@@ -91,6 +91,7 @@ class Store:
         self.trades_by_txn: dict[tuple[str, str], Trade] = {}
         self.refunds: dict[tuple[str, str], Refund] = {}
         self.blobs: dict[str, tuple[str, bytes]] = {}  # bill download token -> (content type, bytes)
+        self.bill_adjust: dict[str, Any] = {}  # gateway -> bills.BillAdjust (tests make bills disagree)
 
     def reset(self) -> None:
         with self.lock:
@@ -98,6 +99,7 @@ class Store:
             self.trades_by_txn.clear()
             self.refunds.clear()
             self.blobs.clear()
+            self.bill_adjust.clear()
 
     def next_id(self, prefix: str, width: int = 28) -> str:
         """Unique, digit-only id like WeChat's (prefix + date + sequence + random)."""

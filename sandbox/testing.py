@@ -43,6 +43,10 @@ class SandboxHandle:
     def wallyt_url(self) -> str:
         return f"{self.base_url}/wallyt/pay/gateway"
 
+    @property
+    def wallyt_bill_url(self) -> str:
+        return f"{self.base_url}/wallyt/download/gateway"
+
     def path(self, relative: str) -> Path:
         """A key file path inside data_dir, e.g. sb.path("wechat/merchant_private_key.pem")."""
         return self.data_dir / relative

@@ -8,6 +8,7 @@ are verified with the merchant public key and answered with the platform private
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import re
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from defusedxml import DefusedXmlException
 
+from . import bills
 from . import wechat_crypto as wc
 from .faults import mutated
 from .server import Request, Response
@@ -128,6 +130,7 @@ class WallytGateway:
         self.mch_id = sb.keys.credentials["wallyt"]["mch_id"]
         self.key = sb.keys.wallyt_key
         sb.router.add("POST", r"/wallyt/pay/gateway", self.gateway)
+        sb.router.add("POST", r"/wallyt/download/gateway", self.bill)  # SwiftPass's separate bill host
 
     # ================================================================ plumbing
     def sign(self, params: dict[str, str], sign_type: str) -> str:
@@ -482,3 +485,42 @@ class WallytGateway:
 
     def return_location(self, t: Trade, redirect: str) -> str | None:
         return redirect or t.return_url or None
+
+    # ================================================================ daily bill (pay.bill.merchant)
+    def bill(self, req: Request) -> Response:
+        """``pay.bill.merchant``: a signed XML request (version 1.0, bill_date yyyyMMdd, bill_type
+        ALL/SUCCESS/REFUND) answered with the day's CSV text; errors in the XML reply format."""
+        try:
+            p = parse_xml(req.body)
+            if p.get("service") != "pay.bill.merchant":
+                raise CommError("400", f"不支持的接口类型: {p.get('service') or '(empty)'}")
+            if p.get("mch_id") != self.mch_id:
+                raise CommError("400", "商户号不存在或未开通此服务")
+            if not self._verified(p, p.get("sign_type") or "MD5"):
+                raise CommError("400", "验证签名失败")
+            if not re.fullmatch(r"\d{8}", p.get("bill_date", "")):
+                raise CommError("400", "bill_date 格式应为 yyyyMMdd")
+            day = dt.datetime.strptime(p["bill_date"], "%Y%m%d").date()
+            if p.get("bill_type", "ALL") not in ("ALL", "SUCCESS", "REFUND"):
+                raise CommError("400", "bill_type 只能是 ALL、SUCCESS、REFUND")
+        except (CommError, ValueError) as err:
+            return self._comm_error(err if isinstance(err, CommError) else CommError("400", "bill_date 无效"))
+        fault = self.sb.api_fault("wallyt.bill")
+        if fault and fault.kind == "timeout":
+            return self.sb.timeout_response(fault)
+        if fault and fault.kind == "http_500":
+            return Response.text("500 Internal Server Error", 500)
+        with self.sb.store.lock:
+            trades, refunds = self.sb.store.gateway_records("wallyt")
+            text = bills.wallyt_bill(
+                trades,
+                refunds,
+                day,
+                p.get("bill_type", "ALL"),
+                self.mch_id,
+                self.sb.store.bill_adjust.get("wallyt"),
+            )
+        body = text.encode("utf-8")
+        if fault and fault.kind == "malformed":
+            body = body[: len(body) // 2]
+        return Response(body=body, content_type="text/plain; charset=utf-8")

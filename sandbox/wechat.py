@@ -433,7 +433,9 @@ class WeChatGateway:
             raise ApiError(400, "PARAM_ERROR", "tar_type 只能是 GZIP", {"field": "tar_type"})
         with self.sb.store.lock:
             trades, refunds = self.sb.store.gateway_records("wechat")
-            csv_text = bills.wechat_trade_bill(trades, refunds, day, bill_type, self.creds["mchid"])
+            csv_text = bills.wechat_trade_bill(
+                trades, refunds, day, bill_type, self.creds["mchid"], self.sb.store.bill_adjust.get("wechat")
+            )
         if csv_text is None:
             raise ApiError(400, "NO_STATEMENT_EXIST", "要下载的账单不存在")
         raw = csv_text.encode("utf-8")

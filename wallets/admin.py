@@ -5,11 +5,11 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from config.admin import ReadOnlyInline
+from config.admin import ReadOnlyInline, YuanMixin
 from wallets.models import Wallet, WalletTransaction
 
 
-class _ViewOnly(admin.ModelAdmin):
+class _ViewOnly(YuanMixin, admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django import forms
@@ -11,7 +12,7 @@ from config.errors import DomainError, GatewayUnavailable
 from lockers.models import Compartment
 from payments.models import Channel
 
-# what the web checkout offers (JSAPI needs the WeChat in-app browser, so it is not here)
+# what the web checkout can offer (JSAPI needs the WeChat in-app browser, so it is not here)
 WEB_CHANNELS = [
     (Channel.WECHAT_NATIVE, "WeChat Pay: scan a QR code"),
     (Channel.WECHAT_H5, "WeChat Pay in the mobile browser (H5)"),
@@ -22,18 +23,45 @@ WEB_CHANNELS = [
 ]
 
 
-CHANNEL_NAMES = {
-    **dict(WEB_CHANNELS),
-    Channel.WECHAT_NATIVE: "WeChat Pay (QR code)",
-    Channel.WECHAT_H5: "WeChat Pay (H5)",
-    Channel.WECHAT_JSAPI: "WeChat Pay (mini-program)",
-    Channel.WALLYT_JSAPI: "Wallyt (mini-program)",
-    Channel.WALLET: "wallet",
-}
-
-
 def channel_name(channel: str) -> str:
-    return CHANNEL_NAMES.get(channel, channel)
+    """The channel as people read it (``Channel``'s label: "WeChat Pay (QR code)", "Wallet")."""
+    return Channel(channel).label if channel in Channel.values else channel
+
+
+@dataclass(frozen=True)
+class ChannelOffer:
+    """The ways this user can finish paying this order, and why any other way is not offered."""
+
+    offered: list[tuple[str, str]]
+    missing: dict[str, tuple[str, str]]  # channel -> (label, why)
+    disabled: dict[str, str] = field(default_factory=dict)  # offered but not possible now -> why
+
+    @property
+    def offered_values(self) -> list[str]:
+        return [str(value) for value, _ in self.offered]
+
+
+def channel_offer(*, has_wechat: bool, is_topup: bool, balance_fen: int, amount_fen: int) -> ChannelOffer:
+    """Wallyt pays inside the WeChat mini-program, so it needs the user's WeChat identity (openid);
+    a top-up cannot be paid from the wallet; a wallet short of the amount is shown but cannot be
+    chosen (top it up first)."""
+    offered: list[tuple[str, str]] = []
+    missing: dict[str, tuple[str, str]] = {}
+    disabled: dict[str, str] = {}
+    for value, label in WEB_CHANNELS:
+        if value == Channel.WALLYT_JSAPI and not has_wechat:
+            missing[value] = (
+                label,
+                "Wallyt pays inside the WeChat mini-program, which needs a WeChat sign-in: "
+                "sign out and sign in with WeChat to use it.",
+            )
+        elif value == Channel.WALLET and is_topup:
+            missing[value] = (label, "A top-up cannot be paid from the wallet itself.")
+        else:
+            offered.append((value, label))
+            if value == Channel.WALLET and balance_fen < amount_fen:
+                disabled[value] = "not enough"
+    return ChannelOffer(offered=offered, missing=missing, disabled=disabled)
 
 
 def add_domain_error(form: forms.Form, exc: DomainError, field: str | None = None) -> None:
@@ -84,10 +112,18 @@ class CheckoutForm(forms.Form):
         error_messages={"required": "Choose how to pay.", "invalid_choice": "Choose one of the payment methods."},
     )
 
-    def __init__(self, *args, allow_wallet: bool = True, **kwargs):
+    def __init__(self, *args, offer: ChannelOffer, **kwargs):
         super().__init__(*args, **kwargs)
-        if not allow_wallet:
-            self.fields["channel"].choices = [c for c in WEB_CHANNELS if c[0] != Channel.WALLET]
+        self.offer = offer
+        self.fields["channel"].choices = offer.offered
+
+    def clean(self) -> dict:
+        """A way that is not offered says why (Wallyt without a WeChat sign-in), not just "invalid"."""
+        wanted = self.data.get("channel", "")
+        if wanted in self.offer.missing:
+            self.errors.pop("channel", None)
+            self.add_error("channel", self.offer.missing[wanted][1])
+        return super().clean()
 
 
 class TopupForm(forms.Form):

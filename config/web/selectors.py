@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from django.db.models import Count, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from config.money import format_yuan
 from lockers.models import Cabinet, Compartment, PricePlan, Size
 from lockers.selectors import pickup_codes_active
 from orders.models import Order
@@ -19,12 +19,9 @@ from refunds.models import Refund
 from wallets.models import Wallet, WalletTransaction
 
 
-def yuan(fen: int | None, *, signed: bool = False) -> str:
-    """``1234`` -> ``"12.34"`` (``"+12.34"`` when signed), ``-500`` -> ``"-5.00"``. Display only."""
-    if fen is None:
-        return ""
-    text = str((Decimal(fen) / 100).quantize(Decimal("0.01")))
-    return f"+{text}" if signed and fen > 0 else text
+def yuan(fen: int | None) -> str:
+    """``332271`` -> ``"3,322.71"``: ``config.money.format_yuan`` for templates that print the ¥ themselves."""
+    return format_yuan(fen, symbol=False)
 
 
 def duration_text(delta: timedelta) -> str:
@@ -90,8 +87,8 @@ def wallet_balance_fen(*, user) -> int:
 def wallet_ledger(*, user, limit: int = 50) -> list[WalletTransaction]:
     entries = list(WalletTransaction.objects.filter(wallet__user=user).order_by("-id")[:limit])
     for entry in entries:  # display strings for the template (signed amounts)
-        entry.amount_display = yuan(entry.amount_fen, signed=True)  # type: ignore[attr-defined]
-        entry.balance_display = yuan(entry.balance_after_fen)  # type: ignore[attr-defined]
+        entry.amount_display = format_yuan(entry.amount_fen, signed=True)  # type: ignore[attr-defined]
+        entry.balance_display = format_yuan(entry.balance_after_fen)  # type: ignore[attr-defined]
     return entries
 
 

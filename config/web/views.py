@@ -26,7 +26,15 @@ from config.audit import Actor
 from config.auth import user_for_openid, wechat_code2session
 from config.errors import DomainError
 from config.web import selectors
-from config.web.forms import CheckoutForm, RentForm, TopupForm, WeChatLoginForm, add_domain_error, channel_name
+from config.web.forms import (
+    CheckoutForm,
+    RentForm,
+    TopupForm,
+    WeChatLoginForm,
+    add_domain_error,
+    channel_name,
+    channel_offer,
+)
 from lockers.models import Cabinet, Compartment, DoorPurpose
 from lockers.pricing import price_quote
 from lockers.selectors import pickup_codes_active
@@ -197,7 +205,14 @@ def checkout(request: HttpRequest, order_no: str) -> HttpResponse:
     if _finished(order):
         return redirect(_result_url(order))
     allow_wallet = order.kind == Order.Kind.LOCKER_RENTAL
-    form = CheckoutForm(request.POST if request.method == "POST" else None, allow_wallet=allow_wallet)
+    balance = selectors.wallet_balance_fen(user=request.user)
+    offer = channel_offer(
+        has_wechat=hasattr(request.user, "wechat"),
+        is_topup=not allow_wallet,
+        balance_fen=balance,
+        amount_fen=order.amount_fen,
+    )
+    form = CheckoutForm(request.POST if request.method == "POST" else None, offer=offer)
     if request.method == "POST" and form.is_valid():
         channel = form.cleaned_data["channel"]
         start = payments.PaymentStart(
@@ -217,7 +232,6 @@ def checkout(request: HttpRequest, order_no: str) -> HttpResponse:
                 add_domain_error(form, exc)
         else:
             return _after_start(request, order, payment)
-    balance = selectors.wallet_balance_fen(user=request.user)
     open_payment = next(iter(payments.payment_open_for_order(order)), None)
     context = {
         "order": order,
@@ -228,6 +242,7 @@ def checkout(request: HttpRequest, order_no: str) -> HttpResponse:
         "balance": selectors.yuan(balance),
         "balance_enough": balance >= order.amount_fen,
         "allow_wallet": allow_wallet,
+        "offer": offer,
         "minutes_left": max(int((order.expires_at - timezone.now()).total_seconds() // 60), 0),
     }
     return render(request, "web/checkout.html", context, status=400 if form.errors else 200)

@@ -160,6 +160,7 @@ _ALIPAY_NAMES = (
 )
 _WALLYT_NAMES = (
     "WALLYT_API_URL",
+    "WALLYT_BILL_URL",
     "WALLYT_MCH_ID",
     "WALLYT_SECRET_KEY",
     "WALLYT_SIGN_TYPE",
@@ -264,6 +265,7 @@ def _build_wallyt() -> WallytGateway:
         sign_type=sign_type,
         private_key_pem=s.read_file("WALLYT_PRIVATE_KEY_PATH") if rsa else "",
         platform_public_key_pem=s.read_file("WALLYT_PLATFORM_PUBLIC_KEY_PATH") if rsa else "",
+        bill_url=s.get("WALLYT_BILL_URL", ""),
     )
     return WallytGateway(config)
 

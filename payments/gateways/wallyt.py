@@ -20,7 +20,7 @@ import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from xml.etree.ElementTree import ParseError
 from xml.sax.saxutils import escape
@@ -53,6 +53,7 @@ from payments.gateways.base import (
     TradeState,
     TradeStatus,
 )
+from payments.gateways.bills import Bill, parse_wallyt_bill
 from payments.gateways.keys import load_private_key, load_public_key
 from payments.gateways.trust import Check, CheckTable, Identity, Message, gateway_check
 
@@ -125,6 +126,7 @@ class WallytConfig:
     private_key_pem: str = field(default="", repr=False)  # RSA_1_256: our merchant private key (signs requests)
     platform_public_key_pem: str = ""  # RSA_1_256: the platform's public key (verifies answers and notifies)
     timeout: tuple[float, float] = (5, 15)
+    bill_url: str = ""  # the SwiftPass family's bill host (pay.bill.merchant), not api_url
 
 
 # --------------------------------------------------------------------------- XML and signing
@@ -491,6 +493,52 @@ class WallytGateway:
 
     def notification_reply(self, *, ok: bool, message: str = "") -> NotificationReply:
         return NotificationReply(status=200, content_type="text/plain", body=b"success" if ok else b"fail")
+
+    def bill(self, bill_date: date) -> Bill:
+        """The day's ``ALL`` bill (``pay.bill.merchant``, PROTOCOLS F.4): a signed XML request to
+        ``bill_url``, answered with backticked CSV text (parsed by ``parse_wallyt_bill``) or, on an
+        error, with the XML reply format (``status`` / ``message``, [unconfirmed]). Raises
+        ``ChannelNotConfigured`` without a bill URL and ``GatewayUnavailable`` for anything else."""
+        if not self.config.bill_url:
+            raise ChannelNotConfigured("WALLYT_BILL_URL is not set: the Wallyt bill cannot be fetched.")
+        request = {
+            "service": "pay.bill.merchant",
+            "version": "1.0",
+            "charset": "UTF-8",
+            "sign_type": self.config.sign_type,
+            "mch_id": self.config.mch_id,
+            "bill_date": bill_date.strftime("%Y%m%d"),
+            "bill_type": "ALL",
+            "nonce_str": secrets.token_hex(16),
+        }
+        request["sign"] = self._signer.sign(request)
+        try:
+            response = self._session.post(
+                self.config.bill_url,
+                data=xml_dumps(request),
+                headers={"Content-Type": "text/xml; charset=utf-8"},
+                timeout=(self.config.timeout[0], 60),
+            )
+        except requests.RequestException as exc:
+            raise GatewayUnavailable("The Wallyt bill could not be downloaded.") from exc
+        if response.status_code != 200:
+            raise GatewayUnavailable(f"The Wallyt bill download answered HTTP {response.status_code}.")
+        body = response.content
+        if body.lstrip().startswith(b"<xml"):
+            try:
+                answer = xml_loads(body)
+            except WallytXmlError as exc:
+                raise GatewayUnavailable(f"Wallyt bill answer is not acceptable XML: {exc}") from exc
+            raise GatewayUnavailable(
+                f"Wallyt bill of {bill_date}: status {answer.get('status', '?')}: {answer.get('message', '')}",
+                details={"bill_date": str(bill_date), "status": answer.get("status", "")},
+            )
+        try:
+            return parse_wallyt_bill(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise GatewayUnavailable(
+                f"Wallyt bill of {bill_date} cannot be parsed: {exc}", details={"bill_date": str(bill_date)}
+            ) from exc
 
 
 def _read_capped(response: requests.Response) -> bytes:

@@ -1,4 +1,4 @@
-"""Dashboard figures (paid and refunded per channel, success rate, queues) and server-rendered SVG charts."""
+"""Dashboard figures (paid and refunded per channel, success rate, queues) and their charts (pygal SVG)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,17 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
 
+from config.money import format_yuan
 from orders.models import Order
 from payments.models import Channel, Payment
-from refunds.backoffice.money import yuan
+from refunds.backoffice.charts import bar_chart
 from refunds.models import Refund
 
 
 @dataclass(frozen=True)
 class ChannelFigures:
-    channel: str
+    channel: str  # the code; ``label`` is what people read
     paid_fen: int
     paid_count: int
     refunded_fen: int
@@ -29,6 +28,10 @@ class ChannelFigures:
     @property
     def success_rate(self) -> str:
         return f"{self.succeeded * 100 / self.started:.1f}%" if self.started else "-"
+
+    @property
+    def label(self) -> str:
+        return Channel(self.channel).label
 
 
 @dataclass(frozen=True)
@@ -47,11 +50,11 @@ class Window:
 
     @property
     def paid_yuan(self) -> str:
-        return yuan(self.paid_fen)
+        return format_yuan(self.paid_fen)
 
     @property
     def refunded_yuan(self) -> str:
-        return yuan(self.refunded_fen)
+        return format_yuan(self.refunded_fen)
 
     @property
     def success_rate(self) -> str:
@@ -134,83 +137,6 @@ def daily_paid(now: datetime, days: int = 30) -> list[tuple[str, int, int]]:
     return out
 
 
-# --- SVG (no JavaScript, no CDN) ------------------------------------------------------------------
-
-PAID_COLOUR = "#417690"
-REFUND_COLOUR = "#ba2121"
-
-
-def bar_chart(series: list[tuple[str, int, int]], *, title: str, width: int = 720, height: int = 220) -> SafeString:
-    """Grouped bars (paid, refunded) per label. Numbers are computed here; labels are escaped."""
-    top = max([max(p, r) for _, p, r in series] + [1])
-    left, bottom, right, head = 70, 40, 10, 24
-    plot_w, plot_h = width - left - right, height - bottom - head
-    slot = plot_w / max(len(series), 1)
-    bar = max(slot * 0.38, 1)
-    bars = []
-    for i, (label, paid, refunded) in enumerate(series):
-        x = left + i * slot + slot * 0.1
-        for offset, value, colour, kind in ((0, paid, PAID_COLOUR, "paid"), (bar, refunded, REFUND_COLOUR, "refunded")):
-            h = plot_h * value / top
-            bars.append(
-                (
-                    f"{x + offset:.1f}",
-                    f"{head + plot_h - h:.1f}",
-                    f"{bar:.1f}",
-                    f"{h:.1f}",
-                    colour,
-                    f"{label} {kind}: {yuan(value)}",
-                )
-            )
-    rects = format_html_join(
-        "",
-        '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{}</title></rect>',
-        bars,
-    )
-    every = max(1, len(series) // 10)
-    labels = format_html_join(
-        "",
-        '<text x="{}" y="{}" font-size="10" text-anchor="middle">{}</text>',
-        (
-            (f"{left + i * slot + slot / 2:.1f}", head + plot_h + 14, label)
-            for i, (label, _, _) in enumerate(series)
-            if i % every == 0
-        ),
-    )
-    return format_html(
-        '<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="{title}" class="bo-chart" '
-        'width="{w}" height="{h}" viewBox="0 0 {w} {h}">'
-        '<text x="{left}" y="14" font-size="12" font-weight="bold">{title}</text>'
-        '<line x1="{left}" y1="{base}" x2="{end}" y2="{base}" stroke="#999"/>'
-        '<text x="{axis_x}" y="{top_y}" font-size="10" text-anchor="end">{top}</text>'
-        '<text x="{axis_x}" y="{base}" font-size="10" text-anchor="end">0</text>'
-        "{rects}{labels}"
-        '<rect x="{left}" y="{legend_y}" width="10" height="10" fill="{paid_colour}"/>'
-        '<text x="{legend_text}" y="{legend_base}" font-size="10">paid</text>'
-        '<rect x="{legend2}" y="{legend_y}" width="10" height="10" fill="{refund_colour}"/>'
-        '<text x="{legend2_text}" y="{legend_base}" font-size="10">refunded</text>'
-        "</svg>",
-        title=title,
-        w=width,
-        h=height,
-        left=left,
-        base=head + plot_h,
-        end=width - right,
-        axis_x=left - 4,
-        top_y=head + 8,
-        top=yuan(top),
-        rects=rects,
-        labels=labels,
-        legend_y=height - 14,
-        legend_base=height - 5,
-        legend_text=left + 14,
-        legend2=left + 60,
-        legend2_text=left + 74,
-        paid_colour=PAID_COLOUR,
-        refund_colour=REFUND_COLOUR,
-    )
-
-
 def dashboard_context(now: datetime | None = None) -> dict:
     now = now or timezone.now()
     midnight = local_midnight(now)
@@ -220,13 +146,19 @@ def dashboard_context(now: datetime | None = None) -> dict:
         window_figures("30 days", midnight - timedelta(days=29)),
     ]
     month = windows[2]
+    daily = daily_paid(now)
     return {
         "windows": windows,
         "queues": queues(now),
         "channel_chart": bar_chart(
-            [(c.channel, c.paid_fen, c.refunded_fen) for c in month.channels],
-            title="30 days: paid and refunded per channel (yuan)",
+            [c.label for c in month.channels],
+            {"paid": [c.paid_fen for c in month.channels], "refunded": [c.refunded_fen for c in month.channels]},
+            title="30 days: paid and refunded per channel",
         ),
-        "daily_chart": bar_chart(daily_paid(now), title="Last 30 days: paid and refunded per day (yuan)"),
+        "daily_chart": bar_chart(
+            [label for label, _, _ in daily],
+            {"paid": [p for _, p, _ in daily], "refunded": [r for _, _, r in daily]},
+            title="Last 30 days: paid and refunded per day",
+        ),
         "now": now,
     }

@@ -1,15 +1,20 @@
-"""Streaming CSV exports of payments, refunds and wallet ledger rows for a date range."""
+"""Streaming CSV exports of payments, refunds and wallet ledger rows for a date range.
+
+Each amount comes twice: as people read it (``amount``: ``¥3,322.71``) and, for programs, in fen
+in its own column (``amount_fen``: ``332271``). Times are ISO 8601 in ``settings.TIME_ZONE``."""
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django import forms
 from django.db.models import Model, QuerySet
+from django.utils import timezone
 
+from config.money import format_yuan
 from payments.models import Payment
 from refunds.backoffice.auditlog import day_start
 from refunds.models import Refund
@@ -99,9 +104,11 @@ class _Echo:
 
 
 def _cell(value: Any) -> Any:
-    """Dates in ISO 8601; text that a spreadsheet would run as a formula is quoted with '."""
+    """Times in ISO 8601 (local time zone); text that a spreadsheet would run as a formula is quoted with '."""
     if value is None:
         return ""
+    if isinstance(value, datetime):
+        return timezone.localtime(value).isoformat()
     if hasattr(value, "isoformat"):
         return value.isoformat()
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
@@ -109,11 +116,27 @@ def _cell(value: Any) -> Any:
     return value
 
 
+def headers(dataset: str) -> list[str]:
+    """The CSV header: every ``x_fen`` column preceded by ``x``, the same amount in yuan."""
+    out: list[str] = []
+    for header, _ in DATASETS[dataset][1]:
+        if header.endswith("_fen"):
+            out.append(header.removesuffix("_fen"))
+        out.append(header)
+    return out
+
+
 def export_rows(dataset: str, date_from: date, date_to: date) -> Iterator[str]:
     """CSV lines (header first) of one dataset, rows created from ``date_from`` through ``date_to``."""
     writer = csv.writer(_Echo())
-    yield writer.writerow([header for header, _ in DATASETS[dataset][1]])
+    yield writer.writerow(headers(dataset))
+    money = [header.endswith("_fen") for header, _ in DATASETS[dataset][1]]
     start, end = day_start(date_from), day_start(date_to + timedelta(days=1))
     rows: Iterable = _rows(dataset, start, end).iterator(chunk_size=2000)
     for row in rows:
-        yield writer.writerow([_cell(v) for v in row])
+        cells: list[Any] = []
+        for is_money, value in zip(money, row, strict=True):
+            if is_money:
+                cells.append(format_yuan(value))
+            cells.append(_cell(value))
+        yield writer.writerow(cells)

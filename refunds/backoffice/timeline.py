@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import Q
 
+from config.money import format_yuan
 from orders.models import OrderEvent
 from payments.models import GatewayNotification, Payment
 from refunds.models import Refund, RefundEvent
@@ -36,7 +37,18 @@ class TimelineRow:
 
     @property
     def data_text(self) -> str:
-        return ", ".join(f"{key}={value}" for key, value in self.data.items() if value not in ("", None))
+        return data_text(self.data)
+
+
+def data_text(data: dict[str, Any]) -> str:
+    """``key=value`` pairs; an amount in fen (``amount_fen=1000``) is shown in yuan (``amount=¥10.00``)."""
+    return ", ".join(_pair(key, value) for key, value in (data or {}).items() if value not in ("", None))
+
+
+def _pair(key: str, value: Any) -> str:
+    if key.endswith("_fen") and isinstance(value, int) and not isinstance(value, bool):
+        return f"{key.removesuffix('_fen')}={format_yuan(value)}"
+    return f"{key}={value}"
 
 
 def _event_rows(events, source: str, subject_of) -> list[TimelineRow]:

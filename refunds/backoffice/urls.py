@@ -6,7 +6,7 @@ from functools import partial, update_wrapper
 
 from django.urls import URLPattern, path
 
-from refunds.backoffice import views
+from refunds.backoffice import settlement, views
 
 
 def backoffice_urls(admin_site) -> list[URLPattern]:
@@ -16,6 +16,7 @@ def backoffice_urls(admin_site) -> list[URLPattern]:
 
     return [
         path("dashboard/", wrap(views.dashboard_view), name="backoffice_dashboard"),
+        path("settlement/", wrap(settlement.settlement_view), name="backoffice_settlement"),
         path("audit-log/", wrap(views.audit_log_view), name="backoffice_audit_log"),
         path("export/", wrap(views.export_view), name="backoffice_export"),
         path("request/", wrap(views.request_refund_view), name="refunds_refund_request"),

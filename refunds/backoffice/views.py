@@ -3,6 +3,8 @@ site's ``admin_view`` wrapper (see urls.py) sends anonymous and non-staff users 
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -13,10 +15,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from config.errors import DomainError
+from config.money import format_yuan, parse_yuan
 from orders.models import Order
 from payments.models import Payment
 from refunds.backoffice import auditlog, dashboard, exports
-from refunds.backoffice.money import yuan
 from refunds.backoffice.timeline import payment_timeline
 from refunds.models import Refund
 from refunds.services import refund_request, refundable_fen
@@ -69,7 +71,14 @@ def export_view(request: HttpRequest, admin_site) -> HttpResponse:
     _require(request, "refunds.export_finance")
     form = exports.ExportForm(request.GET or None)
     if not form.is_valid():
-        return _page(request, admin_site, "admin/refunds/export.html", "Export CSV", form=form)
+        return _page(
+            request,
+            admin_site,
+            "admin/refunds/export.html",
+            "Export CSV",
+            form=form,
+            time_zone=timezone.get_current_timezone_name(),
+        )
     data = form.cleaned_data
     name = f"{data['dataset']}_{data['date_from']:%Y%m%d}_{data['date_to']:%Y%m%d}.csv"
     response = StreamingHttpResponse(
@@ -92,17 +101,26 @@ def payment_timeline_view(request: HttpRequest, admin_site, payment_id: int) -> 
         refunds=refunds,
         rows=payment_timeline(payment, refunds=refunds),
         can_replay=request.user.has_perm("payments.replay_gatewaynotification"),
-        amount=yuan(payment.amount_fen),
-        refunded=yuan(payment.refunded_fen),
+        amount=format_yuan(payment.amount_fen),
+        refunded=format_yuan(payment.refunded_fen),
     )
 
 
 class RefundRequestForm(forms.Form):
     order_no = forms.CharField(max_length=32, widget=forms.TextInput(attrs={"size": 36}))
-    amount_fen = forms.IntegerField(
-        required=False, min_value=1, max_value=10**12, help_text="In fen. Empty: everything still refundable."
+    amount = forms.DecimalField(
+        label="Amount (¥)",
+        required=False,
+        min_value=Decimal("0.01"),
+        max_digits=12,
+        decimal_places=2,
+        help_text="In yuan, such as 12.50. Empty: everything still refundable.",
     )
     reason = forms.CharField(max_length=200, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
+
+    def clean_amount(self) -> int | None:
+        value = self.cleaned_data.get("amount")
+        return None if value is None else parse_yuan(value)
 
 
 def request_refund_view(request: HttpRequest, admin_site) -> HttpResponse:
@@ -115,7 +133,7 @@ def request_refund_view(request: HttpRequest, admin_site) -> HttpResponse:
         try:
             refund = refund_request(
                 order_no=data["order_no"].strip(),
-                amount_fen=data["amount_fen"],
+                amount_fen=data["amount"],
                 reason=data["reason"],
                 requested_by=request.user,
                 source=Refund.Source.STAFF,
@@ -123,7 +141,7 @@ def request_refund_view(request: HttpRequest, admin_site) -> HttpResponse:
         except DomainError as exc:
             messages.error(request, f"Refund not requested: {exc.message}")
         else:
-            messages.success(request, f"Refund {refund.refund_no} of {yuan(refund.amount_fen)} yuan requested.")
+            messages.success(request, f"Refund {refund.refund_no} of {format_yuan(refund.amount_fen)} requested.")
             return HttpResponseRedirect(reverse("admin:refunds_refund_change", args=[refund.pk]))
     order_no = (form.data.get("order_no") or "").strip() if form.is_bound else ""
     order = Order.objects.filter(order_no=order_no).first() if order_no else None
@@ -138,7 +156,7 @@ def request_refund_view(request: HttpRequest, admin_site) -> HttpResponse:
         form=form,
         order=order,
         payment=payment,
-        refundable=yuan(refundable_fen(payment)) if payment else None,
+        refundable=format_yuan(refundable_fen(payment)) if payment else None,
         previous=list(order.refunds.order_by("id")) if order else [],
         now=timezone.now(),
     )

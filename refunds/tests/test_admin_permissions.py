@@ -192,7 +192,7 @@ def test_request_refund_page_per_role(world, role):
     before = Refund.objects.count()
     response = client_for(role).post(
         reverse("admin:refunds_refund_request"),
-        {"order_no": order.order_no, "amount_fen": "50", "reason": "door jammed"},
+        {"order_no": order.order_no, "amount": "0.50", "reason": "door jammed"},  # yuan, as typed
     )
     assert response.status_code == {"finance": 403, "support": 302, "operations": 403, "anonymous": 302}[role]
     assert Refund.objects.count() == before + (1 if role == "support" else 0)

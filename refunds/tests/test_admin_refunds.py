@@ -34,7 +34,8 @@ def test_confirmation_page_shows_count_total_and_changes_nothing(client):
     response = _post(client, "approve_selected", refunds, index="0")
     assert response.status_code == 200
     page = response.content.decode()
-    assert "<strong>2</strong> refund(s), total <strong>6.90 yuan</strong> (690 fen)" in page
+    assert "<strong>2</strong> refund(s), total <strong>¥6.90</strong>." in page
+    assert ">¥1.23</td>" in page and ">¥5.67</td>" in page
     assert all(r.refund_no in page for r in refunds) and 'name="note"' in page
     assert set(Refund.objects.values_list("status", flat=True)) == {"requested"}
 
@@ -168,8 +169,9 @@ def test_request_page_shows_the_order_and_reports_service_errors(client):
     order, _ = paid_wallet_order()
     url = reverse("admin:refunds_refund_request")
     page = client.get(url, {"order_no": order.order_no}).content.decode()
-    assert f"Order {order.order_no}" in page and "still refundable: <strong>10.00 yuan</strong>" in page
-    too_much = client.post(url, {"order_no": order.order_no, "amount_fen": "99999", "reason": "x"})
+    assert f"Order {order.order_no}" in page and 'still refundable: <strong id="bo-refundable">¥10.00</strong>' in page
+    assert "amount ¥10.00" in page
+    too_much = client.post(url, {"order_no": order.order_no, "amount": "999.99", "reason": "x"})
     assert too_much.status_code == 200 and Refund.objects.count() == 0
     assert _messages(too_much) == ["Refund not requested: The refund would exceed what was paid."]
     unknown = client.post(url, {"order_no": "NOPE", "reason": "x"})
@@ -191,7 +193,8 @@ def test_detail_page_shows_order_payment_other_refunds_and_trail(
         _post(client, "approve_selected", [first], confirm="yes", note="fine")
     page = client.get(reverse("admin:refunds_refund_change", args=[second.pk])).content.decode()
     assert order.order_no in page and payment.payment_no in page
-    assert f"{first.refund_no}</a> (succeeded, 100 fen)" in page
+    assert f"{first.refund_no}</a> (succeeded, ¥1.00)" in page
+    assert '<span id="bo-refund-amount">¥2.00</span>' in page
     assert 'name="amount_fen"' not in page and 'name="status"' not in page  # read-only
     trail = page.split("Full audit trail")[1]
     for action in ("paid", "approve", "submit", "succeed", "refund"):
@@ -208,10 +211,13 @@ def test_queue_filters_by_status_channel_and_amount_range(client):
     def shown(**query):
         return {r.refund_no for r in client.get(CHANGELIST, query).context["cl"].result_list}
 
-    assert shown(amount_fen__gte="200", amount_fen__lte="900") == {big.refund_no, wechat.refund_no}
-    assert shown(amount_fen__lte="500") == {small.refund_no, wechat.refund_no}
+    # amounts typed in yuan, as people read them
+    assert shown(amount_from="2", amount_to="9.00") == {big.refund_no, wechat.refund_no}
+    assert shown(amount_to="5") == {small.refund_no, wechat.refund_no}
+    assert shown(amount_from="¥1,000.00") == set()
     assert shown(**{"payment__channel__exact": "wechat_native"}) == {wechat.refund_no}
-    assert shown(status__exact="requested", amount_fen__gte="abc") == {small.refund_no, big.refund_no, wechat.refund_no}
+    assert shown(status__exact="requested", amount_from="abc") == {small.refund_no, big.refund_no, wechat.refund_no}
+    assert shown(amount_from="1.005") == {small.refund_no, big.refund_no, wechat.refund_no}  # not an amount
     assert shown(status__exact="rejected") == set()
 
 

@@ -75,7 +75,10 @@ def test_dashboard_figures_per_window_and_channel(client, celery_eager, django_c
     }
     page = response.content.decode()
     assert page.count("<svg") >= 2 and "<script src=" not in page.split("<svg")[1]
-    assert "wallet paid: 20.00" in page and "wallet refunded: 4.00" in page  # bar tooltips
+    assert "<title>Wallet: ¥20.00</title>" in page and "<title>Wallet: ¥4.00</title>" in page  # bar tooltips
+    wallet_row = page.split('data-channel="wallet"')[1].split("</tr>")[0]
+    assert ">¥20.00</td>" in wallet_row and ">¥4.00</td>" in wallet_row and "2000" not in wallet_row
+    assert "<div>¥3.00</div>" in page and "<div>¥10.00</div>" in page  # the queues' amounts
     stuck_list = client.get(reverse("admin:orders_order_changelist"), {"stuck": "yes"})
     assert [o.pk for o in stuck_list.context["cl"].result_list] == [stuck.pk]
 
@@ -113,16 +116,19 @@ def test_payments_csv_covers_the_date_range_only(client):
         "order_no",
         "channel",
         "status",
+        "amount",
         "amount_fen",
+        "refunded",
         "refunded_fen",
         "gateway_trade_no",
         "flag",
         "created_at",
         "paid_at",
     ]
-    assert [r[:8] for r in rows[1:]] == [
-        [payment.payment_no, order.order_no, "wallet", "succeeded", "1000", "0", "", ""]
+    assert [r[:10] for r in rows[1:]] == [
+        [payment.payment_no, order.order_no, "wallet", "succeeded", "¥10.00", "1000", "¥0.00", "0", "", ""]
     ]
+    assert rows[1][10].endswith("+08:00")  # times in the site's time zone
 
 
 def test_refunds_csv_quotes_formulas_and_names_the_staff(client):
@@ -152,10 +158,19 @@ def test_ledger_csv_has_signed_amounts_and_balances(client):
     rows = _csv(
         client.get(reverse("admin:backoffice_export"), {"dataset": "ledger", "date_from": today, "date_to": today})
     )
-    assert rows[0][3:8] == ["type", "amount_fen", "balance_before_fen", "balance_after_fen", "reference"]
-    assert [r[3:8] for r in rows[1:]] == [
-        ["topup", "5000", "0", "5000", rows[1][7]],
-        ["payment", "-1000", "5000", "4000", payment.payment_no],
+    assert rows[0][3:11] == [
+        "type",
+        "amount",
+        "amount_fen",
+        "balance_before",
+        "balance_before_fen",
+        "balance_after",
+        "balance_after_fen",
+        "reference",
+    ]
+    assert [r[3:11] for r in rows[1:]] == [
+        ["topup", "¥50.00", "5000", "¥0.00", "0", "¥50.00", "5000", rows[1][10]],
+        ["payment", "-¥10.00", "-1000", "¥50.00", "5000", "¥40.00", "4000", payment.payment_no],
     ]
     assert rows[1][2] == order.user.username
 
@@ -321,9 +336,3 @@ def test_replay_reprocesses_a_stored_verified_notification(client, gateways):
     assert Refund.objects.get(pk=refund.pk).status == "succeeded"
     assert PaymentEvent.objects.filter(payment=payment, action="refund").count() == 1
     assert str(Actor.gateway("wechat")) == "gateway:wechat"
-
-
-def test_yuan_formats_integer_fen_without_floats():
-    from refunds.backoffice.money import yuan
-
-    assert [yuan(v) for v in (0, 5, -5, 100, 123456, None)] == ["0.00", "0.05", "-0.05", "1.00", "1,234.56", ""]

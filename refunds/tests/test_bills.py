@@ -38,10 +38,11 @@ def _morning_after(day: dt.date) -> dt.datetime:
     return _at(day + dt.timedelta(days=1), 9)
 
 
-def paid_at(user_api, sandbox, when: dt.datetime, channel="wechat_native", sync=True) -> str:
-    """A rental paid at the gateway at ``when`` (its success_time); applied here by a sync unless not."""
+def paid_at(user_api, sandbox, when: dt.datetime, channel="wechat_native", sync=True, **extra) -> str:
+    """A rental paid at the gateway at ``when`` (its success_time); applied here by a sync unless not.
+    ``extra`` goes with the payment request (``openid`` for a mini-program channel)."""
     order = rental(user_api)
-    started = pay(user_api, order["order_no"], channel)
+    started = pay(user_api, order["order_no"], channel, **extra)
     assert started.status_code == 201, started.content
     payment_no = started.json()["payment_no"]
     if channel.startswith("alipay"):
@@ -55,7 +56,7 @@ def paid_at(user_api, sandbox, when: dt.datetime, channel="wechat_native", sync=
 
 
 def refunded_at(user_api, sandbox, payment_no: str, when: dt.datetime, amount_fen=100, sync=True) -> Refund:
-    """A partial WeChat refund the gateway settles at ``when``; applied here by a sync unless not."""
+    """A partial refund the gateway settles at ``when``; applied here by a sync unless not."""
     payment = Payment.objects.select_related("order").get(payment_no=payment_no)
     refund = refund_request(
         order_no=payment.order.order_no, amount_fen=amount_fen, reason="test", requested_by=user_api.user
@@ -63,7 +64,8 @@ def refunded_at(user_api, sandbox, payment_no: str, when: dt.datetime, amount_fe
     refund_approve(refund_id=refund.pk, approver=staff_with("refunds.approve_refund"), note="ok")
     refund_submit(refund_id=refund.pk)
     sandbox.control(
-        f"wechat/refunds/{refund.refund_no}/settle", json={"status": "SUCCESS", "success_time": when.isoformat()}
+        f"{payment.gateway}/refunds/{refund.refund_no}/settle",
+        json={"status": "SUCCESS", "success_time": when.isoformat()},
     )
     if sync:
         refund_sync(refund_id=refund.pk, actor=SYSTEM)
@@ -87,7 +89,11 @@ def local_only_payment(template_no: str, when: dt.datetime) -> str:
 
 
 def found(**filters) -> dict[str, tuple[str, str]]:
-    return {d.reference: (d.kind, d.status) for d in BillDiscrepancy.objects.filter(**filters)}
+    """Discrepancies by reference; the day's settlement totals only when asked for by kind."""
+    rows = BillDiscrepancy.objects.filter(**filters)
+    if "kind" not in filters:
+        rows = rows.exclude(kind=K.TOTAL_MISMATCH)
+    return {d.reference: (d.kind, d.status) for d in rows}
 
 
 def reconcile(day: dt.date, now: dt.datetime | None = None, **kwargs) -> list[BillRun]:
@@ -130,6 +136,16 @@ def test_a_bill_with_every_discrepancy_type_is_classified(user_api, gateways):
     assert (d.our_status, d.their_status) == ("pending", "succeeded")
     assert run.counts["bill_payments"] == 4 and run.counts["bill_refunds"] == 2
     assert run.counts[K.MISSING_REMOTE] == 1 and run.counts[K.STATUS_MISMATCH] == 2
+    # and the day's totals say by how much: gross and refunds (so net) differ, the fees do not
+    price = Payment.objects.get(payment_no=ok).amount_fen
+    totals = {d.reference: d for d in BillDiscrepancy.objects.filter(kind=K.TOTAL_MISMATCH)}
+    assert set(totals) == {f"{day}:gross", f"{day}:refunds", f"{day}:net"}
+    gross = totals[f"{day}:gross"]
+    # ours counts what the bill lists and we settled (ok, amount_drift at 1 fen) plus what it lacks (777)
+    assert (gross.our_amount_fen, gross.their_amount_fen) == (price + 1 + 777, 4 * price)
+    refunds = totals[f"{day}:refunds"]
+    assert (refunds.our_amount_fen, refunds.their_amount_fen) == (100, 200)
+    assert run.totals["bill"]["fees"] == run.totals["ours"]["fees"] == run.totals["lines"]["fees"] > 0
 
 
 def test_rerun_is_idempotent_and_resolves_what_disappeared(user_api, gateways):
@@ -144,7 +160,8 @@ def test_rerun_is_idempotent_and_resolves_what_disappeared(user_api, gateways):
     assert again == []  # done runs are not redone unless forced
     [run] = reconcile(day, now=_morning_after(day) + dt.timedelta(hours=1), force=True)
 
-    assert run.attempts == 2 and BillDiscrepancy.objects.count() == 1
+    assert run.attempts == 2 and len(found()) == 1
+    assert set(found(kind=K.TOTAL_MISMATCH)) == {f"{day}:gross", f"{day}:net"}
     d = BillDiscrepancy.objects.get(reference=drift)
     assert d.pk == first.pk and d.first_seen == first.first_seen and d.last_seen > first.last_seen
     assert BillLine.objects.filter(gateway="wechat", bill_date=day).count() == 2
@@ -153,6 +170,7 @@ def test_rerun_is_idempotent_and_resolves_what_disappeared(user_api, gateways):
     reconcile(day, now=_morning_after(day) + dt.timedelta(hours=2), force=True)
     d.refresh_from_db()
     assert d.status == S.RESOLVED and "no longer found" in d.resolution_note and d.resolved_by is None
+    assert not BillDiscrepancy.objects.exclude(status=S.RESOLVED).exists()  # the totals agree again
 
 
 def test_cross_midnight_payment_is_held_then_matched_by_the_next_bill(user_api, gateways):
@@ -270,7 +288,7 @@ def test_task_reconciles_yesterday_by_default(user_api, gateways):
     assert yesterday(now) == day
     result = reconcile_bill_task.run(None, now.isoformat())
     assert result["bill_date"] == str(day)
-    assert {g: r["status"] for g, r in result["runs"].items()} == {"wechat": "done", "alipay": "done"}
+    assert {g: r["status"] for g, r in result["runs"].items()} == {"wechat": "done", "alipay": "done", "wallyt": "done"}
 
 
 def test_command_prints_plain_lines_off_a_terminal(user_api, gateways):

@@ -107,6 +107,7 @@ def test_two_workers_share_the_runs_without_double_work(user_api, gateways):
     day = _day()
     paid_at(user_api, gateways, _at(day, 9))
     paid_at(user_api, gateways, _at(day, 10), channel="alipay_page")
+    paid_at(user_api, gateways, _at(day, 11), channel="wallyt_jsapi", openid="o-walker")
     now = _morning_after(day)
 
     results = run_concurrently(
@@ -115,7 +116,11 @@ def test_two_workers_share_the_runs_without_double_work(user_api, gateways):
 
     assert not [r for r in results if isinstance(r, BaseException)], results
     claimed = [run.gateway for runs in results for run in runs]
-    assert sorted(claimed) == ["alipay", "wechat"]  # each run worked on by exactly one worker
+    assert sorted(claimed) == ["alipay", "wallyt", "wechat"]  # each run worked on by exactly one worker
     runs = BillRun.objects.filter(bill_date=day)
-    assert {(r.gateway, r.status, r.attempts) for r in runs} == {("wechat", "done", 1), ("alipay", "done", 1)}
+    assert {(r.gateway, r.status, r.attempts, r.counts["bill_payments"]) for r in runs} == {
+        ("wechat", "done", 1, 1),
+        ("alipay", "done", 1, 1),
+        ("wallyt", "done", 1, 1),
+    }
     assert bill_reconcile(bill_date=day, now=now) == []  # a late duplicate job finds nothing to do

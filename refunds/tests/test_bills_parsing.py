@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from config.errors import GatewayUnavailable
+from config.errors import ChannelNotConfigured, GatewayUnavailable
 from payments.gateways import bills
 from payments.gateways.registry import get_gateway
 from payments.tests.flows import pay, rental
@@ -105,7 +105,8 @@ def _pay_at(user_api, sandbox, channel: str, success_time: dt.datetime) -> str:
     import requests
 
     order = rental(user_api)
-    started = pay(user_api, order["order_no"], channel)
+    extra = {"openid": "o-bill"} if channel == "wallyt_jsapi" else {}
+    started = pay(user_api, order["order_no"], channel, **extra)
     assert started.status_code == 201, started.content
     payment_no = started.json()["payment_no"]
     if channel.startswith("alipay"):
@@ -172,3 +173,96 @@ def test_alipay_bill_download_error_is_retryable(user_api, gateways):
     gateways.fault("alipay.bill_download", "malformed")
     with pytest.raises(GatewayUnavailable):
         get_gateway("alipay").bill(day)
+
+
+# --------------------------------------------------------------------------- fees and totals
+
+
+@pytest.mark.parametrize("gateway", ["wechat", "alipay", "wallyt"])
+def test_every_bill_gives_each_rows_fee_and_its_own_totals(gateway):
+    paid = _trade("P1", 332271, _at(10), gateway=gateway)
+    small = _trade("P2", 999, _at(11), gateway=gateway)
+    refund = _refund(paid, "R1", 1000, _at(12))
+    if gateway == "wechat":
+        text = sandbox_bills.wechat_trade_bill([paid, small], [refund], DAY, "ALL", "1900000001")
+        assert ",`19.94000," in text  # WeChat writes fees with five decimals
+        bill = bills.parse_wechat_trade_bill(text)
+    elif gateway == "alipay":
+        bill = bills.parse_alipay_bill_zip(sandbox_bills.alipay_trade_bill([paid, small], [refund], DAY, "2088"))
+    else:
+        bill = bills.parse_wallyt_bill(sandbox_bills.wallyt_bill([paid, small], [refund], DAY, "ALL", "755"))
+    rate = sandbox_bills.FEE_PER_MILLE[gateway]
+    fee = lambda fen: (fen * rate + 500) // 1000  # noqa: E731 - the sandbox's rate, half up
+    # kept on a payment, given back with a refund, whatever sign the file writes
+    assert [(e.kind, e.reference, e.fee_fen) for e in bill] == [
+        ("payment", "P1", fee(332271)),
+        ("payment", "P2", fee(999)),
+        ("refund", "R1", -fee(1000)),
+    ]
+    fees = fee(332271) + fee(999) - fee(1000)
+    assert (bill.totals.gross_fen, bill.totals.refunds_fen, bill.totals.fees_fen) == (333270, 1000, fees)
+    assert bill.totals.settled_fen == 333270 - 1000 - fees
+
+
+def test_wallyt_bill_rows_by_header_name_with_chinese_states():
+    paid = _trade("W1", 1234, _at(9), gateway="wallyt")
+    text = sandbox_bills.wallyt_bill([paid], [_refund(paid, "WR1", 234, _at(13))], DAY, "ALL", "755")
+    assert text.startswith("\ufeff交易时间,") and "`支付成功" in text and "`转入退款" in text
+    bill = bills.parse_wallyt_bill(text)
+    assert [(e.kind, e.out_trade_no, e.out_refund_no, e.amount_fen, e.status) for e in bill] == [
+        ("payment", "W1", None, 1234, "succeeded"),
+        ("refund", "W1", "WR1", 234, "succeeded"),
+    ]
+    assert bill[0].gateway_trade_no == "42W1" and bill[1].occurred_at == _at(13)
+    # an older header with other columns and English states, parsed by name
+    old = (
+        "交易时间,平台订单号,商户订单号,交易状态,总金额,商户退款单号,退款金额,退款状态,手续费\r\n"
+        "`2026-05-01 10:00:00,`7551,`W9,`SUCCESS,`12.00,`,`0.00,`,`0.04\r\n"
+    )
+    [entry] = bills.parse_wallyt_bill(old)
+    assert (entry.reference, entry.amount_fen, entry.fee_fen, entry.status) == ("W9", 1200, 4, "succeeded")
+    assert bills.parse_wallyt_bill(old).totals is None  # no summary: nothing stated
+    with pytest.raises(ValueError, match="商户订单号"):
+        bills.parse_wallyt_bill("交易时间,平台订单号\r\n`2026-05-01 10:00:00,`7551\r\n")
+
+
+@pytest.mark.parametrize("cell", ["abc", "0.1234567", "NaN"])
+def test_a_fee_that_is_not_money_is_refused(cell):
+    paid = _trade("P1", 1000, _at(10))
+    text = sandbox_bills.wechat_trade_bill([paid], [], DAY, "ALL", "1900000001").replace("`0.06000", f"`{cell}", 1)
+    with pytest.raises(ValueError):
+        bills.parse_wechat_trade_bill(text)
+
+
+def test_wallyt_bill_over_http_and_its_failures(user_api, gateways):
+    day = _past_day()
+    payment_no = _pay_at(user_api, gateways, "wallyt_jsapi", _at(11, day=day))
+
+    bill = get_gateway("wallyt").bill(day)
+
+    assert [(e.kind, e.reference, e.status, e.fee_fen) for e in bill] == [
+        ("payment", payment_no, "succeeded", sandbox_bills.fee_fen(bill[0].amount_fen, "wallyt"))
+    ]
+    assert bill.totals.gross_fen == bill[0].amount_fen
+    empty = get_gateway("wallyt").bill(day - dt.timedelta(days=1))
+    assert list(empty) == [] and empty.totals.gross_fen == 0  # a day without trades: a zero summary
+    gateways.fault("wallyt.bill", "malformed")
+    with pytest.raises(GatewayUnavailable, match="cannot be parsed"):
+        get_gateway("wallyt").bill(day)
+    gateways.fault("wallyt.bill", "http_500")
+    with pytest.raises(GatewayUnavailable, match="HTTP 500"):
+        get_gateway("wallyt").bill(day)
+
+
+def test_wallyt_bill_request_is_signed_and_an_error_reply_is_not_a_bill(gateways, settings):
+    from payments.gateways.registry import reset_gateways
+
+    settings.WALLYT_SECRET_KEY = "not-the-sandbox-key"  # our signature no longer verifies there
+    reset_gateways()
+    with pytest.raises(GatewayUnavailable, match="验证签名失败"):
+        get_gateway("wallyt").bill(_past_day())
+    settings.WALLYT_SECRET_KEY = ""
+    settings.WALLYT_BILL_URL = ""
+    reset_gateways()
+    with pytest.raises(ChannelNotConfigured, match="WALLYT_BILL_URL"):
+        get_gateway("wallyt").bill(_past_day())

@@ -5,7 +5,9 @@ the refund ``succeeded`` and the order ``refunded``. Screenshots go to artifacts
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
@@ -101,7 +103,7 @@ def test_support_requests_finance_approves_sandbox_settles(browser, live_server,
     _shot(page, "03_finance_queue")
     page.click("button[name=index]")
     page.wait_for_selector("#bo-summary")
-    assert "1 refund(s), total 10.00 yuan" in page.inner_text("#bo-summary")
+    assert "1 refund(s), total ¥10.00" in page.inner_text("#bo-summary")
     page.fill("#id_note", "Door fault confirmed in the locker log")
     _shot(page, "04_finance_confirm")
     page.click("#bo-confirm")
@@ -118,6 +120,19 @@ def test_support_requests_finance_approves_sandbox_settles(browser, live_server,
     page.goto(f"{live_server.url}/admin/refunds/refund/{refund.pk}/change/")
     assert page.inner_text("#bo-refund-status") == "succeeded"
     assert page.inner_text("#bo-order-status") == "refunded"
+    assert page.inner_text("#site-name") == "Locker payments back office"
+    assert page.inner_text("#bo-refund-amount") == "¥10.00"
+    # the gateway's answer: named fields, then indented JSON
+    assert page.locator("div.readonly", has_text="succeeded: WeChat Pay says SUCCESS").count() == 1
+    answers = page.inner_text("#bo-gateway-json")
+    assert answers.startswith("[\n  {\n") and '"refund_id"' in answers
+    # one time zone: the times on the page, and the refund number, are Shanghai time
+    decided = refund.decided_at.astimezone(ZoneInfo("Asia/Shanghai"))
+    assert decided.strftime("%Y-%m-%d %H:%M:%S CST") in page.content()
+    stamped = datetime.strptime(refund.refund_no[2:16], "%Y%m%d%H%M%S").replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert abs((stamped - refund.created_at).total_seconds()) < 5  # not 8 hours off (UTC)
+    # the audit trail fits its box (no horizontal overflow of the page)
+    assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
     _shot(page, "06_refund_succeeded")
     payment = Payment.objects.get(payment_no=payment_no)
     page.goto(f"{live_server.url}/admin/refunds/refund/payment-timeline/{payment.pk}/")

@@ -92,10 +92,22 @@ def test_wallyt_shows_the_mini_program_pay_params(web, gateways):
     assert "pay_params" in page and "paySign" in page and "/cashier/wallyt/" in page
 
 
-def test_wallyt_needs_a_wechat_login(web, gateways):
-    order = rental_for(web.user)
+def test_wallyt_is_not_offered_without_a_wechat_login_and_the_page_says_why(web, gateways):
+    order = rental_for(web.user)  # a password sign-in: no WeChat identity, so no openid for Wallyt
+    page = web.get(f"/orders/{order.order_no}/checkout/").content.decode()
+    assert 'value="wallyt_jsapi"' not in page and 'value="wechat_native"' in page
+    assert 'data-channel="wallyt_jsapi"' in page and "needs a WeChat sign-in" in page
+    # sent anyway (an old page, a crafted form): refused with the same reason, nothing started
     response = _checkout(web, order, "wallyt_jsapi")
-    assert response.status_code == 400 and b"This way needs a WeChat sign-in" in response.content
+    assert response.status_code == 400 and b"needs a WeChat sign-in" in response.content
+    assert not Payment.objects.filter(order=order).exists()
+
+
+def test_wallyt_is_offered_to_a_wechat_user(web, gateways):
+    WeChatIdentity.objects.create(user=web.user, openid="o-web-user")
+    order = rental_for(web.user)
+    page = web.get(f"/orders/{order.order_no}/checkout/").content.decode()
+    assert 'value="wallyt_jsapi"' in page and 'id="not-offered"' not in page
 
 
 def test_a_failed_payment_offers_to_try_again(web, gateways):

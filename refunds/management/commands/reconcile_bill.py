@@ -1,7 +1,8 @@
 """``manage.py reconcile_bill [--date YYYY-MM-DD] [--gateway wechat] [--no-force]``.
 
-Reconciles one day's WeChat and Alipay bills now (the same job the Celery task runs). On a
-terminal it draws a progress bar per gateway; otherwise (cron, CI, a pipe) it prints plain lines.
+Reconciles one day's WeChat, Alipay and Wallyt bills now, their rows and their settlement totals
+(the same job the Celery task runs). On a terminal it draws a progress bar per gateway; otherwise
+(cron, CI, a pipe) it prints plain lines.
 Exits non-zero when a gateway's run failed.
 """
 

@@ -45,6 +45,7 @@ from django.utils import timezone
 
 from payments.gateways.bills import BillEntry, BillSource, BillTotals, bill_totals
 from payments.gateways.registry import get_gateway
+from payments.gateways.trust import FieldMismatch, check_refund, check_trade, refund_expectations, trade_expectations
 from payments.models import CHANNEL_ROUTES, Payment
 from refunds.models import BillDiscrepancy, BillDiscrepancyEvent, BillLine, BillRun, Refund
 
@@ -279,6 +280,7 @@ def _store_lines(run: BillRun, entries: Sequence[BillEntry]) -> None:
             occurred_at=e.occurred_at,
             gateway_trade_no=e.gateway_trade_no,
             fee_fen=e.fee_fen,
+            identity=e.identity,
         )
         for e in entries
     }
@@ -286,7 +288,15 @@ def _store_lines(run: BillRun, entries: Sequence[BillEntry]) -> None:
         rows.values(),
         update_conflicts=True,
         unique_fields=("gateway", "bill_date", "kind", "reference"),
-        update_fields=("out_trade_no", "amount_fen", "status", "occurred_at", "gateway_trade_no", "fee_fen"),
+        update_fields=(
+            "out_trade_no",
+            "amount_fen",
+            "status",
+            "occurred_at",
+            "gateway_trade_no",
+            "identity",
+            "fee_fen",
+        ),
     )
 
 
@@ -322,7 +332,7 @@ def _theirs_batch(run: BillRun, lines: list[BillLine], *, now: datetime) -> Coun
         r.refund_no: r
         for r in Refund.objects.filter(refund_no__in=refund_refs)
         .select_related("payment")
-        .only("refund_no", "status", "amount_fen", "payment__channel")
+        .only("refund_no", "status", "amount_fen", "payment__channel", "payment__payment_no", "payment__amount_fen")
     }
     findings: list[Finding] = []
     for line in lines:
@@ -357,12 +367,54 @@ def classify_line(line: BillLine | BillEntry, local: Payment | Refund | None, *,
     local_gateway = local.gateway if isinstance(local, Payment) else local.payment.gateway
     if local_gateway != gateway or (isinstance(local, Payment) and local.status in Payment.OPEN):
         return [Finding(kind=Kind.MISSING_LOCAL, **ours, **base)]  # we do not know it as settled here
+    if _foreign(line, local, gateway=gateway):
+        return [Finding(kind=Kind.FOREIGN, **ours, **base)]  # our reference in someone else's account
     findings = []
     if local.status != line.status:
         findings.append(Finding(kind=Kind.STATUS_MISMATCH, **ours, **base))
     if local.amount_fen != line.amount_fen:
         findings.append(Finding(kind=Kind.AMOUNT_MISMATCH, **ours, **base))
     return findings
+
+
+@dataclass(frozen=True)
+class _BillWord:
+    """A bill line as a gateway word for the trust checks: who it names (the identity columns)."""
+
+    gateway: str
+    app_id: str | None = None
+    merchant_id: str | None = None
+    seller_id: str | None = None
+    sub_app_id: str | None = None
+    source: str = "bill"
+
+
+def _foreign(line: BillLine | BillEntry, local: Payment | Refund, *, gateway: str) -> bool:
+    """Whether the line names an app or merchant that is not ours (the gateway's ``CHECKS`` for bills: the
+    same table as every other message; amounts and states are compared by ``classify_line``)."""
+    adapter = get_gateway(gateway)
+    word = _BillWord(gateway=gateway, **line.identity)
+    payment = local if isinstance(local, Payment) else local.payment
+    try:
+        if isinstance(local, Payment):
+            expected = trade_expectations(
+                payment_gateway=gateway, amount_fen=payment.amount_fen, identity=adapter.identity()
+            )
+            check_trade(adapter.checks, word, expected)
+        else:
+            expected = refund_expectations(
+                payment_gateway=gateway,
+                payment_no=payment.payment_no,
+                payment_amount_fen=payment.amount_fen,
+                refund_fen=local.amount_fen,
+                refunded_totals=frozenset(),
+                identity=adapter.identity(),
+            )
+            check_refund(adapter.checks, word, expected)
+    except FieldMismatch as exc:
+        logger.warning("bill %s line %s: %s", gateway, line.reference, exc.message)
+        return True
+    return False
 
 
 def _ours_pass(run: BillRun, subject: str, *, now: datetime, report) -> Counter[str]:

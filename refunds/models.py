@@ -137,6 +137,9 @@ class BillLine(models.Model):
     fee_fen = models.BigIntegerField(
         default=0, help_text="The gateway's fee: > 0 kept on a payment, < 0 given back with a refund."
     )
+    identity = models.JSONField(
+        default=dict, blank=True, help_text="Whose line it says it is: app_id, merchant_id, seller_id, sub_app_id."
+    )
 
     class Meta:
         ordering = ("bill_date", "id")
@@ -161,6 +164,7 @@ class BillDiscrepancy(models.Model):
         AMOUNT_MISMATCH = "amount_mismatch", "Amount differs"
         STATUS_MISMATCH = "status_mismatch", "Status differs"
         TOTAL_MISMATCH = "total_mismatch", "Day total differs"  # a settlement figure vs the bill's own total
+        FOREIGN = "foreign", "Names another merchant or app"  # our reference, someone else's account
 
     class Status(models.TextChoices):
         OPEN = "open"

@@ -48,12 +48,15 @@ class BillAdjust:
 
     ``omit``: out_trade_no / out_refund_no values left out of the bill (rows and totals);
     ``fee_fen``: a row's fee by out_trade_no / out_refund_no (the totals follow the rows);
-    ``totals_delta_fen``: added to the summary's gross / refunds / fees (the rows stay right).
+    ``totals_delta_fen``: added to the summary's gross / refunds / fees (the rows stay right);
+    ``account``: the merchant the bill names instead of ours (WeChat and Wallyt 商户号 on every row,
+    Alipay's ``#账号`` banner): another merchant's bill.
     """
 
     omit: set[str] = field(default_factory=set)
     fee_fen: dict[str, int] = field(default_factory=dict)
     totals_delta_fen: dict[str, int] = field(default_factory=dict)
+    account: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BillAdjust:
@@ -65,10 +68,16 @@ class BillAdjust:
             omit={str(x) for x in data.get("omit") or []},
             fee_fen={str(k): int(v) for k, v in dict(data.get("fee_fen") or {}).items()},
             totals_delta_fen=deltas,
+            account=str(data["account"]) if data.get("account") else None,
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {"omit": sorted(self.omit), "fee_fen": self.fee_fen, "totals_delta_fen": self.totals_delta_fen}
+        return {
+            "omit": sorted(self.omit),
+            "fee_fen": self.fee_fen,
+            "totals_delta_fen": self.totals_delta_fen,
+            "account": self.account,
+        }
 
     def delta(self, total: str) -> int:
         return self.totals_delta_fen.get(total, 0)
@@ -162,6 +171,7 @@ def wechat_trade_bill(
 ) -> str | None:
     """CSV text, or None when the day has no record (WeChat answers NO_STATEMENT_EXIST)."""
     adjust = adjust or NO_ADJUST
+    mchid = adjust.account or mchid
     by_no, paid, done = _billed(trades, refunds, day, adjust)
     rows: list[tuple[dt.datetime, list[str]]] = []
     n_trades = settle_total = refund_total = fee_total = order_total = apply_refund_total = 0
@@ -304,6 +314,7 @@ def alipay_trade_bill(
     """ZIP bytes of Alipay's 业务明细 CSV pair, or None when the day has no record. 服务费 is
     written negative on a payment (taken) and positive on a refund (given back)."""
     adjust = adjust or NO_ADJUST
+    pid = adjust.account or pid
     by_no, paid, done = _billed(trades, refunds, day, adjust)
     rows: list[tuple[dt.datetime, list[str]]] = []
     n_pay = n_refund = 0
@@ -484,6 +495,7 @@ def wallyt_bill(
     A payment row has 交易状态 支付成功; a refund row 转入退款 with 退款状态 退款成功, its 总金额
     0.00 and its 手续费 negative (given back). 总实收金额 is what was paid less what was refunded."""
     adjust = adjust or NO_ADJUST
+    mch_id = adjust.account or mch_id
     by_no, paid, done = _billed(trades, refunds, day, adjust)
     rows: list[tuple[dt.datetime, list[str]]] = []
     gross = refunded = fees = 0

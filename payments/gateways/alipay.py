@@ -80,7 +80,7 @@ CHECKS = CheckTable(
         gateway_check(),
         Check("app_id", "app_id", "ALIPAY_APP_ID", SENT_WITH_TRADE),
         Check("auth_app_id", "auth_app_id", "ALIPAY_APP_ID (no third party involved)"),
-        Check("seller_id", "seller_id", "ALIPAY_SELLER_ID", SENT_WITH_TRADE),
+        Check("seller_id", "seller_id / #账号", "ALIPAY_SELLER_ID", SENT_WITH_TRADE | {Message.BILL}),
         Check("amount_fen", "total_amount", "the payment's amount_fen", SENT_WITH_TRADE | {Message.QUERY}),
     ),
     refund=(
@@ -99,6 +99,7 @@ CHECKS = CheckTable(
             "this refund + the payment's settled refunds (+ any still open)",
             frozenset({Message.NOTIFY, Message.ANSWER}),
         ),
+        Check("seller_id", "#账号 (bill)", "ALIPAY_SELLER_ID", frozenset({Message.BILL})),
     ),
     envelope=(Check("sign_type", "sign_type", "RSA2", frozenset({Message.NOTIFY, Message.RETURN})),),
 )

@@ -100,7 +100,17 @@ class BillEntry:
     occurred_at: datetime  # when the gateway booked it (aware, +08:00)
     gateway_trade_no: str
     fee_fen: int = 0  # what the gateway keeps: > 0 on a payment, < 0 (given back) on a refund
+    # whose line the bill says it is (compared by the gateway's CHECKS, message "bill"); None: not in this bill
+    app_id: str | None = None
+    merchant_id: str | None = None
+    seller_id: str | None = None
+    sub_app_id: str | None = None
     raw: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def identity(self) -> dict[str, str]:
+        names = ("app_id", "merchant_id", "seller_id", "sub_app_id")
+        return {name: getattr(self, name) for name in names if getattr(self, name)}
 
     @property
     def reference(self) -> str:
@@ -320,6 +330,8 @@ def _wechat_entry(
         "out_trade_no": values[col["out_trade_no"]],
         "occurred_at": _time(values[col["time"]]),
         "gateway_trade_no": values[col["transaction_id"]],
+        "app_id": raw.get("公众账号ID") or None,
+        "merchant_id": raw.get("商户号") or None,
         "raw": raw,
     }
     if trade_state == "REFUND":
@@ -375,6 +387,8 @@ def _zip_member(archive: zipfile.ZipFile, suffix: str) -> bytes | None:
     return archive.read(info)
 
 
+# "#账号:[20881234567890120156]" (full-width colon): the PID (2088 + 12 digits) + a 4-digit suffix (dax)
+_ALIPAY_ACCOUNT_RE = re.compile(r"^#账号[:：]\s*\[(2088\d{12})\d*\]")
 _ALIPAY_TOTAL_RE = re.compile(r"^#(交易|退款)合计[:：]\s*(\d+)\s*笔[,，]\s*商家实收(?:退款)?共\s*(-?[\d.,]+)\s*元")
 
 
@@ -385,11 +399,14 @@ def parse_alipay_trade_bill(text: str) -> Bill:
     body: list[str] = []
     started = ended = False
     stated: dict[str, int] = {}
+    seller_id = None
     for line in lines:
         if line.startswith("#"):
             ended = started  # a banner after the rows closes them: the totals follow
             if match := _ALIPAY_TOTAL_RE.match(line.strip()):
                 stated[match.group(1)] = abs(_signed_fen(match.group(3)))
+            elif match := _ALIPAY_ACCOUNT_RE.match(line.strip()):
+                seller_id = match.group(1)
             continue
         if not ended:
             started = True
@@ -427,6 +444,7 @@ def parse_alipay_trade_bill(text: str) -> Bill:
                 occurred_at=_time(values[col["finished"]]),
                 gateway_trade_no=values[col["trade_no"]],
                 fee_fen=_fee(values[fee], "refund" if is_refund else "payment") if fee is not None else 0,
+                seller_id=seller_id,
                 raw=dict(zip(header, values, strict=False)),
             )
         )
@@ -496,6 +514,7 @@ def parse_wallyt_bill(text: str) -> Bill:
                 occurred_at=_time(values[col["time"]]),
                 gateway_trade_no=values[col["trade_no"]],
                 fee_fen=_fee(values[fee], kind) if fee is not None else 0,
+                merchant_id=_optional(header, values, "商户号"),  # 公众账号ID: whose appid is unconfirmed
                 raw=dict(zip(header, values, strict=False)),
             )
         )
@@ -519,3 +538,8 @@ def read_wechat_bill(body: bytes, *, hash_value: str) -> Bill:
         return parse_wechat_trade_bill(csv_bytes.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ValueError(f"the bill is not UTF-8: {exc}") from exc
+
+
+def _optional(header: list[str], values: list[str], name: str) -> str | None:
+    index = _column(header, name)
+    return (values[index] or None) if index is not None else None

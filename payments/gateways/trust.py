@@ -98,7 +98,7 @@ def gateway_check(*, required_in: frozenset[Message] = ALL_MESSAGES) -> Check:
 def _check(table: Iterable[Check], word: Any, expected: Mapping[str, Collection[Any]], *, gateway: str) -> None:
     message = Message(word.source)
     for check in table:
-        got = getattr(word, check.field)
+        got = getattr(word, check.field, None)  # a word that cannot carry the field: absent
         if got is None or got == "":
             if message in check.required_in:
                 raise FieldMismatch(check, gateway=gateway, message=message, got=got)
@@ -149,6 +149,7 @@ def refund_expectations(
         "gateway": frozenset({payment_gateway}),
         "app_id": frozenset({identity.app_id}),
         "merchant_id": frozenset({identity.merchant_id}),
+        "seller_id": frozenset({identity.seller_id}),
         "payment_no": frozenset({payment_no}),
         "amount_fen": frozenset({refund_fen}),
         "total_fen": frozenset({payment_amount_fen}),

@@ -71,14 +71,14 @@ CHECKS = CheckTable(
     gateway="wallyt",
     trade=(
         gateway_check(),
-        Check("merchant_id", "mch_id", "WALLYT_MCH_ID", NOTIFY_QUERY),
+        Check("merchant_id", "mch_id / 商户号", "WALLYT_MCH_ID", NOTIFY_QUERY | {Message.BILL}),
         Check("sub_app_id", "sub_appid", "WECHAT_MINI_APPID", frozenset({Message.NOTIFY})),
         Check("amount_fen", "total_fee", "the payment's amount_fen", NOTIFY_QUERY),
         Check("currency", "fee_type", "CNY"),
     ),
     refund=(
         gateway_check(),
-        Check("merchant_id", "mch_id", "WALLYT_MCH_ID", ANSWER_QUERY),
+        Check("merchant_id", "mch_id / 商户号", "WALLYT_MCH_ID", ANSWER_QUERY | {Message.BILL}),
         Check("payment_no", "out_trade_no", "the refund's payment_no"),
         Check("amount_fen", "refund_fee / refund_fee_$n", "the refund's amount_fen", ANSWER_QUERY),
         Check("total_fen", "total_fee", "the payment's amount_fen"),

@@ -94,14 +94,14 @@ CHECKS = CheckTable(
     gateway="wechat",
     trade=(
         gateway_check(),
-        Check("app_id", "appid", "WECHAT_APPID", NOTIFY_QUERY),
-        Check("merchant_id", "mchid", "WECHAT_PAY_MCHID", NOTIFY_QUERY),
+        Check("app_id", "appid / 公众账号ID", "WECHAT_APPID", NOTIFY_QUERY | {Message.BILL}),
+        Check("merchant_id", "mchid / 商户号", "WECHAT_PAY_MCHID", NOTIFY_QUERY | {Message.BILL}),
         Check("amount_fen", "amount.total", "the payment's amount_fen", NOTIFY_QUERY),
         Check("currency", "amount.currency", "CNY"),
     ),
     refund=(
         gateway_check(),
-        Check("merchant_id", "mchid", "WECHAT_PAY_MCHID", frozenset({Message.NOTIFY})),
+        Check("merchant_id", "mchid / 商户号", "WECHAT_PAY_MCHID", frozenset({Message.NOTIFY, Message.BILL})),
         Check("payment_no", "out_trade_no", "the refund's payment_no", SIGNED),
         Check("amount_fen", "amount.refund", "the refund's amount_fen", SIGNED),
         Check("total_fen", "amount.total", "the payment's amount_fen", SIGNED),

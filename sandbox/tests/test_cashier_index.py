@@ -74,7 +74,7 @@ def test_bill_adjustments_are_validated_shown_and_cleared(sandbox: SandboxHandle
     set_ = sandbox.control(
         "wallyt/bills/adjust", json={"omit": ["PY1"], "fee_fen": {"PY2": 9}, "totals_delta_fen": {"fees": 1}}
     )
-    assert set_["adjust"] == {"omit": ["PY1"], "fee_fen": {"PY2": 9}, "totals_delta_fen": {"fees": 1}}
+    assert set_["adjust"] == {"omit": ["PY1"], "fee_fen": {"PY2": 9}, "totals_delta_fen": {"fees": 1}, "account": None}
     assert sandbox.control("wallyt/bills/adjust")["adjust"]["omit"] == ["PY1"]
     with pytest.raises(requests.HTTPError, match="unknown totals"):
         sandbox.control("wallyt/bills/adjust", json={"totals_delta_fen": {"tips": 1}})

@@ -441,5 +441,5 @@ def test_foreign_mch_id_or_sub_appid_is_refused_by_the_checks() -> None:
         trade = gateway.parse_notification({}, signed_xml({**NOTIFY, **change})).trade
         with pytest.raises(FieldMismatch) as refused:
             check_trade(gateway.checks, trade, ours)
-        assert refused.value.details["wire"] == wire
+        assert refused.value.details["wire"].split(" / ")[0] == wire
     check_trade(gateway.checks, gateway.parse_notification({}, signed_xml(NOTIFY)).trade, ours)

@@ -110,7 +110,7 @@ def test_foreign_identity_is_refused_by_the_checks(gateway: WeChatGateway, chang
 
     with pytest.raises(FieldMismatch) as refused:
         check_trade(gateway.checks, trade, ours(gateway))
-    assert refused.value.details["wire"] == next(iter(change))
+    assert refused.value.details["wire"].split(" / ")[0] == next(iter(change))
 
 
 @pytest.mark.parametrize("missing", ["mchid", "appid"])

@@ -250,19 +250,33 @@ def payment_mark_failed(*, payment_no: str, actor: Actor, reason: str, data: dic
 
 
 @transaction.atomic
-def payment_apply_trade_status(*, trade: TradeStatus, actor: Actor) -> Payment:
+def payment_apply_trade_status(*, trade: TradeStatus, actor: Actor, payment_no: str | None = None) -> Payment:
     """The one way a gateway's word (notification, query answer) changes a payment. Idempotent.
 
-    Every field the gateway's ``CHECKS`` table names (gateway, app id, merchant id, seller id, sub app
-    id, amount, currency) is compared with our payment before anything changes (raises ``FieldMismatch``);
-    a duplicate, a late notification and a query racing a notification all end in one transition, once.
+    ``payment_no``: the payment we asked about (a query answer must be about it); a notification names
+    its own. Every field the gateway's ``CHECKS`` table names (the payment, gateway, app id, merchant
+    id, seller id, sub app id, amount, currency) is compared with our payment before anything changes
+    (raises ``FieldMismatch``); a duplicate, a late notification and a query racing a notification all
+    end in one transition, once.
     """
-    return _apply_trade_status(trade=trade, actor=actor)
+    return _apply_trade_status(trade=trade, actor=actor, payment_no=payment_no)
 
 
-# how final a word is: a word never overwrites the recorded word of a more final one (DESIGN rule 5)
+# How final a word is (DESIGN rule 5): the recorded gateway word changes only to a more final one, or to
+# another word of the state the payment is in (a late NOTPAY, or a CLOSED after a success, is not recorded).
 _TRADE_RANK = {TradeState.PENDING: 0, TradeState.FAILED: 1, TradeState.CLOSED: 1, TradeState.SUCCEEDED: 2}
-_PAYMENT_RANK = {Status.CREATED: 0, Status.PENDING: 0, Status.FAILED: 1, Status.CLOSED: 1, Status.SUCCEEDED: 2}
+_PAYMENT_STATE = {
+    Status.CREATED: TradeState.PENDING,
+    Status.PENDING: TradeState.PENDING,
+    Status.FAILED: TradeState.FAILED,
+    Status.CLOSED: TradeState.CLOSED,
+    Status.SUCCEEDED: TradeState.SUCCEEDED,
+}
+
+
+def _recordable(trade: TradeStatus, payment: Payment) -> bool:
+    ours = _PAYMENT_STATE[payment.status]
+    return trade.state == ours or _TRADE_RANK[trade.state] > _TRADE_RANK[ours]
 
 
 def trade_checked(trade: TradeStatus, payment: Payment) -> None:
@@ -270,7 +284,10 @@ def trade_checked(trade: TradeStatus, payment: Payment) -> None:
     ``CHECKS`` names is ours. ``trade.gateway`` is the adapter that read it, never a value from the wire."""
     gateway = get_gateway(trade.gateway)  # an unknown reader is refused (ChannelNotConfigured)
     expected = trade_expectations(
-        payment_gateway=payment.gateway, amount_fen=payment.amount_fen, identity=gateway.identity()
+        payment_no=payment.payment_no,
+        payment_gateway=payment.gateway,
+        amount_fen=payment.amount_fen,
+        identity=gateway.identity(),
     )
     check_trade(gateway.checks, trade, expected)
     if trade.state == TradeState.SUCCEEDED and trade.amount_fen is None:  # money moves only on a checked amount
@@ -278,15 +295,15 @@ def trade_checked(trade: TradeStatus, payment: Payment) -> None:
         raise FieldMismatch(amount, gateway=gateway.name, message=Message(trade.source), got=None)
 
 
-def _apply_trade_status(*, trade: TradeStatus, actor: Actor) -> Payment:
+def _apply_trade_status(*, trade: TradeStatus, actor: Actor, payment_no: str | None = None) -> Payment:
     """The body of ``payment_apply_trade_status``, in the caller's transaction and without a savepoint of
     its own: only for a caller whose transaction is rolled back as a whole when this raises (the
     webhook's processing transaction). Everyone else calls ``payment_apply_trade_status``."""
-    payment = _locked(trade.payment_no)
+    payment = _locked(payment_no or trade.payment_no)
     trade_checked(trade, payment)
     # set before any transition, so that the transition's save writes them too (one UPDATE)
     payment.last_synced_at = timezone.now()
-    if _TRADE_RANK[trade.state] >= _PAYMENT_RANK[payment.status]:  # a late, less final word is not recorded
+    if _recordable(trade, payment):
         payment.gateway_state = trade.gateway_state or trade.state
     if trade.state == TradeState.SUCCEEDED:
         if payment.status != Status.SUCCEEDED:
@@ -352,7 +369,18 @@ def _payment_sync(*, payment_no: str, actor: Actor) -> Payment:
         if payment.status == Status.CREATED:  # the prepay never reached the gateway
             return payment
         raise
-    return payment_apply_trade_status(trade=trade, actor=actor)
+    try:
+        return payment_apply_trade_status(trade=trade, actor=actor, payment_no=payment.payment_no)
+    except FieldMismatch as exc:
+        payment_record_refusal(payment_id=payment.pk, refusal=exc, actor=actor)
+        raise
+
+
+def payment_record_refusal(*, payment_id: int, refusal: FieldMismatch, actor: Actor) -> None:
+    """Audit a gateway answer we refused (nothing else changes): a ``refused`` event naming the field."""
+    payment = Payment.objects.get(pk=payment_id)
+    logger.warning("payment %s: gateway answer refused: %s", payment.payment_no, refusal.message)
+    _event(payment, action="refused", actor=actor, before=payment.status, reason=refusal.message, data=refusal.details)
 
 
 def payment_close(*, payment_no: str, actor: Actor, reason: str) -> Payment:

@@ -4,13 +4,14 @@ Webhook views are outside request-wide transactions; the raw row is committed fi
 failed check or a crash keeps the evidence. Duplicates and ignored event types get the
 gateway's success reply (a failure makes it retry for a day).
 
-Anonymous junk cannot fill the inbox (issue: "webhook edges"): only the three gateways' names are
-routed (anything else: 404, nothing stored); a body over the gateway's limit (``BODY_LIMITS``) is
-refused before a row is written (413); a body that does not verify is kept only as its first
-``UNVERIFIED_KEEP_BYTES`` bytes with its SHA-256 and size; and a sender whose bodies keep failing
-verification (more than ``NOTIFY_UNVERIFIED_PER_MINUTE`` a minute, counted per process) is answered
-429 without a row until the minute is over. A gateway's real notifications verify, so they are never
-counted (nor throttled).
+Anonymous junk cannot fill the inbox: only the three gateways' names are routed (anything else:
+404, nothing stored); a body over the gateway's limit (``BODY_LIMITS``), headers over
+``HEADER_LIMIT`` or a body without a Content-Length are refused before a row is written (413, 431,
+411); a body that does not verify is kept only as its first ``UNVERIFIED_KEEP_BYTES`` bytes with its
+SHA-256 and size; and from a sender whose bodies keep failing verification (more than
+``NOTIFY_UNVERIFIED_PER_MINUTE`` a minute, counted per process) a body is verified *before* anything
+is stored: one that verifies is stored and applied as usual (a gateway behind the same proxy address
+is never held up), one that does not is answered 429 with nothing stored.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ _PLAIN_FAIL = NotificationReply(503, "text/plain", b"fail")
 # form, Wallyt's flat XML); a larger body is refused before anything is stored.
 BODY_LIMITS = {"wechat": 64 * 1024, "alipay": 64 * 1024, "wallyt": 64 * 1024}
 UNVERIFIED_KEEP_BYTES = 4096
+HEADER_LIMIT = 16 * 1024  # all headers together: a gateway's are well under 2 KiB
 
 
 def _reply(reply: NotificationReply) -> HttpResponse:
@@ -94,27 +96,45 @@ unverified_senders = _UnverifiedSenders()
 
 
 def notification_receive(
-    *, gateway_name: str, headers: dict, body: bytes, remote_addr: str | None
-) -> NotificationReply:
+    *, gateway_name: str, headers: dict, body: bytes, remote_addr: str | None, store_unverified: bool = True
+) -> NotificationReply | None:
+    """Store, verify, apply; the gateway's reply. ``store_unverified=False`` (a sender over its limit of
+    bodies that do not verify): verify first and store only what verifies; None when it does not."""
     with log_context(gateway=gateway_name):
-        return _receive(gateway_name=gateway_name, headers=headers, body=body, remote_addr=remote_addr)
+        return _receive(
+            gateway_name=gateway_name,
+            headers=headers,
+            body=body,
+            remote_addr=remote_addr,
+            store_unverified=store_unverified,
+        )
 
 
-def _receive(*, gateway_name: str, headers: dict, body: bytes, remote_addr: str | None) -> NotificationReply:
-    row = GatewayNotification.objects.create(gateway=gateway_name, headers=headers, body=body, remote_addr=remote_addr)
+def _receive(
+    *, gateway_name: str, headers: dict, body: bytes, remote_addr: str | None, store_unverified: bool
+) -> NotificationReply | None:
+    def store() -> GatewayNotification:
+        return GatewayNotification.objects.create(
+            gateway=gateway_name, headers=headers, body=body, remote_addr=remote_addr
+        )
+
+    row = store() if store_unverified else None
     try:
         gateway = get_gateway(gateway_name)
     except DomainError as exc:
-        row.error = exc.message
-        row.save(update_fields=["error"])
+        if row is not None:
+            GatewayNotification.objects.filter(pk=row.pk).update(error=exc.message)
         return _UNCONFIGURED.get(gateway_name, _PLAIN_FAIL)
     try:
         notification = gateway.parse_notification(headers, body)
     except (SignatureInvalid, NotificationInvalid) as exc:
-        _refused_unverified(row, f"{exc.code}: {exc.message}")
         unverified_senders.failed(remote_addr, now=time.time())
+        if row is None:
+            return None
+        _refused_unverified(row, f"{exc.code}: {exc.message}")
         logger.warning("notification %s from %s refused: %s", row.pk, gateway_name, row.error)
         return gateway.notification_reply(ok=False, message=exc.message)
+    row = row or store()
     with log_context(
         event_id=notification.event_id,
         payment_no=notification.trade.payment_no if notification.trade else None,
@@ -183,8 +203,9 @@ def notification_process(*, row: GatewayNotification, notification: Notification
         GatewayNotification.objects.filter(pk=row.pk).update(**verified, duplicate=True, processed_at=timezone.now())
         return True, ""
     except DomainError as exc:
-        GatewayNotification.objects.filter(pk=row.pk).update(**verified, error=f"{exc.code}: {exc.message}")
-        logger.warning("notification %s not applied: %s", row.pk, exc.message)
+        detail = getattr(exc, "reason", exc.message)  # a refused field: what was received and expected
+        GatewayNotification.objects.filter(pk=row.pk).update(**verified, error=f"{exc.code}: {detail}")
+        logger.warning("notification %s not applied: %s", row.pk, detail)
         return False, exc.message
     except Exception as exc:  # a crash: keep what verification established and the error, then fail loudly
         try:
@@ -231,21 +252,27 @@ def notify_view(request: HttpRequest, gateway_name: str) -> HttpResponse:
     if gateway_name not in GATEWAY_NAMES:
         return _refusal(404, "not_found", "No such notification endpoint.")
     limit = BODY_LIMITS[gateway_name]
+    if "CONTENT_LENGTH" not in request.META:  # a chunked body: the gateways always say how long theirs are
+        return _refusal(411, "length_required", "A notification must carry its Content-Length.")
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        declared = int(request.META["CONTENT_LENGTH"] or 0)
     except ValueError:
         return _refusal(400, "invalid_input", "Bad Content-Length.")
     if declared > limit:
         return _refusal(413, "body_too_large", f"A {gateway_name} notification is at most {limit} bytes.")
-    remote_addr = request.META.get("REMOTE_ADDR")
-    per_minute = settings.NOTIFY_UNVERIFIED_PER_MINUTE
-    if unverified_senders.over_limit(remote_addr, limit=per_minute, now=time.time()):
-        return _refusal(429, "throttled", "Too many notifications that do not verify.", Retry_After="60")
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in ("cookie", "authorization")}
+    if sum(len(k) + len(v) for k, v in headers.items()) > HEADER_LIMIT:
+        return _refusal(431, "headers_too_large", f"A notification's headers are at most {HEADER_LIMIT} bytes.")
     body = request.read(limit + 1)  # never more than the limit, whatever Content-Length said
     if len(body) > limit:
         return _refusal(413, "body_too_large", f"A {gateway_name} notification is at most {limit} bytes.")
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in ("cookie", "authorization")}
-    reply = notification_receive(gateway_name=gateway_name, headers=headers, body=body, remote_addr=remote_addr)
+    remote_addr = request.META.get("REMOTE_ADDR")
+    flooding = unverified_senders.over_limit(remote_addr, limit=settings.NOTIFY_UNVERIFIED_PER_MINUTE, now=time.time())
+    reply = notification_receive(
+        gateway_name=gateway_name, headers=headers, body=body, remote_addr=remote_addr, store_unverified=not flooding
+    )
+    if reply is None:  # from a flooding sender and it did not verify: nothing stored
+        return _refusal(429, "throttled", "Too many notifications that do not verify.", Retry_After="60")
     return _reply(reply)
 
 

@@ -382,6 +382,8 @@ class _BillWord:
     """A bill line as a gateway word for the trust checks: who it names (the identity columns)."""
 
     gateway: str
+    payment_no: str
+    refund_no: str | None = None
     app_id: str | None = None
     merchant_id: str | None = None
     seller_id: str | None = None
@@ -393,16 +395,21 @@ def _foreign(line: BillLine | BillEntry, local: Payment | Refund, *, gateway: st
     """Whether the line names an app or merchant that is not ours (the gateway's ``CHECKS`` for bills: the
     same table as every other message; amounts and states are compared by ``classify_line``)."""
     adapter = get_gateway(gateway)
-    word = _BillWord(gateway=gateway, **line.identity)
+    refund_no = line.reference if line.kind == "refund" else None
+    word = _BillWord(gateway=gateway, payment_no=line.out_trade_no, refund_no=refund_no, **line.identity)
     payment = local if isinstance(local, Payment) else local.payment
     try:
         if isinstance(local, Payment):
             expected = trade_expectations(
-                payment_gateway=gateway, amount_fen=payment.amount_fen, identity=adapter.identity()
+                payment_no=payment.payment_no,
+                payment_gateway=gateway,
+                amount_fen=payment.amount_fen,
+                identity=adapter.identity(),
             )
             check_trade(adapter.checks, word, expected)
         else:
             expected = refund_expectations(
+                refund_no=local.refund_no,
                 payment_gateway=gateway,
                 payment_no=payment.payment_no,
                 payment_amount_fen=payment.amount_fen,
@@ -412,7 +419,7 @@ def _foreign(line: BillLine | BillEntry, local: Payment | Refund, *, gateway: st
             )
             check_refund(adapter.checks, word, expected)
     except FieldMismatch as exc:
-        logger.warning("bill %s line %s: %s", gateway, line.reference, exc.message)
+        logger.warning("bill %s line %s: %s", gateway, line.reference, exc.reason)
         return True
     return False
 

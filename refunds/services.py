@@ -31,7 +31,13 @@ from orders.models import Order
 from orders.services import order_mark_refunded, order_no_new
 from payments.gateways.base import RefundRequest, RefundState, RefundStatus
 from payments.gateways.registry import get_gateway
-from payments.gateways.trust import check_refund, cumulative_refund_totals, refund_expectations
+from payments.gateways.trust import (
+    FieldMismatch,
+    Message,
+    check_refund,
+    cumulative_refund_totals,
+    refund_expectations,
+)
 from payments.models import Channel, Payment, PaymentEvent
 from refunds.models import Refund, RefundEvent
 from wallets.models import WalletTransaction
@@ -244,8 +250,26 @@ def _refund_send(refund: Refund) -> Refund:
             note=exc.message,
             data={"gateway_code": exc.gateway_code},
         )
-    refund_apply_gateway_status(status=answer, actor=Actor.gateway(gateway.name))
+    _apply_answer(answer, refund=refund, actor=Actor.gateway(gateway.name))
     return Refund.objects.get(pk=refund.pk)
+
+
+def _apply_answer(answer: RefundStatus, *, refund: Refund, actor: Actor) -> None:
+    """Apply the gateway's answer about ``refund`` (the one we asked about); a refused one is audited."""
+    try:
+        refund_apply_gateway_status(status=answer, actor=actor, refund_no=refund.refund_no)
+    except FieldMismatch as exc:
+        logger.warning("refund %s: gateway answer refused: %s", refund.refund_no, exc.reason)
+        RefundEvent.objects.create(
+            refund=refund,
+            action="refused",
+            from_status=refund.status,
+            to_status=refund.status,
+            actor=str(actor),
+            reason=exc.message,
+            data=exc.details,
+        )
+        raise
 
 
 @transaction.atomic
@@ -275,23 +299,26 @@ def refund_mark_failed(*, refund_id: int, actor: Actor, note: str, data: dict | 
     return refund
 
 
-def refund_apply_gateway_status(*, status: RefundStatus, actor: Actor) -> Payment:
+def refund_apply_gateway_status(*, status: RefundStatus, actor: Actor, refund_no: str | None = None) -> Payment:
     """The one way a gateway's word (notification, refund answer or query) changes a refund.
 
-    Every field the gateway's ``CHECKS`` table names (gateway, payment, refund amount, the trade's total,
-    the cumulative refunded amount, merchant id, currency) is compared with our refund and its payment,
-    under the payment's row lock, before anything changes (raises ``FieldMismatch``). A word less final
-    than the one recorded (a late PROCESSING after SUCCESS) changes nothing but the history.
+    ``refund_no``: the refund we asked about (an answer or a query must be about it); a notification
+    names its own. Every field the gateway's ``CHECKS`` table names (the refund, gateway, payment, refund
+    amount, the trade's total, the cumulative refunded amount, merchant id, currency) is compared with
+    our refund and its payment, under the payment's row lock, before anything changes (raises
+    ``FieldMismatch``). A word less final than the one recorded (a late PROCESSING after SUCCESS, a
+    CLOSED after SUCCESS) changes nothing but the history.
     """
-    found = Refund.objects.filter(refund_no=status.refund_no).first()
+    refund_no = refund_no or status.refund_no
+    found = Refund.objects.filter(refund_no=refund_no).first()
     if found is None:
-        raise NotFound("Refund not found.", details={"refund_no": status.refund_no})
-    with log_context(refund_no=status.refund_no), transaction.atomic():
+        raise NotFound("Refund not found.", details={"refund_no": refund_no})
+    with log_context(refund_no=refund_no), transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=found.payment_id)
         refund = Refund.objects.select_for_update().get(pk=found.pk)
         _refund_checked(status, refund=refund, payment=payment)
         refund.gateway_refund_id = status.gateway_refund_id or refund.gateway_refund_id
-        if _REFUND_RANK[status.state] >= _STATUS_RANK.get(refund.status, 0):
+        if _recordable(status, refund):
             refund.gateway_state = status.gateway_state or status.state
         refund.last_synced_at = timezone.now()
         refund.gateway_answers = [*refund.gateway_answers[-9:], {"state": status.state, **_plain(status.raw)}]
@@ -305,22 +332,30 @@ def refund_apply_gateway_status(*, status: RefundStatus, actor: Actor) -> Paymen
         return payment
 
 
-# how final a word is (DESIGN rule 5): the recorded gateway word only moves towards the final ones
+# How final a word is (DESIGN rule 5): the recorded gateway word changes only to a more final one, or to
+# another word of the state the refund is in (a late PROCESSING, or a CLOSED after SUCCESS, is not recorded).
 _REFUND_RANK = {RefundState.PROCESSING: 0, RefundState.ABNORMAL: 1, RefundState.FAILED: 2, RefundState.SUCCEEDED: 2}
-_STATUS_RANK = {Status.ABNORMAL: 1, Status.FAILED: 2, Status.SUCCEEDED: 2}
+_REFUND_STATE = {
+    Status.ABNORMAL: RefundState.ABNORMAL,
+    Status.FAILED: RefundState.FAILED,
+    Status.SUCCEEDED: RefundState.SUCCEEDED,
+}
+
+
+def _recordable(status: RefundStatus, refund: Refund) -> bool:
+    ours = _REFUND_STATE.get(refund.status, RefundState.PROCESSING)
+    return status.state == ours or _REFUND_RANK[status.state] > _REFUND_RANK[ours]
 
 
 def _refund_checked(status: RefundStatus, *, refund: Refund, payment: Payment) -> None:
     """Refuse (``FieldMismatch``) a word about ``refund`` unless every field of its gateway's ``CHECKS`` is
     ours. ``status.gateway`` is the adapter that read it. Runs under the payment's row lock."""
     gateway = get_gateway(status.gateway)
-    others = list(payment.refunds.exclude(pk=refund.pk).values_list("status", "amount_fen"))
-    totals = cumulative_refund_totals(
-        settled_others_fen=sum(fen for st, fen in others if st == Status.SUCCEEDED),
-        this_fen=refund.amount_fen,
-        open_others_fen=[fen for st, fen in others if st in (Status.PROCESSING, Status.ABNORMAL)],
-    )
+    sent = (Status.PROCESSING, Status.ABNORMAL, Status.SUCCEEDED)  # the refunds the gateway may have executed
+    others = payment.refunds.exclude(pk=refund.pk).filter(status__in=sent).values_list("amount_fen", flat=True)
+    totals = cumulative_refund_totals(this_fen=refund.amount_fen, others_fen=list(others))
     expected = refund_expectations(
+        refund_no=refund.refund_no,
         payment_gateway=payment.gateway,
         payment_no=payment.payment_no,
         payment_amount_fen=payment.amount_fen,
@@ -329,6 +364,9 @@ def _refund_checked(status: RefundStatus, *, refund: Refund, payment: Payment) -
         identity=gateway.identity(),
     )
     check_refund(gateway.checks, status, expected)
+    if status.state == RefundState.SUCCEEDED and status.amount_fen is None and status.refunded_total_fen is None:
+        amount = next(c for c in gateway.checks.refund if c.field == "amount_fen")  # money moves on a checked amount
+        raise FieldMismatch(amount, gateway=gateway.name, message=Message(status.source), got=None)
 
 
 def _plain(raw: dict) -> dict:
@@ -362,7 +400,7 @@ def refund_sync(*, refund_id: int, actor: Actor) -> Refund:
         return refund
     gateway = get_gateway(refund.payment.gateway)
     answer = gateway.query_refund(refund.refund_no, payment_no=refund.payment.payment_no)
-    refund_apply_gateway_status(status=answer, actor=actor)
+    _apply_answer(answer, refund=refund, actor=actor)
     return Refund.objects.get(pk=refund_id)
 
 

@@ -25,7 +25,7 @@ from defusedxml import DefusedXmlException
 
 from . import bills
 from . import wechat_crypto as wc
-from .faults import mutated
+from .faults import Fault, mutated
 from .server import Request, Response
 from .state import Refund, Trade, now_cst
 
@@ -144,11 +144,14 @@ class WallytGateway:
             return rsa_verify_params(params, self.sb.keys.wallyt_merchant_public_key)
         return bool(params.get("sign")) and params["sign"].upper() == sign_params(params, self.key, sign_type)
 
-    def _reply(self, params: dict[str, str], sign_type: str, *, corrupt: bool = False) -> Response:
+    def _reply(
+        self, params: dict[str, str], sign_type: str, *, corrupt: bool = False, mutation: Fault | None = None
+    ) -> Response:
         out = {"version": "2.0", "charset": "UTF-8", "sign_type": sign_type, "status": "0", **params}
         out.setdefault("mch_id", self.mch_id)
         out["nonce_str"] = secrets.token_hex(16)
-        out["sign"] = self.sign(out, sign_type)
+        out = mutated(out, mutation)  # after the defaults, so that a test can change or drop any of them
+        out["sign"] = self.sign(out, out.get("sign_type") or sign_type)
         if corrupt:
             out["sign"] = ("0" if out["sign"][0] != "0" else "1") + out["sign"][1:]
         return Response(body=to_xml(out), content_type="text/xml; charset=utf-8")
@@ -200,8 +203,8 @@ class WallytGateway:
             return Response.text("500 Internal Server Error", 500)
         if fault and fault.kind == "malformed":
             return Response(body=b"<xml><status><![CDATA[0]]></status><result_co", content_type="text/xml")
-        answer = mutated(run(), self.sb.message_fault(SERVICES[service]))
-        return self._reply(answer, sign_type, corrupt=bool(fault and fault.kind == "bad_signature"))
+        mutation = self.sb.message_fault(SERVICES[service])
+        return self._reply(run(), sign_type, corrupt=bool(fault and fault.kind == "bad_signature"), mutation=mutation)
 
     @staticmethod
     def _fen(params: dict[str, str], key: str) -> int:
@@ -418,7 +421,7 @@ class WallytGateway:
 
             def build(bad: bool) -> tuple[dict[str, str], bytes]:
                 signed = dict(params, nonce_str=secrets.token_hex(16))
-                signed["sign"] = self.sign(signed, signed["sign_type"])
+                signed["sign"] = self.sign(signed, signed.get("sign_type") or t.extra.get("sign_type", "MD5"))
                 if bad:
                     signed["sign"] = ("0" if signed["sign"][0] != "0" else "1") + signed["sign"][1:]
                 return {"Content-Type": "text/xml; charset=utf-8"}, to_xml(signed)

@@ -50,7 +50,7 @@ from payments.gateways.base import (
 )
 from payments.gateways.bills import BillEntry, parse_alipay_bill_zip
 from payments.gateways.money import fen_to_yuan, yuan_to_fen
-from payments.gateways.trust import Check, CheckTable, Identity, Message, gateway_check
+from payments.gateways.trust import Check, CheckTable, Identity, Message, gateway_check, subject_check
 
 PRODUCTION_GATEWAY = "https://openapi.alipay.com/gateway.do"
 SIGN_TYPE = "RSA2"
@@ -77,6 +77,7 @@ SENT_WITH_TRADE = frozenset({Message.NOTIFY, Message.RETURN})
 CHECKS = CheckTable(
     gateway="alipay",
     trade=(
+        subject_check("trade", "out_trade_no"),
         gateway_check(),
         Check("app_id", "app_id", "ALIPAY_APP_ID", SENT_WITH_TRADE),
         Check("auth_app_id", "auth_app_id", "ALIPAY_APP_ID (no third party involved)"),
@@ -84,6 +85,7 @@ CHECKS = CheckTable(
         Check("amount_fen", "total_amount", "the payment's amount_fen", SENT_WITH_TRADE | {Message.QUERY}),
     ),
     refund=(
+        subject_check("refund", "out_biz_no / out_request_no"),
         gateway_check(),
         Check(
             "payment_no",
@@ -344,7 +346,7 @@ class AlipayGateway:
             raise GatewayUnavailable("Alipay refund total is malformed.") from exc
         succeeded = gateway_state == "REFUND_SUCCESS"
         return RefundStatus(
-            refund_no=refund_no,
+            refund_no=answer.get("out_request_no") or refund_no,
             state=RefundState.SUCCEEDED if succeeded else RefundState.PROCESSING,
             gateway="alipay",
             source=Message.QUERY,

@@ -79,12 +79,14 @@ class FieldMismatch(PaymentError):
     http_status = 502
 
     def __init__(self, check: Check, *, gateway: str, message: Message, got: Any) -> None:
-        shown = "absent" if got in (None, "") else repr(got)[:80]
+        state = "absent" if got in (None, "") else "not ours"
         super().__init__(
-            f"{gateway} {message}: {check.wire} is {shown}, not ours ({check.against}).",
+            f"The {gateway} {message} was refused: {check.wire} is {state}.",
             details={"gateway": gateway, "message": str(message), "field": check.field, "wire": check.wire},
         )
         self.check = check
+        # for logs and the inbox row, never for API answers: what was received and what it should be
+        self.reason = f"{self.message} Received {repr(got)[:80]}; expected {check.against}."
 
 
 CNY = frozenset({"CNY"})
@@ -93,6 +95,13 @@ CNY = frozenset({"CNY"})
 def gateway_check(*, required_in: frozenset[Message] = ALL_MESSAGES) -> Check:
     """The word comes from the gateway that the payment or refund was started with."""
     return Check("gateway", "(endpoint / adapter)", "the gateway of our payment or refund", required_in)
+
+
+def subject_check(kind: str, wire: str) -> Check:
+    """The word is about the payment (``kind="trade"``) or refund we asked about; a notification's is the
+    one it names (always present: the adapter refuses a word without it)."""
+    field, what = ("payment_no", "payment") if kind == "trade" else ("refund_no", "refund")
+    return Check(field, wire, f"the {what} we asked about (a notification: the one it names)", ALL_MESSAGES)
 
 
 def _check(table: Iterable[Check], word: Any, expected: Mapping[str, Collection[Any]], *, gateway: str) -> None:
@@ -120,9 +129,13 @@ def check_refund(table: CheckTable, refund: Any, expected: Mapping[str, Collecti
     _check(table.refund, refund, expected, gateway=table.gateway)
 
 
-def trade_expectations(*, payment_gateway: str, amount_fen: int, identity: Identity) -> dict[str, frozenset]:
-    """What each trade field must be, for our payment of ``amount_fen`` fen started with ``payment_gateway``."""
+def trade_expectations(
+    *, payment_no: str, payment_gateway: str, amount_fen: int, identity: Identity
+) -> dict[str, frozenset]:
+    """What each trade field must be, for our payment ``payment_no`` of ``amount_fen`` fen started with
+    ``payment_gateway``."""
     return {
+        "payment_no": frozenset({payment_no}),
         "gateway": frozenset({payment_gateway}),
         "app_id": frozenset({identity.app_id}),
         "auth_app_id": frozenset({identity.app_id}),
@@ -136,6 +149,7 @@ def trade_expectations(*, payment_gateway: str, amount_fen: int, identity: Ident
 
 def refund_expectations(
     *,
+    refund_no: str,
     payment_gateway: str,
     payment_no: str,
     payment_amount_fen: int,
@@ -146,6 +160,7 @@ def refund_expectations(
     """What each refund field must be. ``refunded_totals``: the trade's cumulative refunded amounts the
     gateway may report with this refund (see ``cumulative_refund_totals``)."""
     return {
+        "refund_no": frozenset({refund_no}),
         "gateway": frozenset({payment_gateway}),
         "app_id": frozenset({identity.app_id}),
         "merchant_id": frozenset({identity.merchant_id}),
@@ -161,23 +176,21 @@ def refund_expectations(
 MAX_OPEN_REFUNDS_FOR_SUMS = 16
 
 
-def cumulative_refund_totals(
-    *, settled_others_fen: int, this_fen: int, open_others_fen: Iterable[int]
-) -> frozenset[int]:
+def cumulative_refund_totals(*, this_fen: int, others_fen: Iterable[int]) -> frozenset[int]:
     """The cumulative refunded amounts a gateway may report together with one refund (Alipay ``refund_fee``
-    is "the trade's total refunded so far", PROTOCOLS F.5): this refund, every other refund we already
-    know settled, and any subset of the others still open (their words may arrive later, in any order).
+    is "the trade's total refunded so far", PROTOCOLS F.5): this refund plus any subset of the trade's
+    other refunds sent to the gateway (settled or not here: the gateway may have executed them in
+    another order than we did, and its words may arrive in any order).
 
-    ``open_others_fen`` beyond ``MAX_OPEN_REFUNDS_FOR_SUMS`` items are taken as a contiguous range instead of
+    ``others_fen`` beyond ``MAX_OPEN_REFUNDS_FOR_SUMS`` items are taken as a contiguous range instead of
     subset sums (still bounded by what we sent)."""
-    base = settled_others_fen + this_fen
-    others = list(open_others_fen)
+    others = list(others_fen)
     if len(others) > MAX_OPEN_REFUNDS_FOR_SUMS:
-        return frozenset(range(base, base + sum(others) + 1))
+        return frozenset(range(this_fen, this_fen + sum(others) + 1))
     sums = {0}
     for amount in others:
         sums |= {s + amount for s in sums}
-    return frozenset(base + s for s in sums)
+    return frozenset(this_fen + s for s in sums)
 
 
 def markdown_table(tables: Iterable[CheckTable]) -> str:

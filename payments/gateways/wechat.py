@@ -54,7 +54,7 @@ from payments.gateways.base import (
     TradeStatus,
 )
 from payments.gateways.bills import BillEntry, read_wechat_bill
-from payments.gateways.trust import Check, CheckTable, Identity, Message, gateway_check
+from payments.gateways.trust import Check, CheckTable, Identity, Message, gateway_check, subject_check
 
 logger = logging.getLogger(__name__)
 PRODUCTION_API_BASE = "https://api.mch.weixin.qq.com"
@@ -93,6 +93,7 @@ SIGNED = frozenset({Message.NOTIFY, Message.QUERY, Message.ANSWER})  # every mes
 CHECKS = CheckTable(
     gateway="wechat",
     trade=(
+        subject_check("trade", "out_trade_no"),
         gateway_check(),
         Check("app_id", "appid / 公众账号ID", "WECHAT_APPID", NOTIFY_QUERY | {Message.BILL}),
         Check("merchant_id", "mchid / 商户号", "WECHAT_PAY_MCHID", NOTIFY_QUERY | {Message.BILL}),
@@ -100,6 +101,7 @@ CHECKS = CheckTable(
         Check("currency", "amount.currency", "CNY"),
     ),
     refund=(
+        subject_check("refund", "out_refund_no"),
         gateway_check(),
         Check("merchant_id", "mchid / 商户号", "WECHAT_PAY_MCHID", frozenset({Message.NOTIFY, Message.BILL})),
         Check("payment_no", "out_trade_no", "the refund's payment_no", SIGNED),

@@ -80,9 +80,10 @@ class World:
 
 def snapshot() -> dict[str, list]:
     """Every row of every table that holds money or state (the inbox excepted; and the audit of our own
-    resubmit call, which is ours, not the gateway's word)."""
+    resubmit call and of a refused answer, which record what happened without changing any state)."""
     rows = {model.__name__: model.objects.values() for model in STATE_MODELS}
-    rows["RefundEvent"] = rows["RefundEvent"].exclude(action="resubmit")
+    rows["RefundEvent"] = rows["RefundEvent"].exclude(action__in=("resubmit", "refused"))
+    rows["PaymentEvent"] = rows["PaymentEvent"].exclude(action="refused")
     return {name: sorted(map(repr, values)) for name, values in rows.items()}
 
 
@@ -126,7 +127,7 @@ def refund_world(user_api, sandbox, gateway: str, *, settle: bool = True) -> Wor
 
 
 def add_foreign_payment(world: World, user_api, sandbox, gateway: str) -> None:
-    """A payment of the same amount started with another gateway (or paid from the wallet)."""
+    """A payment of the same amount started with ``gateway`` (another one, the same, or the wallet)."""
     if gateway == "wallet":
         from wallets.services import wallet_credit
 
@@ -142,7 +143,7 @@ def add_foreign_payment(world: World, user_api, sandbox, gateway: str) -> None:
 
 
 def add_foreign_refund(world: World, user_api, sandbox, gateway: str) -> None:
-    """A refund processing here of a payment started with another gateway."""
+    """A refund processing here of a payment started with ``gateway`` (another one, or the same)."""
     other = refund_world(user_api, sandbox, gateway)
     world.foreign[f"refund:{gateway}"] = other.refund.refund_no
 
@@ -213,6 +214,7 @@ MUTATIONS = [
     Mutation("wechat", "notify", "currency", "amount.currency", currencies()),
     Mutation("wechat", "notify", "serial", "@sign_with", envelope("rogue")),
     Mutation("wechat", "notify", "timestamp", "@timestamp_skew", envelope(900)),
+    Mutation("wechat", "query", "payment_no", "out_trade_no", foreign("payment:wechat"), ("payment:wechat",)),
     Mutation("wechat", "query", "app_id", "appid", foreign_id(APP)),
     Mutation("wechat", "query", "merchant_id", "mchid", foreign_id(MCH)),
     Mutation("wechat", "query", "amount_fen", "amount.total", foreign_fen(PAY)),
@@ -225,10 +227,12 @@ MUTATIONS = [
     Mutation("wechat", "refund_notify", "payment_no", "out_trade_no", other_payment_no()),
     Mutation("wechat", "refund_notify", "amount_fen", "amount.refund", foreign_fen(REF)),
     Mutation("wechat", "refund_notify", "total_fen", "amount.total", foreign_fen(PAY)),
+    Mutation("wechat", "refund_answer", "refund_no", "out_refund_no", foreign("refund:wechat"), ("refund:wechat",)),
     Mutation("wechat", "refund_answer", "payment_no", "out_trade_no", other_payment_no()),
     Mutation("wechat", "refund_answer", "amount_fen", "amount.refund", foreign_fen(REF)),
     Mutation("wechat", "refund_answer", "total_fen", "amount.total", foreign_fen(PAY)),
     Mutation("wechat", "refund_answer", "currency", "amount.currency", currencies()),
+    Mutation("wechat", "refund_query", "refund_no", "out_refund_no", foreign("refund:wechat"), ("refund:wechat",)),
     Mutation("wechat", "refund_query", "payment_no", "out_trade_no", other_payment_no()),
     Mutation("wechat", "refund_query", "amount_fen", "amount.refund", foreign_fen(REF)),
     Mutation("wechat", "refund_query", "total_fen", "amount.total", foreign_fen(PAY)),
@@ -242,6 +246,7 @@ MUTATIONS = [
     Mutation("alipay", "notify", "seller_id", "seller_id", foreign_id(lambda w: w.identity.seller_id)),
     Mutation("alipay", "notify", "amount_fen", "total_amount", foreign_fen(PAY)),
     Mutation("alipay", "notify", "sign_type", "sign_type", envelope("RSA")),
+    Mutation("alipay", "query", "payment_no", "out_trade_no", foreign("payment:alipay"), ("payment:alipay",)),
     Mutation("alipay", "query", "amount_fen", "total_amount", foreign_fen(PAY)),
     Mutation("alipay", "query", "seller_id", "seller_id", foreign_id(lambda w: w.identity.seller_id)),
     Mutation("alipay", "return", "app_id", "app_id", foreign_id(APP)),
@@ -258,6 +263,7 @@ MUTATIONS = [
     Mutation("alipay", "refund_answer", "refunded_total_fen", "refund_fee", below_this_refund()),
     Mutation("alipay", "refund_answer", "payment_no", "out_trade_no", other_payment_no()),
     Mutation("alipay", "refund_answer", "amount_fen", "send_back_fee", foreign_fen(REF)),
+    Mutation("alipay", "refund_query", "refund_no", "out_request_no", foreign("refund:alipay"), ("refund:alipay",)),
     Mutation("alipay", "refund_query", "amount_fen", "refund_amount", foreign_fen(REF)),
     Mutation("alipay", "refund_query", "total_fen", "total_amount", foreign_fen(PAY)),
     Mutation("alipay", "refund_query", "payment_no", "out_trade_no", other_payment_no()),
@@ -269,16 +275,18 @@ MUTATIONS = [
     Mutation("wallyt", "notify", "amount_fen", "total_fee", foreign_fen(PAY)),
     Mutation("wallyt", "notify", "currency", "fee_type", currencies()),
     Mutation("wallyt", "notify", "sign_type", "sign_type", envelope("SHA256")),  # signed the other way: refused
+    Mutation("wallyt", "query", "payment_no", "out_trade_no", foreign("payment:wallyt"), ("payment:wallyt",)),
     Mutation("wallyt", "query", "merchant_id", "mch_id", foreign_id(MCH)),
     Mutation("wallyt", "query", "sub_app_id", "sub_appid", foreign_id(lambda w: w.identity.sub_app_id)),
     Mutation("wallyt", "query", "amount_fen", "total_fee", foreign_fen(PAY)),
     Mutation("wallyt", "query", "currency", "fee_type", currencies()),
     # Wallyt: refund answer and refund query (indexed fields of the first refund: _0)
-    Mutation("wallyt", "refund_answer", "gateway", "out_refund_no", foreign("refund:wechat"), ("refund:wechat",)),
+    Mutation("wallyt", "refund_answer", "refund_no", "out_refund_no", foreign("refund:wallyt"), ("refund:wallyt",)),
     Mutation("wallyt", "refund_answer", "merchant_id", "mch_id", foreign_id(MCH)),
     Mutation("wallyt", "refund_answer", "amount_fen", "refund_fee", foreign_fen(REF)),
     Mutation("wallyt", "refund_answer", "total_fen", "total_fee", foreign_fen(PAY)),
     Mutation("wallyt", "refund_answer", "payment_no", "out_trade_no", other_payment_no()),
+    Mutation("wallyt", "refund_query", "refund_no", "out_refund_no_0", foreign("refund:wallyt"), ("refund:wallyt",)),
     Mutation("wallyt", "refund_query", "merchant_id", "mch_id", foreign_id(MCH)),
     Mutation("wallyt", "refund_query", "amount_fen", "refund_fee_0", foreign_fen(REF)),
     Mutation("wallyt", "refund_query", "total_fen", "total_fee", foreign_fen(PAY)),
@@ -356,6 +364,8 @@ def assert_refused(mutation: Mutation, world: World, sandbox) -> None:
         answer = receive(mutation.message, world, sandbox)
     except FieldMismatch as exc:
         assert exc.details["field"] == mutation.field, exc.message
+        subject = world.payment if mutation.message == "query" else world.refund
+        assert subject.events.filter(action="refused", data__field=mutation.field).exists(), "refusal audited"
         return
     except GatewayUnavailable as exc:  # an envelope refusal: the answer does not verify
         assert mutation.field in ENVELOPE, f"{type(exc).__name__}: {exc}"
@@ -404,9 +414,17 @@ def test_a_signed_message_with_one_field_changed_is_refused_and_changes_nothing(
     gateways.control("faults/clear", json={})
 
 
+# Checks no sandbox message can reach today, and why (kept in the tables as a guard for later messages).
+UNREACHABLE = {
+    ("wallyt", "refund", "gateway"): "Wallyt sends no refund notifications: every Wallyt refund word answers our "
+    "own call about a Wallyt refund, so a word about another refund is refused as refund_no first",
+}
+
+
 def test_every_declared_check_has_a_mutation() -> None:
     """A field added to a gateway's CHECKS without a line in MUTATIONS fails here."""
     covered = {(m.gateway, "trade" if m.message in TRADE_MESSAGES else "refund", m.field) for m in MUTATIONS}
+    covered |= set(UNREACHABLE)
     covered |= {(m.gateway, "envelope", m.field) for m in MUTATIONS if m.field in ENVELOPE}
     for name in CHANNELS:
         table = get_gateway_table(name)

@@ -12,17 +12,20 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from config.audit import Actor
 from config.errors import GatewayUnavailable
 from payments.gateways import trust
 from payments.gateways.registry import get_gateway, reset_gateways
+from payments.gateways.trust import FieldMismatch
 from payments.gateways.wallyt import rsa_sign, rsa_string_to_sign, rsa_verify
 from payments.models import GatewayNotification, Payment
 from payments.services import payment_apply_trade_status, payment_sync
 from payments.tests.test_trust_boundary import notification_from, refund_world, snapshot, start_payment
 from payments.webhooks import UNVERIFIED_KEEP_BYTES, unverified_senders
-from refunds.services import refund_apply_gateway_status
+from refunds.services import refund_apply_gateway_status, refund_sync
 
 pytestmark = pytest.mark.django_db
 VECTORS = Path(__file__).resolve().parent / "gateways" / "vectors"
@@ -185,18 +188,43 @@ def test_junk_is_kept_bounded_and_a_flooding_sender_is_answered_429_without_rows
     assert rows[0].body_sha256 == hashlib.sha256(junk).hexdigest()
 
 
-def test_a_flooding_sender_does_not_hold_up_a_gateway_elsewhere(user_api, gateways, settings):
+def test_a_flooding_sender_does_not_hold_up_a_gateway_behind_the_same_address(user_api, gateways, settings):
+    """Behind a proxy every request has its address: junk over the limit is refused unstored, the
+    gateway's signed notifications from that same address are still stored and applied."""
     settings.NOTIFY_UNVERIFIED_PER_MINUTE = 1
     unverified_senders.__init__()
-    for _ in range(3):
-        Client(REMOTE_ADDR="203.0.113.9").post(
-            "/api/v1/payments/notify/wechat/", data=b"{}", content_type="application/json"
-        )
+    for _ in range(3):  # the default test client address, the one the notification below comes from
+        Client().post("/api/v1/payments/notify/wechat/", data=b"{}", content_type="application/json")
+    assert GatewayNotification.objects.count() == 1
     payment = start_payment(user_api, "wechat")
     gateways.control(f"wechat/transactions/{payment.payment_no}/pay", json={})
 
-    assert notify(gateways, payment).status_code == 204  # from 127.0.0.1: verified, never counted
+    assert notify(gateways, payment).status_code == 204  # verified before storing, then applied
     assert Payment.objects.get(pk=payment.pk).status == "succeeded"
+    assert GatewayNotification.objects.count() == 2
+
+
+def test_huge_headers_and_bodies_without_a_length_are_refused_before_a_row(db):
+    many = {f"HTTP_X_JUNK_{i}": "j" * 8000 for i in range(3)}
+    headers = Client().post("/api/v1/payments/notify/wallyt/", data=b"junk", content_type="text/xml", **many)
+    chunked = Client().generic("POST", "/api/v1/payments/notify/wallyt/", b"", CONTENT_TYPE="text/xml")
+
+    assert headers.status_code == 431 and headers.json()["error"]["code"] == "headers_too_large"
+    assert chunked.status_code in (411, 400) or chunked.json()["error"]["code"] == "length_required"
+    assert not GatewayNotification.objects.exists()
+
+
+def test_a_late_closed_word_never_overwrites_the_success(user_api, gateways):
+    refund = refund_world(user_api, gateways, "wechat", settle=False).refund
+    gateways.control(f"wechat/refunds/{refund.refund_no}/settle", json={"status": "SUCCESS"})
+    ref, trigger = {"out_refund_no": refund.refund_no}, f"wechat/refunds/{refund.refund_no}/notify"
+    assert notification_from(gateways, "wechat", ref, trigger).status_code == 204
+    gateways.fault("wechat.notify", "mutate", set={"refund_status": "CLOSED"})  # a signed, late CLOSED word
+
+    assert notification_from(gateways, "wechat", ref, trigger).status_code == 204  # acknowledged, not recorded
+
+    refund.refresh_from_db()
+    assert (refund.status, refund.gateway_state) == ("succeeded", "SUCCESS")
 
 
 # --------------------------------------------------------------------------- 9. Wallyt RSA_1_256
@@ -315,3 +343,44 @@ def test_the_readme_table_is_the_check_tables():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
     assert trust.markdown_table([wechat.CHECKS, alipay.CHECKS, wallyt.CHECKS]) in readme
+
+
+# --------------------------------------------------------------------------- found by trying it as an outsider
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    this=st.integers(1, 10_000),
+    others=st.lists(st.integers(1, 10_000), max_size=6),
+    order=st.randoms(use_true_random=False),
+)
+def test_every_cumulative_total_a_gateway_can_report_is_allowed(this, others, order):
+    """Whatever order the gateway executes a trade's refunds in, the cumulative refunded amount it
+    reports with this refund is allowed; anything below this refund alone never is."""
+    allowed = trust.cumulative_refund_totals(this_fen=this, others_fen=others)
+    executed = [this, *others]
+    order.shuffle(executed)
+    for done in range(executed.index(this) + 1, len(executed) + 1):
+        assert sum(executed[:done]) in allowed
+    assert not any(total < this for total in allowed)
+
+
+def test_an_alipay_refund_query_without_any_amount_settles_nothing(user_api, gateways):
+    refund = refund_world(user_api, gateways, "alipay").refund  # refunded at Alipay, processing here
+    gateways.fault("alipay.refund_query", "mutate", drop=["refund_amount", "total_amount"])
+    before = snapshot()
+
+    with pytest.raises(FieldMismatch, match="absent"):
+        refund_sync(refund_id=refund.pk, actor=Actor.system("t"))
+
+    assert snapshot() == before
+    assert refund_sync(refund_id=refund.pk, actor=Actor.system("t")).status == "succeeded"  # the real answer
+
+
+def test_a_wallyt_message_without_its_sign_type_is_refused(user_api, gateways):
+    payment = start_payment(user_api, "wallyt")
+    gateways.control(f"wallyt/transactions/{payment.payment_no}/pay", json={})
+    gateways.fault("wallyt.notify", "mutate", drop=["sign_type"])
+
+    assert notify(gateways, payment).content == b"fail"
+    assert Payment.objects.get(pk=payment.pk).status == "pending"

@@ -81,6 +81,11 @@ def test_bill_adjustments_are_validated_shown_and_cleared(sandbox: SandboxHandle
     with pytest.raises(requests.HTTPError, match="400"):
         sandbox.control("wallyt/bills/adjust", json={"fee_fen": {"PY2": "nine"}})
     sandbox.control("wallyt/bills/adjust", method="DELETE")
-    assert sandbox.control("wallyt/bills/adjust")["adjust"] == {"omit": [], "fee_fen": {}, "totals_delta_fen": {}, "account": None}
+    assert sandbox.control("wallyt/bills/adjust")["adjust"] == {
+        "omit": [],
+        "fee_fen": {},
+        "totals_delta_fen": {},
+        "account": None,
+    }
     with pytest.raises(requests.HTTPError, match="404"):
         sandbox.control("alipay/refunds/NOPE/booked", json={"success_time": "2026-05-01T10:00:00+08:00"})

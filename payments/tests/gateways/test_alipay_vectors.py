@@ -76,7 +76,9 @@ def test_an_added_field_fails() -> None:
 def test_notify_for_another_app_id_is_refused_by_the_checks_after_verification() -> None:
     other = gateway(app_id="2021000000000000", seller_id=FORM["seller_id"])
     trade = other.parse_notification({}, urlencode(FORM).encode()).trade  # it verifies: Alipay signed it
-    expected = trade_expectations(payment_gateway="alipay", amount_fen=10, identity=other.identity())
+    expected = trade_expectations(
+        payment_no=FORM["out_trade_no"], payment_gateway="alipay", amount_fen=10, identity=other.identity()
+    )
 
     with pytest.raises(FieldMismatch, match="app_id"):
         check_trade(other.checks, trade, expected)
@@ -87,7 +89,11 @@ def test_official_notify_passes_the_checks_for_its_own_app_and_seller() -> None:
     trade = ours.parse_notification({}, urlencode(FORM).encode()).trade
 
     check_trade(
-        ours.checks, trade, trade_expectations(payment_gateway="alipay", amount_fen=10, identity=ours.identity())
+        ours.checks,
+        trade,
+        trade_expectations(
+            payment_no=FORM["out_trade_no"], payment_gateway="alipay", amount_fen=10, identity=ours.identity()
+        ),
     )
 
 

@@ -435,7 +435,10 @@ def test_foreign_mch_id_or_sub_appid_is_refused_by_the_checks() -> None:
     """mch_id and sub_appid are compared by ``CHECKS`` (payments.gateways.trust) against our configuration."""
     gateway = gateway_for("http://127.0.0.1:9")
     ours = trade_expectations(
-        payment_gateway="wallyt", amount_fen=int(NOTIFY["total_fee"]), identity=gateway.identity()
+        payment_no=NOTIFY["out_trade_no"],
+        payment_gateway="wallyt",
+        amount_fen=int(NOTIFY["total_fee"]),
+        identity=gateway.identity(),
     )
     for change, wire in (({"mch_id": "999"}, "mch_id"), ({"sub_appid": "wx0000000000000000"}, "sub_appid")):
         trade = gateway.parse_notification({}, signed_xml({**NOTIFY, **change})).trade

@@ -131,7 +131,10 @@ def test_partner_mode_notification_is_never_ours(gateway: WeChatGateway) -> None
 
 def ours(gateway: WeChatGateway) -> dict:
     return trade_expectations(
-        payment_gateway="wechat", amount_fen=TRADE["amount"]["total"], identity=gateway.identity()
+        payment_no=TRADE["out_trade_no"],
+        payment_gateway="wechat",
+        amount_fen=TRADE["amount"]["total"],
+        identity=gateway.identity(),
     )
 
 

@@ -97,6 +97,13 @@ def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _rate_limits_out_of_the_way(settings):
+    """Tests of other things make many requests from 127.0.0.1: the rate limits are far above them.
+    config/tests/test_throttling.py sets small ones to test the limits themselves."""
+    settings.THROTTLE_RATES = dict.fromkeys(settings.THROTTLE_RATES, "100000/s")
+
+
 @pytest.fixture
 def api():
     return APIClient()

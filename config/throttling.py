@@ -1,0 +1,81 @@
+"""Rate limits on the actions that cost money or hit a gateway: DRF throttling on the default cache
+(Redis in production, the database cache without REDIS_URL).
+
+A view opts in with ``throttle_scope = "<scope>"``, a key of ``settings.THROTTLE_RATES``
+(``"N/s"``, ``"N/m"``, ``"N/h"`` or ``"N/d"``). Only its unsafe methods (POST...) are counted:
+listing your refunds is not a refund request. Two limits apply to each:
+
+- per user: the scope's rate, counted per signed-in user (per ``username`` for the password
+  login, whose caller has no user yet; the WeChat login has only the address limit);
+- per client address: ``THROTTLE_ADDRESS_FACTOR`` times that rate (several people can share an
+  address). The address is the peer's, or, behind ``NUM_PROXIES`` reverse proxies, the one they
+  saw (``X-Forwarded-For``): never a header value a client can choose.
+
+Over a limit the answer is 429 ``throttled`` in the one error shape with ``Retry-After``
+(``config/api.py``). Gateway notifications are plain Django views, never throttled: a gateway's
+retry must never be turned away.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from rest_framework.permissions import SAFE_METHODS
+from rest_framework.throttling import SimpleRateThrottle
+
+
+class _ScopedRateThrottle(SimpleRateThrottle):
+    """The view's ``throttle_scope`` rate, read from settings at each request (not at import)."""
+
+    kind = ""
+
+    def __init__(self) -> None:  # SimpleRateThrottle reads the rate here; we do per request
+        pass
+
+    def allow_request(self, request, view) -> bool:
+        self.scope = getattr(view, "throttle_scope", None)
+        if not self.scope or request.method in SAFE_METHODS:
+            return True
+        self.rate = settings.THROTTLE_RATES[self.scope]
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        self.num_requests *= self.factor()
+        return super().allow_request(request, view)
+
+    def factor(self) -> int:
+        return 1
+
+    def get_cache_key(self, request, view) -> str | None:
+        ident = self.identity(request)
+        if ident is None:
+            return None
+        # hashed: a username or forwarded address is the client's text (NUL, length, any script)
+        digest = hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        return f"throttle:{self.scope}:{self.kind}:{digest}"
+
+    def identity(self, request) -> str | None:
+        raise NotImplementedError
+
+
+class UserRateThrottle(_ScopedRateThrottle):
+    """Per signed-in user; for the password login, per username asked for."""
+
+    kind = "user"
+
+    def identity(self, request) -> str | None:
+        if request.user and request.user.is_authenticated:
+            return str(request.user.pk)
+        username = request.data.get("username") if isinstance(request.data, dict) else None
+        return f"name:{username.strip().lower()}" if isinstance(username, str) and username.strip() else None
+
+
+class AddressRateThrottle(_ScopedRateThrottle):
+    """Per client address, ``THROTTLE_ADDRESS_FACTOR`` times the scope's rate."""
+
+    kind = "address"
+
+    def factor(self) -> int:
+        return settings.THROTTLE_ADDRESS_FACTOR
+
+    def identity(self, request) -> str | None:
+        return self.get_ident(request) or None

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 
 from django.conf import settings
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -65,7 +66,11 @@ class UserRateThrottle(_ScopedRateThrottle):
     def identity(self, request) -> str | None:
         if request.user and request.user.is_authenticated:
             return str(request.user.pk)
-        username = request.data.get("username") if isinstance(request.data, dict) else None
+        try:
+            data = request.data
+        except (ParseError, UnsupportedMediaType):  # answered as such by the view; counted per address
+            return None
+        username = data.get("username") if isinstance(data, dict) else None
         return f"name:{username.strip().lower()}" if isinstance(username, str) and username.strip() else None
 
 

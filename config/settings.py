@@ -221,6 +221,7 @@ WECHAT_PAY_MCHID = env.str("WECHAT_PAY_MCHID", default="")
 WECHAT_PAY_SERIAL_NO = env.str("WECHAT_PAY_SERIAL_NO", default="")
 WECHAT_PAY_API_V3_KEY = env.str("WECHAT_PAY_API_V3_KEY", default="")
 WECHAT_PAY_PRIVATE_KEY_PATH = env.str("WECHAT_PAY_PRIVATE_KEY_PATH", default="")
+WECHAT_PAY_CERT_PATH = env.str("WECHAT_PAY_CERT_PATH", default="")  # apiclient_cert.pem: checked against the key
 WECHAT_PAY_NOTIFY_URL = env.str("WECHAT_PAY_NOTIFY_URL", default=f"{PUBLIC_BASE_URL}/api/v1/payments/notify/wechat/")
 WECHAT_PAY_PUBLIC_KEY_PATH = env.str("WECHAT_PAY_PUBLIC_KEY_PATH", default="")
 WECHAT_PAY_PUBLIC_KEY_ID = env.str("WECHAT_PAY_PUBLIC_KEY_ID", default="")

@@ -291,6 +291,12 @@ def _web_operations() -> dict[str, Any]:
                     "401": _error("`not_authenticated`: sign in first"),
                     "403": {"description": "The CSRF check failed.", "content": {"text/html": {"schema": STRING}}},
                     "404": _error("`not_found`: no such order of yours"),
+                    "429": {
+                        "description": "`throttled` (THROTTLE_PAYMENT_SYNC): in the one error shape when JSON is "
+                        "asked for, as a sentence otherwise.",
+                        "headers": {"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 1}}},
+                        "content": {**_json(ERROR), "text/plain": {"schema": STRING}},
+                    },
                 },
             }
         },

@@ -172,7 +172,7 @@ REST_FRAMEWORK = {
     # rate limits of the views with a throttle_scope (config/throttling.py); the client address is
     # the peer's, or behind NUM_PROXIES reverse proxies the one they saw in X-Forwarded-For
     "DEFAULT_THROTTLE_CLASSES": ["config.throttling.UserRateThrottle", "config.throttling.AddressRateThrottle"],
-    "NUM_PROXIES": env.int("NUM_PROXIES", default=1 if PRODUCTION else 0),
+    "NUM_PROXIES": int(env.str("NUM_PROXIES", default="") or (1 if PRODUCTION else 0)),
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {

@@ -19,9 +19,13 @@ retry must never be turned away.
 from __future__ import annotations
 
 import hashlib
+import json
+import math
+from functools import wraps
+from types import SimpleNamespace
 
 from django.conf import settings
-from rest_framework.exceptions import ParseError, UnsupportedMediaType
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -66,12 +70,23 @@ class UserRateThrottle(_ScopedRateThrottle):
     def identity(self, request) -> str | None:
         if request.user and request.user.is_authenticated:
             return str(request.user.pk)
-        try:
-            data = request.data
-        except (ParseError, UnsupportedMediaType):  # answered as such by the view; counted per address
-            return None
-        username = data.get("username") if isinstance(data, dict) else None
+        username = _posted_username(request)
         return f"name:{username.strip().lower()}" if isinstance(username, str) and username.strip() else None
+
+
+def _posted_username(request) -> object:
+    """The ``username`` a login posts, read without taking the body from the view: a JSON body of the
+    API (the view still reports a malformed one), or a page's form."""
+    if not isinstance(request, HttpRequest):  # DRF's Request: its data must stay unparsed here
+        if request.content_type != "application/json":
+            return None
+        try:
+            data = json.loads(request.body)
+        except ValueError:
+            return None
+    else:
+        data = request.POST
+    return data.get("username") if isinstance(data, dict) else None
 
 
 class AddressRateThrottle(_ScopedRateThrottle):
@@ -84,3 +99,34 @@ class AddressRateThrottle(_ScopedRateThrottle):
 
     def identity(self, request) -> str | None:
         return self.get_ident(request) or None
+
+
+def throttle_page(scope: str):
+    """The same limits for the web pages' POSTs (plain Django views): ``@throttle_page("topup")``.
+
+    Over a limit: 429 with ``Retry-After``, in the one error shape for the pages' scripts
+    (``Accept: application/json``), as a sentence otherwise.
+    """
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            holder = SimpleNamespace(throttle_scope=scope)
+            throttles = [UserRateThrottle(), AddressRateThrottle()]
+            waits = [throttle.wait() or 1 for throttle in throttles if not throttle.allow_request(request, holder)]
+            if not waits:
+                return view(request, *args, **kwargs)
+            wait = max(1, math.ceil(max(waits)))
+            message = f"Too many requests; try again in {wait} seconds."
+            if "application/json" in request.headers.get("Accept", ""):
+                details = {"retry_after": wait, "scope": scope}
+                response = JsonResponse({"error": {"code": "throttled", "message": message, "details": details}})
+            else:
+                response = HttpResponse(message, content_type="text/plain; charset=utf-8")
+            response.status_code = 429
+            response["Retry-After"] = str(wait)
+            return response
+
+        return wrapper
+
+    return decorate

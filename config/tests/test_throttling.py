@@ -172,3 +172,43 @@ def test_a_malformed_rate_stops_the_settings_with_the_variable_to_fix():
     )
     assert result.returncode != 0
     assert "THROTTLE_REFUND must look like 20/m" in result.stderr
+
+
+# --- the web checkout's pages: the same limits -------------------------------------------------
+
+WEB_ACTIONS = [
+    ("payment_create", "/orders/NO-SUCH/checkout/"),
+    ("payment_sync", "/orders/NO-SUCH/sync/"),
+    ("payment_sync", "/orders/NO-SUCH/payments/NO-SUCH/close/"),
+    ("refund", "/orders/NO-SUCH/refund/"),
+    ("topup", "/wallet/"),
+]
+
+
+@pytest.mark.parametrize(("scope", "path"), WEB_ACTIONS)
+def test_the_web_pages_have_the_same_limits(settings, client, scope, path):
+    limits(settings, rate="1/m", factor=10)(scope)
+    client.force_login(UserFactory())
+    assert client.post(path, {}, REMOTE_ADDR="10.0.0.1").status_code in (302, 400, 404)
+
+    refused = client.post(path, {}, REMOTE_ADDR="10.0.0.1")
+
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert refused.content.decode().startswith("Too many requests; try again in")
+
+
+def test_the_waiting_pages_script_gets_the_one_error_shape(settings, client):
+    limits(settings, rate="1/m", factor=10)("payment_sync")
+    client.force_login(UserFactory())
+    client.post("/orders/NO-SUCH/sync/", HTTP_ACCEPT="application/json")
+    assert_throttled(client.post("/orders/NO-SUCH/sync/", HTTP_ACCEPT="application/json"), "payment_sync")
+
+
+def test_the_sign_in_page_is_limited_per_username(settings, client):
+    limits(settings, rate="2/m", factor=10)("login")
+    UserFactory(username="hank")
+    form = {"form": "password", "username": "hank", "password": "wrong"}
+    for address in ("10.0.0.1", "10.0.0.2"):
+        assert client.post("/login/", form, REMOTE_ADDR=address).status_code == 400
+    assert client.post("/login/", form, REMOTE_ADDR="10.0.0.3").status_code == 429
+    assert client.get("/login/").status_code == 200  # reading the page is not counted

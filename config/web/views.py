@@ -27,6 +27,7 @@ from config.api import StrictQuerySerializer, error_body
 from config.audit import Actor
 from config.auth import user_for_openid, wechat_code2session
 from config.errors import DomainError
+from config.throttling import throttle_page
 from config.web import selectors
 from config.web.forms import CheckoutForm, RentForm, TopupForm, WeChatLoginForm, add_domain_error, channel_name
 from lockers.models import Cabinet, Compartment
@@ -53,6 +54,7 @@ def _next_url(request: HttpRequest) -> str:
 
 
 @require_http_methods(["GET", "POST"])
+@throttle_page("login")
 def login_view(request: HttpRequest) -> HttpResponse:
     which = request.POST.get("form") if request.method == "POST" else None
     password_form = AuthenticationForm(request, data=request.POST if which == "password" else None)
@@ -223,6 +225,7 @@ def _finished(order: Order) -> bool:
 
 @page
 @require_http_methods(["GET", "POST"])
+@throttle_page("payment_create")
 def checkout(request: HttpRequest, order_no: str) -> HttpResponse:
     order = selectors.order_for_user(user=request.user, order_no=order_no)
     if _finished(order):
@@ -339,6 +342,7 @@ def _sync_open(request: HttpRequest, order: Order) -> str:
 
 @json_endpoint
 @require_POST
+@throttle_page("payment_sync")
 def sync(request: HttpRequest, order_no: str) -> HttpResponse:
     """No notification yet: ask the gateway how the open payment stands and apply the answer."""
     try:
@@ -462,6 +466,7 @@ def retry(request: HttpRequest, order_no: str) -> HttpResponse:
 
 @page
 @require_POST
+@throttle_page("payment_sync")
 def payment_change(request: HttpRequest, order_no: str, payment_no: str) -> HttpResponse:
     """Close the open payment so that the order can be paid another way."""
     order = selectors.order_for_user(user=request.user, order_no=order_no)
@@ -479,6 +484,7 @@ def payment_change(request: HttpRequest, order_no: str, payment_no: str) -> Http
 
 @page
 @require_http_methods(["GET", "POST"])
+@throttle_page("topup")
 def wallet(request: HttpRequest) -> HttpResponse:
     form = TopupForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():

@@ -66,14 +66,18 @@ class CompartmentList(generics.ListAPIView):
         return {**super().get_serializer_context(), "prices": prices}
 
 
-class QuoteIn(StrictQuerySerializer):
-    compartment_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-    hours = serializers.IntegerField(min_value=1)
+class RentalHoursMixin:
+    """``hours``: 1 to ``ORDER_MAX_HOURS``, a setting read when the serializer is built (so the
+    OpenAPI document says the same bound the pricing enforces)."""
 
     def get_fields(self):
         fields = super().get_fields()
         fields["hours"] = serializers.IntegerField(min_value=1, max_value=settings.ORDER_MAX_HOURS)
         return fields
+
+
+class QuoteIn(RentalHoursMixin, StrictQuerySerializer):
+    compartment_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
 
 
 class QuoteOut(serializers.Serializer):

@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
@@ -7,6 +6,7 @@ from rest_framework.views import APIView
 
 from config.api import StrictSerializer
 from config.openapi import errors
+from lockers.api import RentalHoursMixin
 from lockers.models import Size
 from orders import services
 from orders.models import Order
@@ -69,14 +69,8 @@ def render_orders(orders, *, many: bool = False):
     return data if many else data[0]
 
 
-class OrderCreateIn(StrictSerializer):
+class OrderCreateIn(RentalHoursMixin, StrictSerializer):
     compartment_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-    hours = serializers.IntegerField(min_value=1)
-
-    def get_fields(self):
-        fields = super().get_fields()
-        fields["hours"] = serializers.IntegerField(min_value=1, max_value=settings.ORDER_MAX_HOURS)
-        return fields
 
 
 class DoorOut(serializers.Serializer):

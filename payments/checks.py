@@ -436,16 +436,23 @@ def _alipay_keys() -> list[checks.CheckMessage]:
     public = _key(
         public_setting, public_text, load_public_key, "the Alipay public key (支付宝公钥), not the app public key"
     )
-    if public.public_numbers() == private.public_key().public_numbers():
-        return [
-            checks.Error(
-                f"{public_setting} is this app's own public key (it matches {private_setting}): "
-                "Alipay's answers and notifications would never verify.",
-                hint="Use the Alipay public key (支付宝公钥) shown in the console after you upload the app public key.",
-                id="payments.E014",
-            )
-        ]
-    return []
+    return _not_own_key(
+        public_setting, private_setting, public, private, "the Alipay public key (支付宝公钥) shown in the console"
+    )
+
+
+def _not_own_key(public_setting: str, private_setting: str, public, private, theirs: str) -> list[checks.CheckMessage]:
+    """The gateway's public key must not be our own (a pasted pair): its answers would never verify."""
+    if public.public_numbers() != private.public_key().public_numbers():
+        return []
+    return [
+        checks.Error(
+            f"{public_setting} is your own public key (it matches {private_setting}): the gateway's answers and "
+            "notifications would never verify.",
+            hint=f"Use {theirs}.",
+            id="payments.E014",
+        )
+    ]
 
 
 # --------------------------------------------------------------------------- Wallyt
@@ -490,16 +497,13 @@ def _wallyt_rsa_keys() -> list[checks.CheckMessage]:
         load_public_key,
         "Wallyt's platform public key",
     )
-    if public.public_numbers() == private.public_key().public_numbers():
-        return [
-            checks.Error(
-                "WALLYT_PLATFORM_PUBLIC_KEY_PATH is your own public key (it matches WALLYT_PRIVATE_KEY_PATH): "
-                "Wallyt's answers would never verify.",
-                hint="Use the platform public key Wallyt gave you.",
-                id="payments.E014",
-            )
-        ]
-    return []
+    return _not_own_key(
+        "WALLYT_PLATFORM_PUBLIC_KEY_PATH",
+        "WALLYT_PRIVATE_KEY_PATH",
+        public,
+        private,
+        "the platform public key Wallyt gave you",
+    )
 
 
 # --------------------------------------------------------------------------- clock

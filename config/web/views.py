@@ -30,6 +30,7 @@ from config.errors import DomainError
 from config.throttling import throttle_page
 from config.web import selectors
 from config.web.forms import CheckoutForm, RentForm, TopupForm, WeChatLoginForm, add_domain_error, channel_name
+from lockers.api import RentalHoursMixin
 from lockers.models import Cabinet, Compartment
 from lockers.pricing import price_quote
 from orders.models import Order
@@ -136,14 +137,8 @@ def cabinet_detail(request: HttpRequest, cabinet_id: int) -> HttpResponse:
     return render(request, "web/cabinet.html", context, status=400 if form.errors else 200)
 
 
-class QuoteQuery(StrictQuerySerializer):
+class QuoteQuery(RentalHoursMixin, StrictQuerySerializer):
     compartment = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-    hours = serializers.IntegerField(min_value=1)
-
-    def get_fields(self):
-        fields = super().get_fields()
-        fields["hours"] = serializers.IntegerField(min_value=1, max_value=settings.ORDER_MAX_HOURS)
-        return fields
 
 
 def _json_error(code: str, message: str, details: dict | None = None, *, status: int) -> JsonResponse:

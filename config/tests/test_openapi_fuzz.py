@@ -44,7 +44,7 @@ def shop():
     return customer
 
 
-def test_the_api_answers_as_its_openapi_document_says(live_server, notify_to, shop):
+def test_the_api_answers_as_its_openapi_document_says(live_server, notify_to, shop, tmp_path):
     # given the customer's credentials: a JWT for the API, a session and CSRF token for the web pages
     browser = Client()
     browser.force_login(shop)
@@ -68,6 +68,7 @@ def test_the_api_answers_as_its_openapi_document_says(live_server, notify_to, sh
             *("--workers", "1", "--request-timeout", "30", "--suppress-health-check", "too_slow"),
         ],
         env=env,
+        cwd=tmp_path,  # its cache (.schemathesis/) stays out of the checkout
         capture_output=True,
         text=True,
         timeout=900,

@@ -1,7 +1,21 @@
-"""Project-wide test fixtures. Tests run against real PostgreSQL (the embedded one by default)."""
+"""Project-wide test fixtures. Tests run against real PostgreSQL (the embedded one by default).
+
+Tests that need a program from outside Python (Chromium, redis-server) ask for it through a
+fixture here. Without it they skip, and ``make test`` ends with one line naming each skipped
+group and the command that brings it. With ``TEST_FAIL_ON_SKIP=1`` (set by ``.ci/run``) every
+skip is a failure instead.
+"""
 
 import os
+import re
+import shutil
+import socket
+import subprocess
 import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.db import connections
@@ -84,6 +98,13 @@ def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _rate_limits_out_of_the_way(settings):
+    """Tests of other things make many requests from 127.0.0.1: the rate limits are far above them.
+    config/tests/test_throttling.py sets small ones to test the limits themselves."""
+    settings.THROTTLE_RATES = dict.fromkeys(settings.THROTTLE_RATES, "100000/s")
+
+
 @pytest.fixture
 def api():
     return APIClient()
@@ -131,3 +152,154 @@ def run_concurrently(fn, *, args_list, timeout=60):
         t.join(timeout)
         assert not t.is_alive(), "a concurrent worker hung"
     return results
+
+
+# --- programs from outside Python: skip groups ---------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+SKIP_GROUPS = {  # group -> (what skips, the command that brings what it needs)
+    "chromium": ("browser tests", "apt-get update && apt-get install -y chromium  (as root; .ci/run does it)"),
+    "redis": ("Redis tests", "apt-get update && apt-get install -y redis-server  (as root; .ci/run does it)"),
+}
+_GROUP_TAG = re.compile(r"^\[(?P<group>[a-z-]+)\] ")
+
+
+def skip_group(group: str, missing: str) -> None:
+    """Skip this test as part of ``group``; the reason names what is missing and how to get it."""
+    pytest.skip(f"[{group}] {missing}: {SKIP_GROUPS[group][1]}")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's Chromium, driven by Playwright (``playwright`` itself is a dev requirement)."""
+    if not CHROMIUM.exists():
+        skip_group("chromium", f"no Chromium at {CHROMIUM}")
+    return CHROMIUM
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    """A throwaway ``redis-server`` on a free port, its files in this run's temp folder."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        skip_group("redis", "redis-server is not installed")
+    import redis
+
+    folder = tmp_path_factory.mktemp("redis")
+    port = _free_port()
+    args = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(folder),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    with (folder / "redis.log").open("w") as log:
+        server = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603 - fixed argv
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        client = redis.Redis.from_url(url)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if server.poll() is not None:
+                    pytest.fail(f"redis-server exited: {(folder / 'redis.log').read_text()}")
+                time.sleep(0.1)
+        else:
+            pytest.fail("redis-server did not answer PING in 10 s")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    return client
+
+
+@pytest.fixture
+def redis_cache(redis_url, redis_client, settings):
+    """This process's default cache pointed at the test server, as settings.py does with REDIS_URL."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": redis_url,
+            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+        }
+    }
+    from django.core.cache import caches
+
+    assert type(caches["default"]).__name__ == "RedisCache"
+    return redis_client
+
+
+def _fail_on_skip() -> bool:
+    return os.environ.get("TEST_FAIL_ON_SKIP", "").lower() in ("1", "true", "yes")
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With TEST_FAIL_ON_SKIP, a skip is a failure that says what was missing."""
+    report = yield
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = _skip_reason(report)
+        item.config.stash.setdefault(_skipped_key, []).append(reason)
+        if _fail_on_skip():
+            report.outcome = "failed"
+            report.longrepr = f"skipped, and TEST_FAIL_ON_SKIP is set (CI runs everything): {reason}"
+    return report
+
+
+_skipped_key = pytest.StashKey[list]()
+
+
+def pytest_collectreport(report):
+    if report.skipped and _fail_on_skip():  # a whole module skipped at collection
+        report.outcome = "failed"
+        report.longrepr = f"skipped, and TEST_FAIL_ON_SKIP is set (CI runs everything): {_skip_reason(report)}"
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """One line naming each skipped group and the command that brings it, after pytest's own summary."""
+    yield
+    reasons = config.stash.get(_skipped_key, [])
+    if not reasons:
+        return
+    groups: Counter = Counter()
+    others: Counter = Counter()
+    for reason in reasons:
+        tag = _GROUP_TAG.match(reason)
+        if tag and tag["group"] in SKIP_GROUPS:
+            groups[tag["group"]] += 1
+        else:
+            others[reason] += 1
+    parts = [f"{count} {SKIP_GROUPS[group][0]} (`{SKIP_GROUPS[group][1]}`)" for group, count in groups.items()]
+    parts += [f"{count} more: {reason}" for reason, count in others.items()]
+    verb = "failed as skipped" if _fail_on_skip() else "skipped"
+    terminalreporter.write_line(f"{verb}: " + "; ".join(parts), yellow=True, bold=True)

@@ -10,14 +10,16 @@ import requests
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
 from django.db import IntegrityError, transaction
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import StrictSerializer
-from config.errors import AuthenticationError, DomainError, GatewayUnavailable
+from config.errors import AuthenticationError, ChannelNotConfigured, GatewayUnavailable
 from config.jwt_auth import token_for
+from config.openapi import RETRY_AFTER, errors
 from payments.models import WeChatIdentity
 
 
@@ -31,7 +33,7 @@ def wechat_code2session(code: str) -> str:
         digest = hmac.new(settings.SECRET_KEY.encode(), code.encode(), hashlib.sha256).digest()
         return "o" + base64.urlsafe_b64encode(digest).decode()[:27]
     if not (settings.WECHAT_MINI_APPID and settings.WECHAT_MINI_SECRET):
-        raise DomainError("WeChat login is not configured.", code="channel_not_configured")
+        raise ChannelNotConfigured("WeChat login is not configured.")
     try:
         answer = requests.get(
             settings.WECHAT_CODE2SESSION_URL,
@@ -46,7 +48,7 @@ def wechat_code2session(code: str) -> str:
     except (requests.RequestException, ValueError) as exc:
         raise GatewayUnavailable("WeChat login is unavailable; try again.") from exc
     if not answer.get("openid"):
-        raise DomainError(
+        raise AuthenticationError(
             "The WeChat login code is invalid or expired.",
             code="invalid_login_code",
             details={"errcode": answer.get("errcode")},
@@ -70,24 +72,45 @@ def user_for_openid(openid: str):
 
 
 class WeChatLoginInput(StrictSerializer):
-    code = serializers.CharField(max_length=128, trim_whitespace=True)
+    code = serializers.CharField(max_length=128, trim_whitespace=False, help_text="`wx.login()`'s code")
 
 
 class PasswordLoginInput(StrictSerializer):
-    username = serializers.CharField(max_length=150)
+    username = serializers.CharField(max_length=150, trim_whitespace=False)
     password = serializers.CharField(max_length=128, trim_whitespace=False)
 
 
-class TokenOutput(serializers.Serializer):
-    token = serializers.CharField()
-    openid = serializers.CharField(required=False)
+class TokenOut(serializers.Serializer):
+    token = serializers.CharField(help_text="A JWT: send it as `Authorization: Bearer <token>`.")
+
+
+class WeChatTokenOut(TokenOut):
+    openid = serializers.CharField(help_text="The user's openid for the mini-program (JSAPI payments).")
 
 
 class WeChatLoginView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    serializer_class = WeChatLoginInput
+    throttle_scope = "login"
 
+    @extend_schema(
+        operation_id="auth_wechat_login",
+        tags=["auth"],
+        request=WeChatLoginInput,
+        responses={
+            200: WeChatTokenOut,
+            **errors(
+                400,
+                415,
+                429,
+                502,
+                503,
+                c401="`authentication_failed`: the code is invalid or expired, or the account is disabled",
+            ),
+        },
+        parameters=[RETRY_AFTER],
+        auth=[],
+    )
     def post(self, request):
         data = WeChatLoginInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -101,8 +124,16 @@ class WeChatLoginView(APIView):
 class PasswordLoginView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    serializer_class = PasswordLoginInput
+    throttle_scope = "login"
 
+    @extend_schema(
+        operation_id="auth_token",
+        tags=["auth"],
+        request=PasswordLoginInput,
+        responses={200: TokenOut, **errors(400, 415, 429, c401="`authentication_failed`: wrong username or password")},
+        parameters=[RETRY_AFTER],
+        auth=[],
+    )
     def post(self, request):
         data = PasswordLoginInput(data=request.data)
         data.is_valid(raise_exception=True)

@@ -5,6 +5,7 @@ key) or ``production`` (secrets required, sandbox off, ``check --deploy`` clean)
 is documented in README.md and .env.example.
 """
 
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -61,6 +62,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.RejectNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -166,8 +168,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.api.StrictLimitOffsetPagination",
     "PAGE_SIZE": 50,
+    # rate limits of the views with a throttle_scope (config/throttling.py); the client address is
+    # the peer's, or behind NUM_PROXIES reverse proxies the one they saw in X-Forwarded-For
+    "DEFAULT_THROTTLE_CLASSES": ["config.throttling.UserRateThrottle", "config.throttling.AddressRateThrottle"],
+    "NUM_PROXIES": int(env.str("NUM_PROXIES", default="") or (1 if PRODUCTION else 0)),
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 # /api/schema/ and /api/docs/: open to anyone in development, staff only in production (by default)
@@ -177,10 +183,27 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "DESCRIPTION": 'Every error answer has one shape: `{"error": {"code", "message", "details"}}`.',
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.openapi.postprocess"],
+    "ENUM_NAME_OVERRIDES": {"SizeEnum": "lockers.models.Size"},
     "SWAGGER_UI_DIST": "SIDECAR",  # served from our static files: no CDN
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# --- Rate limits (config/throttling.py): "N/s|m|h|d" per user; per client address ------------
+# THROTTLE_ADDRESS_FACTOR times that. Gateway notifications are never throttled.
+THROTTLE_RATES = {
+    "login": env.str("THROTTLE_LOGIN", default="10/m"),
+    "payment_create": env.str("THROTTLE_PAYMENT_CREATE", default="20/m"),
+    "payment_sync": env.str("THROTTLE_PAYMENT_SYNC", default="30/m"),  # sync and close
+    "refund": env.str("THROTTLE_REFUND", default="10/h"),
+    "topup": env.str("THROTTLE_TOPUP", default="20/h"),
+}
+for _scope, _rate in THROTTLE_RATES.items():  # a typo must not surface as a 500 on the first POST
+    if not re.fullmatch(r"[1-9][0-9]*/[smhd]", _rate):
+        raise ImproperlyConfigured(f"THROTTLE_{_scope.upper()} must look like 20/m (per s, m, h or d), not {_rate!r}.")
+THROTTLE_ADDRESS_FACTOR = env.int("THROTTLE_ADDRESS_FACTOR", default=5)
 
 # --- Business rules -------------------------------------------------------------------------
 ORDER_EXPIRY = timedelta(seconds=env.int("ORDER_EXPIRY_SECONDS", default=15 * 60))
@@ -203,6 +226,7 @@ WECHAT_PAY_MCHID = env.str("WECHAT_PAY_MCHID", default="")
 WECHAT_PAY_SERIAL_NO = env.str("WECHAT_PAY_SERIAL_NO", default="")
 WECHAT_PAY_API_V3_KEY = env.str("WECHAT_PAY_API_V3_KEY", default="")
 WECHAT_PAY_PRIVATE_KEY_PATH = env.str("WECHAT_PAY_PRIVATE_KEY_PATH", default="")
+WECHAT_PAY_CERT_PATH = env.str("WECHAT_PAY_CERT_PATH", default="")  # apiclient_cert.pem: checked against the key
 WECHAT_PAY_NOTIFY_URL = env.str("WECHAT_PAY_NOTIFY_URL", default=f"{PUBLIC_BASE_URL}/api/v1/payments/notify/wechat/")
 WECHAT_PAY_PUBLIC_KEY_PATH = env.str("WECHAT_PAY_PUBLIC_KEY_PATH", default="")
 WECHAT_PAY_PUBLIC_KEY_ID = env.str("WECHAT_PAY_PUBLIC_KEY_ID", default="")

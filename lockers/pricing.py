@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from config.errors import DomainError, ValidationFailed
+from config.errors import Conflict, ValidationFailed
 from lockers.models import PricePlan
 
 
@@ -34,7 +34,7 @@ def price_quote(*, size: str, hours: int, max_hours: int) -> Quote:
         raise ValidationFailed(f"hours must be between 1 and {max_hours}.", details={"hours": hours})
     plan = PricePlan.objects.filter(size=size, is_active=True).first()
     if plan is None:
-        raise DomainError(f"No active price plan for size {size}.", code="no_price_plan", details={"size": size})
+        raise Conflict(f"No active price plan for size {size}.", code="no_price_plan", details={"size": size})
     billed, amount = price_compute(
         price_per_hour_fen=plan.price_per_hour_fen, min_hours=plan.min_hours, cap_fen=plan.cap_fen, hours=hours
     )

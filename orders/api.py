@@ -2,15 +2,37 @@ from datetime import datetime
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import StrictSerializer
+from config.openapi import errors
+from lockers.api import RentalHoursMixin
+from lockers.models import Size
 from lockers.selectors import pickup_codes_active
 from orders import services
 from orders.models import Order
 from orders.selectors import order_list_for_user, rental_clock
+
+
+class CompartmentRef(serializers.Serializer):
+    id = serializers.IntegerField()
+    cabinet = serializers.CharField(help_text="The cabinet's code.")
+    label = serializers.CharField()
+    size = serializers.ChoiceField(choices=Size.choices)
+
+
+class PricingOut(serializers.Serializer):
+    """The server's quote a rental's amount came from (empty for a wallet top-up)."""
+
+    size = serializers.ChoiceField(choices=Size.choices, required=False)
+    hours = serializers.IntegerField(required=False)
+    billed_hours = serializers.IntegerField(required=False)
+    price_per_hour_fen = serializers.IntegerField(required=False)
+    cap_fen = serializers.IntegerField(required=False)
+    amount_fen = serializers.IntegerField(required=False)
 
 
 class OrderOut(serializers.ModelSerializer):
@@ -23,6 +45,7 @@ class OrderOut(serializers.ModelSerializer):
     pickup_until = serializers.SerializerMethodField()
     reopen_until = serializers.SerializerMethodField()
     door = serializers.SerializerMethodField()
+    pricing = PricingOut(read_only=True)
 
     class Meta:
         model = Order
@@ -46,6 +69,7 @@ class OrderOut(serializers.ModelSerializer):
             "created_at",
         )
 
+    @extend_schema_field(CompartmentRef(allow_null=True))
     def get_compartment(self, obj) -> dict | None:
         c = obj.compartment
         return None if c is None else {"id": c.pk, "cabinet": c.cabinet.code, "label": c.label, "size": c.size}
@@ -78,9 +102,17 @@ def render_orders(orders, *, many: bool = False):
     return data if many else data[0]
 
 
-class OrderCreateIn(StrictSerializer):
+class OrderCreateIn(RentalHoursMixin, StrictSerializer):
     compartment_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-    hours = serializers.IntegerField(min_value=1, max_value=10_000)
+
+
+class DoorOut(serializers.Serializer):
+    """What the opening was for (``pickup`` completes the rental; ``reopen``: a forgotten item) and the
+    order as it stands after it."""
+
+    status = serializers.ChoiceField(choices=["door_open_sent"])
+    purpose = serializers.ChoiceField(choices=["pickup", "reopen"])
+    order = OrderOut()
 
 
 class OrderListCreate(generics.GenericAPIView):
@@ -89,10 +121,25 @@ class OrderListCreate(generics.GenericAPIView):
     def get_queryset(self):
         return order_list_for_user(user=self.request.user)
 
+    @extend_schema(tags=["orders"], responses={200: OrderOut(many=True), **errors(400, 401)})
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(render_orders(page, many=True))
 
+    @extend_schema(
+        tags=["orders"],
+        request=OrderCreateIn,
+        responses={
+            201: OrderOut,
+            **errors(
+                400,
+                401,
+                415,
+                c404="`not_found`: no such compartment",
+                c409="`compartment_unavailable`, `cabinet_offline` or `no_price_plan`",
+            ),
+        },
+    )
     def post(self, request):
         data = OrderCreateIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -101,6 +148,7 @@ class OrderListCreate(generics.GenericAPIView):
 
 
 class OrderDetail(APIView):
+    @extend_schema(tags=["orders"], responses={200: OrderOut, **errors(401, 404)})
     def get(self, request, order_no: str):
         return Response(render_orders(get_object_or_404(order_list_for_user(user=request.user), order_no=order_no)))
 
@@ -109,6 +157,19 @@ class OrderOpenDoor(APIView):
     """Open the door of your rental: the pickup (the rental completes and the compartment is freed) within
     the pickup code's validity, or open again shortly after it. 409 ``rental_overdue`` past the validity."""
 
+    @extend_schema(
+        tags=["orders"],
+        request=None,
+        responses={
+            202: DoorOut,
+            **errors(
+                401,
+                404,
+                c409="`order_not_paid`, `rental_overdue`, `rental_completed`, `compartment_taken`, "
+                "`cabinet_offline` or `door_not_yours`",
+            ),
+        },
+    )
     def post(self, request, order_no: str):
         purpose = services.order_open_door(order_no=order_no, user=request.user)
         order = get_object_or_404(order_list_for_user(user=request.user), order_no=order_no)

@@ -10,15 +10,18 @@ import qrcode.image.svg
 from django.conf import settings
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import StrictSerializer, error_body
+from config.api import ORDER_NO_FORMAT, PatternField, StrictSerializer, error_body
 from config.audit import Actor
 from config.errors import DomainError, GatewayUnavailable
-from orders.api import render_orders
+from config.openapi import RETRY_AFTER, errors
+from orders.api import OrderOut, render_orders
 from orders.models import Order
 from payments import services
 from payments.gateways.registry import get_gateway
@@ -83,16 +86,55 @@ def _client_ip(request) -> str | None:
 
 
 class PaymentCreateIn(StrictSerializer):
-    order_no = serializers.CharField(max_length=32)
+    order_no = PatternField(ORDER_NO_FORMAT, max_length=32, trim_whitespace=False)
     channel = serializers.ChoiceField(choices=Channel.choices)
-    openid = serializers.CharField(max_length=64, required=False, allow_blank=False)
+    openid = PatternField(
+        r"^[A-Za-z0-9_-]+$",  # WeChat openids are URL-safe base64 (it goes into the gateway's XML/JSON as is)
+        max_length=64,
+        required=False,
+        trim_whitespace=False,
+        help_text="JSAPI channels: the payer's openid (default: the one of your WeChat login).",
+    )
+
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    {"type": "string", "pattern": r"^[!-~]([ -~]*[!-~])?$", "minLength": 1, "maxLength": 128},
+    OpenApiParameter.HEADER,
+    description="Makes retries safe: the same key and body get the same answer; the same key with another "
+    "body gets 409 `idempotency_key_reused`. 1 to 128 visible ASCII characters.",
+)
+PAYMENT_ERRORS = {
+    502: "`gateway_unavailable`: the gateway did not answer, or not verifiably; the payment stays open, try again",
+}
 
 
 class PaymentCreate(APIView):
     """Start paying an order. Send an ``Idempotency-Key`` header to make retries safe."""
 
-    serializer_class = PaymentCreateIn
+    throttle_scope = "payment_create"
 
+    @extend_schema(
+        tags=["payments"],
+        request=PaymentCreateIn,
+        parameters=[IDEMPOTENCY_KEY, RETRY_AFTER],
+        responses={
+            201: PaymentOut,
+            **errors(
+                400,
+                401,
+                402,
+                415,
+                429,
+                503,
+                c404="`not_found`: no such order of yours",
+                c409="`order_not_payable`, `order_expired`, `payment_in_progress` (close the open payment first), "
+                "`channel_not_allowed` (a top-up from the wallet), `openid_required` (a JSAPI channel without a "
+                "WeChat login), `gateway_rejected`, `idempotency_key_reused`, `idempotency_in_progress`",
+                c502=PAYMENT_ERRORS[502],
+            ),
+        },
+    )
     def post(self, request):
         data = PaymentCreateIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -130,6 +172,7 @@ class PaymentCreate(APIView):
 
 
 class PaymentDetail(APIView):
+    @extend_schema(tags=["payments"], responses={200: PaymentOut, **errors(401, 404)})
     def get(self, request, payment_no: str):
         return Response(PaymentOut(_own_payment(request, payment_no)).data)
 
@@ -137,6 +180,17 @@ class PaymentDetail(APIView):
 class PaymentSync(APIView):
     """Ask the gateway now (the notification may be late) and apply the answer."""
 
+    throttle_scope = "payment_sync"
+
+    @extend_schema(
+        tags=["payments"],
+        request=None,
+        parameters=[RETRY_AFTER],
+        responses={
+            200: PaymentOut,
+            **errors(401, 404, 429, 503, c409="`gateway_rejected`", c502=PAYMENT_ERRORS[502]),
+        },
+    )
     def post(self, request, payment_no: str):
         payment = _own_payment(request, payment_no)
         services.payment_sync(payment_no=payment.payment_no, actor=Actor.user(request.user))
@@ -144,6 +198,24 @@ class PaymentSync(APIView):
 
 
 class PaymentClose(APIView):
+    throttle_scope = "payment_sync"
+
+    @extend_schema(
+        tags=["payments"],
+        request=None,
+        parameters=[RETRY_AFTER],
+        responses={
+            200: PaymentOut,
+            **errors(
+                401,
+                404,
+                429,
+                503,
+                c409="`trade_already_paid` (the payment is then applied), `invalid_transition`, `gateway_rejected`",
+                c502=PAYMENT_ERRORS[502],
+            ),
+        },
+    )
     def post(self, request, payment_no: str):
         payment = _own_payment(request, payment_no)
         services.payment_close(payment_no=payment.payment_no, actor=Actor.user(request.user), reason="closed by user")
@@ -151,6 +223,15 @@ class PaymentClose(APIView):
 
 
 class PaymentQr(APIView):
+    @extend_schema(
+        tags=["payments"],
+        responses={
+            (200, "image/svg+xml"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The Native `code_url` as a QR code."
+            ),
+            **errors(401, c404="`not_found`: no such payment of yours, or it has no open QR code"),
+        },
+    )
     def get(self, request, payment_no: str):
         payment = _own_payment(request, payment_no)
         code_url = payment.prepay.get("code_url") if payment.status in Payment.OPEN else None
@@ -165,6 +246,15 @@ def qr_svg(text: str) -> bytes:
     return buffer.getvalue()
 
 
+class AlipayReturnQuery(serializers.Serializer):
+    """The signed parameters Alipay appends to the return URL (others it may add are signed too)."""
+
+    out_trade_no = serializers.CharField()
+    sign = serializers.CharField()
+    sign_type = serializers.CharField()
+    app_id = serializers.CharField()
+
+
 class AlipayReturn(APIView):
     """Where Alipay sends the payer back. The signature is verified; the state comes from our
     records (synced with the gateway if the notification is late), then we redirect to the page."""
@@ -172,6 +262,24 @@ class AlipayReturn(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
+    @extend_schema(
+        tags=["payments"],
+        auth=[],
+        parameters=[AlipayReturnQuery],
+        responses={
+            (302, "text/html"): OpenApiResponse(
+                description="To `PAYMENT_RESULT_URL` with `outTradeNo`, `orderNo` and `status` (our records' word).",
+                response=None,
+            ),
+            **errors(
+                400,
+                503,
+                c401="`signature_invalid`: the parameters are not signed by Alipay",
+                c404="`not_found`: no such payment",
+                c502=PAYMENT_ERRORS[502],
+            ),
+        },
+    )
     def get(self, request):
         gateway = get_gateway("alipay")
         returned = gateway.verify_return(request.query_params.dict())  # SignatureInvalid -> 401
@@ -183,10 +291,30 @@ class AlipayReturn(APIView):
         return HttpResponseRedirect(f"{settings.PAYMENT_RESULT_URL}?{query}")
 
 
+class OrderCancelIn(StrictSerializer):
+    reason = serializers.CharField(max_length=200, required=False, default="cancelled by user", trim_whitespace=False)
+
+
 class OrderCancel(APIView):
     """Cancel an unpaid order: its open payments are closed at the gateway first (a payment that
     turns out to be paid wins: the order is then paid, and the answer is 409)."""
 
+    @extend_schema(
+        tags=["orders"],
+        request=OrderCancelIn,
+        responses={
+            200: OrderOut,
+            **errors(
+                400,
+                401,
+                415,
+                503,
+                c404="`not_found`: no such order of yours",
+                c409="`invalid_transition` (not unpaid), `trade_already_paid` (it was paid meanwhile)",
+                c502=PAYMENT_ERRORS[502],
+            ),
+        },
+    )
     def post(self, request, order_no: str):
         reason = OrderCancelIn(data=request.data)
         reason.is_valid(raise_exception=True)
@@ -196,7 +324,3 @@ class OrderCancel(APIView):
         )
         order.refresh_from_db()
         return Response(render_orders(order))
-
-
-class OrderCancelIn(StrictSerializer):
-    reason = serializers.CharField(max_length=200, required=False, default="cancelled by user")

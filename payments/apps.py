@@ -6,4 +6,4 @@ class PaymentsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from payments import tasks  # noqa: F401 - register the Celery tasks in every process (web included)
+        from payments import checks, tasks  # noqa: F401 - register the system checks and the Celery tasks

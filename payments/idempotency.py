@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 from django.db import IntegrityError, transaction
 
 from config.errors import Conflict, ValidationFailed
 from payments.models import IdempotencyRecord
+
+# visible ASCII, spaces inside only (HTTP strips them at the ends): the OpenAPI document says the same
+KEY_FORMAT = re.compile(r"[!-~]([ -~]*[!-~])?")
 
 
 def request_fingerprint(data: dict) -> str:
@@ -17,8 +21,10 @@ def request_fingerprint(data: dict) -> str:
 
 def idempotency_begin(*, user, key: str, fingerprint: str) -> tuple[IdempotencyRecord, bool]:
     """Claim ``key`` for this request. Returns (record, replay): replay=True means answer from the record."""
-    if not 1 <= len(key) <= 128 or not key.isprintable():
-        raise ValidationFailed("Idempotency-Key must be 1 to 128 printable characters.")
+    if len(key) > 128 or not KEY_FORMAT.fullmatch(key):
+        raise ValidationFailed(
+            "Idempotency-Key must be 1 to 128 visible ASCII characters.", details={"Idempotency-Key": ["Invalid."]}
+        )
     try:
         with transaction.atomic():
             return IdempotencyRecord.objects.create(user=user, key=key, request_hash=fingerprint), False

@@ -132,7 +132,10 @@ def payment_start(*, user, request: PaymentStart, now: datetime | None = None) -
     gateway = get_gateway(gateway_name)  # 503 channel_not_configured before anything is written
     order = _payable_order(user=user, order_no=request.order_no, now=now)
     if product == "jsapi" and not request.openid:
-        raise ValidationFailed("openid is required for this channel.", details={"openid": ["Required."]})
+        # 409, not 400: the request is well formed; this user has no WeChat login to take the openid from
+        raise Conflict(
+            "openid is required for this channel.", code="openid_required", details={"openid": ["Required."]}
+        )
     actor = Actor.user(user)
     payment = _payment_create(
         order=order, channel=request.channel, openid=request.openid, client_ip=request.client_ip, actor=actor
@@ -182,7 +185,7 @@ def payment_pay_with_wallet(*, user, order_no: str, now: datetime) -> Payment:
             "This order is not waiting for payment.", code="order_not_payable", details={"status": order.status}
         )
     if order.kind == Order.Kind.WALLET_TOPUP:
-        raise ValidationFailed(
+        raise Conflict(  # the order's kind, not the request's shape: 409
             "A wallet top-up cannot be paid from the wallet.",
             code="channel_not_allowed",
             details={"channel": Channel.WALLET},

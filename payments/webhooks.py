@@ -59,6 +59,14 @@ def _reply(reply: NotificationReply) -> HttpResponse:
     return HttpResponse(reply.body, status=reply.status, content_type=reply.content_type)
 
 
+def _refused(reply: NotificationReply, status: int) -> NotificationReply:
+    """A notification refused before processing answers 401 (signature) or 400 (malformed, not ours)
+    in the gateway's failure format: any non-2xx (or, Alipay/Wallyt, non-``success``) reply makes the
+    gateway retry, and the status tells monitoring it was the sender's fault (docs/OpenAPI: the
+    notification operations in config/openapi_plain.py)."""
+    return dataclasses.replace(reply, status=status)
+
+
 def _parsed(notification: Notification) -> dict:
     def plain(obj):
         data = dataclasses.asdict(obj)
@@ -133,7 +141,7 @@ def _receive(
             return None
         _refused_unverified(row, f"{exc.code}: {exc.message}")
         logger.warning("notification %s from %s refused: %s", row.pk, gateway_name, row.error)
-        return gateway.notification_reply(ok=False, message=exc.message)
+        return _refused(gateway.notification_reply(ok=False, message=exc.message), exc.http_status)
     row = row or store()
     with log_context(
         event_id=notification.event_id,

@@ -1,9 +1,11 @@
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import StrictSerializer
+from config.api import ORDER_NO_FORMAT, PatternField, StrictSerializer
+from config.openapi import RETRY_AFTER, errors
 from refunds.models import Refund
 from refunds.services import refund_request
 
@@ -28,23 +30,48 @@ class RefundOut(serializers.ModelSerializer):
 
 
 class RefundIn(StrictSerializer):
-    order_no = serializers.CharField(max_length=32)
-    amount_fen = serializers.IntegerField(min_value=1, max_value=10**12, required=False)
-    reason = serializers.CharField(max_length=200)
+    order_no = PatternField(ORDER_NO_FORMAT, max_length=32, trim_whitespace=False)
+    amount_fen = serializers.IntegerField(
+        min_value=1, max_value=10**12, required=False, help_text="Part of what was paid; without it, all that is left."
+    )
+    reason = serializers.CharField(max_length=200, trim_whitespace=False)
 
 
 class RefundListCreate(generics.GenericAPIView):
     serializer_class = RefundOut
+    throttle_scope = "refund"  # requests only: listing is not counted
 
     def get_queryset(self):
         rows = Refund.objects.filter(order__user=self.request.user).select_related("order", "payment")
         order_no = self.request.query_params.get("order_no")
         return rows.filter(order__order_no=order_no) if order_no else rows
 
+    @extend_schema(
+        tags=["refunds"],
+        parameters=[OpenApiParameter("order_no", str, description="Only this order's refunds.")],
+        responses={200: RefundOut(many=True), **errors(400, 401)},
+    )
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(RefundOut(page, many=True).data)
 
+    @extend_schema(
+        tags=["refunds"],
+        request=RefundIn,
+        parameters=[RETRY_AFTER],
+        responses={
+            201: RefundOut,
+            **errors(
+                401,
+                415,
+                429,
+                c403="`refund_needs_staff`: the rental is in use; ask the staff",
+                c404="`not_found`: no such order of yours",
+                c400="`invalid_input` or `malformed_request`",
+                c409="`not_refundable` (the order is not paid) or `refund_exceeds_paid` (more than is left to refund)",
+            ),
+        },
+    )
     def post(self, request):
         data = RefundIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -58,6 +85,7 @@ class RefundListCreate(generics.GenericAPIView):
 
 
 class RefundDetail(APIView):
+    @extend_schema(tags=["refunds"], responses={200: RefundOut, **errors(401, 404)})
     def get(self, request, refund_no: str):
         refund = get_object_or_404(
             Refund.objects.select_related("order", "payment"), refund_no=refund_no, order__user=request.user

@@ -126,8 +126,8 @@ def refund_request(
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
         left = refundable_fen(payment)
         amount = left if amount_fen is None else amount_fen
-        if amount <= 0 or amount > left:
-            raise ValidationFailed(
+        if amount <= 0 or amount > left:  # what is left depends on the order's refunds so far: 409
+            raise Conflict(
                 "The refund would exceed what was paid." if amount > 0 else "Nothing is left to refund.",
                 code="refund_exceeds_paid",
                 details={"refundable_fen": left, "amount_fen": amount},

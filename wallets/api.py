@@ -1,10 +1,12 @@
 from django.conf import settings
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import StrictSerializer
-from orders.api import render_orders
+from config.openapi import RETRY_AFTER, errors
+from orders.api import OrderOut, render_orders
 from orders.services import order_create_topup
 from wallets.models import WalletTransaction
 from wallets.services import wallet_get_or_create
@@ -16,7 +18,13 @@ class LedgerOut(serializers.ModelSerializer):
         fields = ("id", "type", "amount_fen", "balance_before_fen", "balance_after_fen", "reference", "created_at")
 
 
+class WalletOut(serializers.Serializer):
+    balance_fen = serializers.IntegerField()
+    recent = LedgerOut(many=True, help_text="The 20 latest ledger entries, newest first.")
+
+
 class WalletView(APIView):
+    @extend_schema(tags=["wallet"], responses={200: WalletOut, **errors(401)})
     def get(self, request):
         wallet = wallet_get_or_create(user_id=request.user.pk)
         recent = wallet.transactions.order_by("-id")[:20]
@@ -26,16 +34,23 @@ class WalletView(APIView):
 class TopupIn(StrictSerializer):
     amount_fen = serializers.IntegerField()
 
-    def validate_amount_fen(self, value: int) -> int:
-        low, high = settings.WALLET_TOPUP_MIN_FEN, settings.WALLET_TOPUP_MAX_FEN
-        if not low <= value <= high:
-            raise serializers.ValidationError(f"Must be between {low} and {high} fen.")
-        return value
+    def get_fields(self):  # the bounds are settings (WALLET_TOPUP_MIN_FEN / _MAX_FEN), read per request
+        fields = super().get_fields()
+        fields["amount_fen"] = serializers.IntegerField(
+            min_value=settings.WALLET_TOPUP_MIN_FEN, max_value=settings.WALLET_TOPUP_MAX_FEN
+        )
+        return fields
 
 
 class TopupCreate(APIView):
-    serializer_class = TopupIn
+    throttle_scope = "topup"
 
+    @extend_schema(
+        tags=["wallet"],
+        request=TopupIn,
+        parameters=[RETRY_AFTER],
+        responses={201: OrderOut, **errors(400, 401, 415, 429)},
+    )
     def post(self, request):
         data = TopupIn(data=request.data)
         data.is_valid(raise_exception=True)

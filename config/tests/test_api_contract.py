@@ -111,6 +111,21 @@ BAD_INPUTS = [
     ("get", "/api/v1/lockers/quote/?compartment_id=x&hours=1", None, 400, "invalid_input"),
     ("get", "/api/v1/lockers/quote/?compartment_id=99999999&hours=1", None, 404, "not_found"),
     ("get", "/api/v1/nothing-here/", None, 404, "not_found"),
+    # inputs are taken as typed (found by fuzzing the OpenAPI document): no coercion
+    ("post", "/api/v1/orders/", {"compartment_id": "{c}", "hours": "2"}, 400, "invalid_input"),
+    ("post", "/api/v1/orders/", {"compartment_id": "{c}", "hours": 2.0}, 400, "invalid_input"),
+    ("post", "/api/v1/wallet/topups/", {"amount_fen": True}, 400, "invalid_input"),
+    ("post", "/api/v1/payments/", {"order_no": "{o}\n", "channel": "wallet"}, 400, "invalid_input"),
+    ("post", "/api/v1/payments/", {"order_no": 12, "channel": "wallet"}, 400, "invalid_input"),
+    ("post", "/api/v1/refunds/", {"order_no": "{o}", "reason": "x\u0000y"}, 400, "invalid_input"),
+    ("get", "/api/v1/orders/?limit=abc", None, 400, "invalid_input"),
+    ("get", "/api/v1/orders/?limit=0", None, 400, "invalid_input"),
+    ("get", "/api/v1/orders/?offset=-1", None, 400, "invalid_input"),
+    ("get", "/api/v1/lockers/quote/?compartment_id={c}&hours=1.0", None, 400, "invalid_input"),
+    ("get", "/api/v1/lockers/quote/?compartment_id=%20{c}&hours=1", None, 400, "invalid_input"),
+    # a NUL in the path or query cannot reach PostgreSQL (it would be a 500)
+    ("get", "/api/v1/orders/A%00B/", None, 400, "invalid_input"),
+    ("get", "/api/v1/refunds/?order_no=%00", None, 400, "invalid_input"),
 ]
 ANON_BAD_INPUTS = [
     ("post", "/api/v1/auth/wechat/login", {}, 400, "invalid_input"),
@@ -119,6 +134,8 @@ ANON_BAD_INPUTS = [
     ("post", "/api/v1/auth/wechat/login", {"code": 123, "extra": 1}, 400, "invalid_input"),
     ("post", "/api/v1/auth/token", {"username": "a"}, 400, "invalid_input"),
     ("post", "/api/v1/auth/token", "RAW:[[[", 400, "malformed_request"),
+    ("post", "/api/v1/auth/wechat/login", {"code": 0}, 400, "invalid_input"),  # the issue's case
+    ("post", "/api/v1/auth/token", {"username": ["a"], "password": "x"}, 400, "invalid_input"),
 ]
 
 
@@ -180,3 +197,34 @@ def test_cabinets_are_listed_by_code_with_free_counts(user_api):
     body = user_api.get("/api/v1/lockers/cabinets/").json()
     assert [(c["code"], c["free_count"]) for c in body] == [("A", 1), ("B", 0)]
     assert b.pk in [c["id"] for c in body]
+
+
+def test_the_openapi_document_describes_what_the_api_answers(api):
+    """The cases the issue found by fuzzing, as a quick check (the fuzz test covers the rest)."""
+    schema = api.get("/api/schema/?format=json").json()
+    paths, components = schema["paths"], schema["components"]["schemas"]
+
+    def ref(media):
+        return media.get("application/json", {}).get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
+
+    # paginated lists are documented as pages
+    for path in ("/api/v1/orders/", "/api/v1/refunds/"):
+        page = components[ref(paths[path]["get"]["responses"]["200"]["content"])]
+        assert set(page["required"]) == {"count", "results"} and page["properties"]["results"]["type"] == "array"
+    # the logins answer tokens, and take input serializers
+    login = paths["/api/v1/auth/wechat/login"]["post"]
+    assert set(components[ref(login["responses"]["200"]["content"])]["required"]) == {"token", "openid"}
+    code = components[ref(login["requestBody"]["content"])]["properties"]["code"]
+    assert code["type"] == "string"
+    # no request body is an output serializer, and every request object is closed
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            if "requestBody" in operation and (name := ref(operation["requestBody"]["content"])):
+                assert "Out" not in name, (method, path, name)
+                assert components[name]["additionalProperties"] is False
+            # every operation documents its errors, in the one shape for the API's own
+            errors = {status for status in operation["responses"] if status >= "400"}
+            assert errors, (method, path)
+            if path.startswith("/api/v1/") and "notify" not in path:
+                for status in errors:
+                    assert ref(operation["responses"][status]["content"]) == "ErrorBody", (method, path, status)

@@ -1,8 +1,9 @@
 """REDIS_URL: cache (django-redis), locks and the Celery broker on a real Redis server.
 
-The server is a throwaway ``redis-server`` on a free port in a temp folder. Without the binary the
-Redis tests skip (CI installs it: ``scripts/ci-services.sh``). The lock tests also run on the
-database cache, the choice without REDIS_URL.
+The server is a throwaway ``redis-server`` on a free port in a temp folder (the ``redis_url``
+fixture in conftest.py). Without the binary the Redis tests skip, and ``make test`` says how to
+install it (CI installs it: ``scripts/ci-services.sh``). The lock tests also run on the database
+cache, the choice without REDIS_URL.
 """
 
 from __future__ import annotations
@@ -10,14 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,80 +34,6 @@ def redis_probe(path: str, payment_no: str) -> None:
     with log_context(payment_no=payment_no):
         logger.info("redis probe ran")
     Path(path).write_text(payment_no)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed: `apt-get install redis-server` (CI: scripts/ci-services.sh)")
-    import redis
-
-    folder = tmp_path_factory.mktemp("redis")
-    port = _free_port()
-    args = [
-        binary,
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        str(folder),
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ]
-    with (folder / "redis.log").open("w") as log:
-        server = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        client = redis.Redis.from_url(url)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if server.poll() is not None:
-                    pytest.fail(f"redis-server exited: {(folder / 'redis.log').read_text()}")
-                time.sleep(0.1)
-        else:
-            pytest.fail("redis-server did not answer PING in 10 s")
-        yield url
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
-@pytest.fixture
-def redis_client(redis_url):
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    return client
-
-
-@pytest.fixture
-def redis_cache(redis_url, redis_client, settings):
-    """This process's default cache pointed at the test server, as settings.py does with REDIS_URL."""
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": redis_url,
-            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
-        }
-    }
-    from django.core.cache import caches
-
-    assert type(caches["default"]).__name__ == "RedisCache"
-    return redis_client
 
 
 def run_with_redis(url: str, code: str, **env: str) -> subprocess.CompletedProcess:

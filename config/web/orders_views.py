@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from config.errors import DomainError
+from config.throttling import throttle_page
 from config.web import selectors
 from config.web.forms import RefundRequestForm, add_domain_error
 from config.web.views import page
@@ -30,6 +31,7 @@ def orders(request: HttpRequest) -> HttpResponse:
 
 @page
 @require_POST
+@throttle_page("refund")
 def refund(request: HttpRequest, order_no: str) -> HttpResponse:
     order = selectors.order_for_user(user=request.user, order_no=order_no)
     form = RefundRequestForm(request.POST, auto_id=f"id_{order.order_no}_%s")

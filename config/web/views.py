@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from functools import partial
+from functools import partial, wraps
 from urllib.parse import quote, urlencode
 
 from django.conf import settings
@@ -21,10 +21,13 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from rest_framework import serializers
 
+from config.api import StrictQuerySerializer, error_body
 from config.audit import Actor
 from config.auth import user_for_openid, wechat_code2session
 from config.errors import DomainError
+from config.throttling import throttle_page
 from config.web import selectors
 from config.web.forms import (
     CheckoutForm,
@@ -35,6 +38,7 @@ from config.web.forms import (
     channel_name,
     channel_offer,
 )
+from lockers.api import RentalHoursMixin
 from lockers.models import Cabinet, Compartment, DoorPurpose
 from lockers.pricing import price_quote
 from lockers.selectors import pickup_codes_active
@@ -61,6 +65,7 @@ def _next_url(request: HttpRequest) -> str:
 
 
 @require_http_methods(["GET", "POST"])
+@throttle_page("login")
 def login_view(request: HttpRequest) -> HttpResponse:
     which = request.POST.get("form") if request.method == "POST" else None
     password_form = AuthenticationForm(request, data=request.POST if which == "password" else None)
@@ -142,21 +147,46 @@ def cabinet_detail(request: HttpRequest, cabinet_id: int) -> HttpResponse:
     return render(request, "web/cabinet.html", context, status=400 if form.errors else 200)
 
 
-@page
+class QuoteQuery(RentalHoursMixin, StrictQuerySerializer):
+    compartment = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+
+
+def _json_error(code: str, message: str, details: dict | None = None, *, status: int) -> JsonResponse:
+    """The API's one error shape, for the pages' JSON endpoints too."""
+    return JsonResponse(error_body(code, message, details), status=status)
+
+
+def json_endpoint(view):
+    """The pages' JSON endpoints: signed-out callers get 401 in the one error shape (not the
+    sign-in page, which a script cannot show)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return _json_error("not_authenticated", "Sign in first.", status=401)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@json_endpoint
 @require_GET
 def quote_json(request: HttpRequest) -> JsonResponse:
     """The server's price for the hours selector (JavaScript); reserves nothing."""
-    try:
-        compartment_id, hours = int(request.GET.get("compartment", "")), int(request.GET.get("hours", ""))
-    except ValueError:
-        return JsonResponse({"error": "Choose a compartment and a whole number of hours."}, status=400)
-    compartment = Compartment.objects.filter(pk=compartment_id).first()
+    query = QuoteQuery(data=request.GET.dict())
+    if not query.is_valid():
+        return _json_error(
+            "invalid_input", "Choose a compartment and a whole number of hours.", query.errors, status=400
+        )
+    compartment = Compartment.objects.filter(pk=query.validated_data["compartment"]).first()
     if compartment is None:
-        return JsonResponse({"error": "Compartment not found."}, status=404)
+        return _json_error("not_found", "Compartment not found.", status=404)
     try:
-        found = price_quote(size=compartment.size, hours=hours, max_hours=settings.ORDER_MAX_HOURS)
+        found = price_quote(
+            size=compartment.size, hours=query.validated_data["hours"], max_hours=settings.ORDER_MAX_HOURS
+        )
     except DomainError as exc:
-        return JsonResponse({"error": exc.message, "code": exc.code}, status=400)
+        return _json_error(exc.code, exc.message, exc.details, status=exc.http_status)
     return JsonResponse(
         {
             "amount_fen": found.amount_fen,
@@ -200,6 +230,7 @@ def _finished(order: Order) -> bool:
 
 @page
 @require_http_methods(["GET", "POST"])
+@throttle_page("payment_create")
 def checkout(request: HttpRequest, order_no: str) -> HttpResponse:
     order = selectors.order_for_user(user=request.user, order_no=order_no)
     if _finished(order):
@@ -298,11 +329,15 @@ def _status(order: Order) -> dict:
     }
 
 
-@page
+@json_endpoint
 @require_GET
 def status_json(request: HttpRequest, order_no: str) -> JsonResponse:
     """What the waiting page polls (session auth; the user's own order only)."""
-    return JsonResponse(_status(selectors.order_for_user(user=request.user, order_no=order_no)))
+    try:
+        order = selectors.order_for_user(user=request.user, order_no=order_no)
+    except Http404:
+        return _json_error("not_found", "Order not found.", status=404)
+    return JsonResponse(_status(order))
 
 
 def _sync_open(request: HttpRequest, order: Order) -> str:
@@ -317,11 +352,15 @@ def _sync_open(request: HttpRequest, order: Order) -> str:
     return message
 
 
-@page
+@json_endpoint
 @require_POST
+@throttle_page("payment_sync")
 def sync(request: HttpRequest, order_no: str) -> HttpResponse:
     """No notification yet: ask the gateway how the open payment stands and apply the answer."""
-    order = selectors.order_for_user(user=request.user, order_no=order_no)
+    try:
+        order = selectors.order_for_user(user=request.user, order_no=order_no)
+    except Http404:
+        return _json_error("not_found", "Order not found.", status=404)
     message = _sync_open(request, order)
     order.refresh_from_db()
     if request.headers.get("Accept", "").startswith("application/json"):
@@ -440,6 +479,7 @@ def retry(request: HttpRequest, order_no: str) -> HttpResponse:
 
 @page
 @require_POST
+@throttle_page("payment_sync")
 def payment_change(request: HttpRequest, order_no: str, payment_no: str) -> HttpResponse:
     """Close the open payment so that the order can be paid another way."""
     order = selectors.order_for_user(user=request.user, order_no=order_no)
@@ -457,6 +497,7 @@ def payment_change(request: HttpRequest, order_no: str, payment_no: str) -> Http
 
 @page
 @require_http_methods(["GET", "POST"])
+@throttle_page("topup")
 def wallet(request: HttpRequest) -> HttpResponse:
     form = TopupForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():

@@ -19,6 +19,7 @@ from django.conf import settings
 from config.errors import ChannelNotConfigured
 from payments.gateways.alipay import PRODUCTION_GATEWAY, AlipayConfig, AlipayGateway
 from payments.gateways.base import Gateway
+from payments.gateways.keys import setting_key_pem
 from payments.gateways.wallyt import WallytConfig, WallytGateway
 from payments.gateways.wechat import PRODUCTION_API_BASE, WeChatConfig, WeChatGateway
 
@@ -213,9 +214,8 @@ def _build_wechat() -> WeChatGateway:
 
 
 def _key_text(s: _Settings, *, inline: str, path: str) -> str:
-    if not _is_empty(s.values.get(inline)):
-        return str(s.values[inline])
-    return s.read_file(path)
+    text = str(s.values[inline]) if not _is_empty(s.values.get(inline)) else s.read_file(path)
+    return setting_key_pem(text, gateway=s.gateway, setting=inline)  # every console form, as one PEM
 
 
 def _raise_missing(gateway: str, missing: list[str]) -> None:

@@ -68,7 +68,7 @@ def test_wallet_cannot_pay_a_topup(user_api):
     _fund(user_api.user, 5_000)
     topup = user_api.post("/api/v1/wallet/topups/", {"amount_fen": 100}, format="json").json()
     response = pay(user_api, topup["order_no"], "wallet")
-    assert response.status_code == 400 and response.json()["error"]["code"] == "channel_not_allowed"
+    assert response.status_code == 409 and response.json()["error"]["code"] == "channel_not_allowed"
     assert not Payment.objects.exists()
 
 

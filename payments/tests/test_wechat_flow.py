@@ -191,7 +191,7 @@ def test_unconfigured_channel_is_503_and_writes_nothing(user_api, settings):
 def test_jsapi_without_openid_is_400(user_api, gateways):
     order = _rental(user_api)
     response = _pay(user_api, order["order_no"], "wechat_jsapi")
-    assert response.status_code == 400 and "openid" in response.json()["error"]["details"]
+    assert response.status_code == 409 and "openid" in response.json()["error"]["details"]
 
 
 def test_other_users_payment_is_404(user_api, api, gateways):

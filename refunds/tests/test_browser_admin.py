@@ -19,7 +19,6 @@ from payments.tests.flows import pay, rental, wait_status
 from refunds.models import Refund
 from refunds.tests.test_admin_helpers import staff_in
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(settings.BASE_DIR) / "artifacts" / "screenshots"
 PASSWORD = "pw-123456"  # StaffFactory's
 
@@ -27,16 +26,14 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 @pytest.fixture
-def browser(monkeypatch):
-    if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's chromium package to run the browser test")
+def browser(monkeypatch, chromium):
     from playwright import sync_api  # a dev requirement: missing is a failure, not a skip
 
     # Playwright's sync API runs an event loop in this thread; Django's ORM calls here stay synchronous
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        chromium = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=["--no-sandbox"])
         yield chromium
         chromium.close()
         connection.close()  # the one the test body used while Playwright's loop was running

@@ -17,7 +17,7 @@
       .then(function (r) { return r.json(); })
       .then(function (q) {
         if (asked !== latest) return;
-        if (q.error) { total.textContent = q.error; billed.textContent = ""; return; }
+        if (q.error) { total.textContent = q.error.message; billed.textContent = ""; return; }
         total.textContent = "¥" + q.total;
         billed.textContent = q.billed_hours !== q.hours ? "(" + q.billed_hours + " h billed)" : "";
       })

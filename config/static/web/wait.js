@@ -23,7 +23,10 @@
     } else {
       request = fetch(box.dataset.statusUrl, {credentials: "same-origin", headers: {"Accept": "application/json"}});
     }
-    request.then(function (r) { return r.ok ? r.json() : null; })
+    request.then(function (r) {
+        if (r.status === 401) { window.location.reload(); return null; }  // signed out: the page asks to sign in
+        return r.ok ? r.json() : null;
+      })
       .then(function (data) { if (!done(data)) setTimeout(tick, 2000); })
       .catch(function () { setTimeout(tick, 4000); });
   }

@@ -21,22 +21,20 @@ from config.web.tests.helpers import cabinet_with_compartments, fund
 from orders.models import Order
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(django_settings.BASE_DIR) / "artifacts" / "screenshots"
 PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture
-def browser_page(live_server, monkeypatch):
-    if not CHROMIUM.exists():
-        pytest.skip("Chromium is missing: install it with `apt-get update && apt-get install -y chromium` (as root)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt (playwright)")
+def browser_page(live_server, monkeypatch, chromium):
+    from playwright import sync_api  # a dev requirement: missing is a failure, not a skip
+
     # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are still sync.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-background-networking"]
+            executable_path=str(chromium), headless=True, args=["--no-sandbox", "--disable-background-networking"]
         )
         context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
         page = context.new_page()

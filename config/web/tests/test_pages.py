@@ -167,7 +167,8 @@ def test_quote_json(web):
     assert ok == {"amount_fen": 1500, "total": "15.00", "hours": 3, "billed_hours": 3}
     assert web.get(f"/quote/?compartment={compartment.pk}&hours=x").status_code == 400
     too_long = web.get(f"/quote/?compartment={compartment.pk}&hours=999")
-    assert too_long.status_code == 400 and "between 1 and 72" in too_long.json()["error"]
+    assert too_long.status_code == 400 and too_long.json()["error"]["code"] == "invalid_input"
+    assert "72" in too_long.json()["error"]["details"]["hours"][0]
     assert web.get("/quote/?compartment=999999&hours=1").status_code == 404
     assert web.get("/cabinets/999999/").status_code == 404
 

@@ -248,14 +248,23 @@ def payment_mark_failed(*, payment_no: str, actor: Actor, reason: str, data: dic
 
 
 @transaction.atomic
-def payment_apply_trade_status(*, trade: TradeStatus, actor: Actor) -> Payment:
+def payment_apply_trade_status(*, trade: TradeStatus, actor: Actor, now: datetime | None = None) -> Payment:
     """The one way a gateway's word (notification, query answer) changes a payment. Idempotent.
 
     Every field the gateway's ``CHECKS`` table names (gateway, app id, merchant id, seller id, sub app
     id, amount, currency) is compared with our payment before anything changes (raises ``FieldMismatch``);
     a duplicate, a late notification and a query racing a notification all end in one transition, once.
+    ``now``: the time of the job that asked (default: the clock); ``last_synced_at`` moves to it, never back.
     """
-    return _apply_trade_status(trade=trade, actor=actor)
+    return _apply_trade_status(trade=trade, actor=actor, now=now)
+
+
+def synced_at(current: datetime | None, now: datetime) -> datetime:
+    """The new ``last_synced_at`` of a row a job (or a notification) has just synced at ``now``: the later of
+    the two. It is also the reconciliation lease (``payments.reconciliation.claim_batch``), which must never
+    go backwards: a job running with a ``now`` ahead of the clock (or a worker whose clock is ahead) stamped
+    it, and a word applied by a process whose clock is behind must not make the row due again at once."""
+    return now if current is None or now > current else current
 
 
 # how final a word is: a word never overwrites the recorded word of a more final one (DESIGN rule 5)
@@ -276,14 +285,14 @@ def trade_checked(trade: TradeStatus, payment: Payment) -> None:
         raise FieldMismatch(amount, gateway=gateway.name, message=Message(trade.source), got=None)
 
 
-def _apply_trade_status(*, trade: TradeStatus, actor: Actor) -> Payment:
+def _apply_trade_status(*, trade: TradeStatus, actor: Actor, now: datetime | None = None) -> Payment:
     """The body of ``payment_apply_trade_status``, in the caller's transaction and without a savepoint of
     its own: only for a caller whose transaction is rolled back as a whole when this raises (the
     webhook's processing transaction). Everyone else calls ``payment_apply_trade_status``."""
     payment = _locked(trade.payment_no)
     trade_checked(trade, payment)
     # set before any transition, so that the transition's save writes them too (one UPDATE)
-    payment.last_synced_at = timezone.now()
+    payment.last_synced_at = synced_at(payment.last_synced_at, now or timezone.now())
     if _TRADE_RANK[trade.state] >= _PAYMENT_RANK[payment.status]:  # a late, less final word is not recorded
         payment.gateway_state = trade.gateway_state or trade.state
     if trade.state == TradeState.SUCCEEDED:
@@ -331,13 +340,13 @@ def _payment_succeeded(payment: Payment, *, trade: TradeStatus, actor: Actor) ->
         transaction.on_commit(lambda: task.delay(payment.pk), robust=True)
 
 
-def payment_sync(*, payment_no: str, actor: Actor) -> Payment:
-    """Ask the gateway how the trade stands and apply the answer."""
+def payment_sync(*, payment_no: str, actor: Actor, now: datetime | None = None) -> Payment:
+    """Ask the gateway how the trade stands and apply the answer (``now``: the asking job's time)."""
     with log_context(payment_no=payment_no):
-        return _payment_sync(payment_no=payment_no, actor=actor)
+        return _payment_sync(payment_no=payment_no, actor=actor, now=now)
 
 
-def _payment_sync(*, payment_no: str, actor: Actor) -> Payment:
+def _payment_sync(*, payment_no: str, actor: Actor, now: datetime | None) -> Payment:
     payment = Payment.objects.filter(payment_no=payment_no).first()
     if payment is None:
         raise NotFound("Payment not found.")
@@ -350,7 +359,7 @@ def _payment_sync(*, payment_no: str, actor: Actor) -> Payment:
         if payment.status == Status.CREATED:  # the prepay never reached the gateway
             return payment
         raise
-    return payment_apply_trade_status(trade=trade, actor=actor)
+    return payment_apply_trade_status(trade=trade, actor=actor, now=now)
 
 
 def payment_close(*, payment_no: str, actor: Actor, reason: str) -> Payment:
@@ -372,14 +381,14 @@ def _payment_close(*, payment_no: str, actor: Actor, reason: str) -> Payment:
     return _payment_mark_closed(payment_no=payment_no, actor=actor, reason=reason)
 
 
-def _close_at_gateway(payment: Payment, *, actor: Actor) -> None:
+def _close_at_gateway(payment: Payment, *, actor: Actor, now: datetime | None = None) -> None:
     """Close the trade at the gateway. Paid after all: the payment is applied instead and this
     answers ``trade_already_paid``; never reached the gateway: nothing to close there."""
     gateway = get_gateway(payment.gateway)
     try:
         gateway.close(payment.payment_no)
     except TradeAlreadyPaid:
-        payment = payment_sync(payment_no=payment.payment_no, actor=actor)
+        payment = payment_sync(payment_no=payment.payment_no, actor=actor, now=now)
         raise Conflict(
             "The payment was completed before it could be closed.",
             code="trade_already_paid",
@@ -403,7 +412,7 @@ def payment_expire(*, payment: Payment, now: datetime, actor: Actor) -> Payment:
     compartment released). Paid after all: ``trade_already_paid`` (the payment was applied)."""
     with log_context(payment_no=payment.payment_no):
         if payment.status in Payment.OPEN:
-            _close_at_gateway(payment, actor=actor)
+            _close_at_gateway(payment, actor=actor, now=now)
         with transaction.atomic():
             payment = _locked(payment.payment_no)
             if payment.status in Payment.OPEN:

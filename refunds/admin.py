@@ -23,7 +23,7 @@ from refunds.backoffice.money import yuan
 from refunds.backoffice.timeline import payment_timeline
 from refunds.backoffice.urls import backoffice_urls
 from refunds.models import Refund, RefundEvent
-from refunds.services import refund_approve, refund_reject, refund_resolve_abnormal, refund_sync
+from refunds.services import refund_approve, refund_reject, refund_resend, refund_resolve_abnormal, refund_sync
 
 MAX_BULK = 100
 
@@ -58,6 +58,22 @@ class AmountRangeFilter(admin.ListFilter):
         return queryset.filter(**self.values) if self.values else queryset
 
 
+class GatewayUnknownFilter(admin.SimpleListFilter):
+    """Processing refunds their gateway says it does not know (it never reached it): reconciliation sends them
+    again after ``REFUND_RESEND_GRACE_SECONDS``; finance can too (action "Send again")."""
+
+    title = "at the gateway"
+    parameter_name = "gateway_unknown"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "unknown to the gateway")]
+
+    def queryset(self, request, queryset: QuerySet) -> QuerySet:
+        if self.value() == "yes":
+            return queryset.filter(status=Refund.Status.PROCESSING, gateway_unknown_since__isnull=False)
+        return queryset
+
+
 class RefundEventInline(ReadOnlyInline):
     model = RefundEvent
     fields = ("created_at", "action", "from_status", "to_status", "actor", "reason", "data")
@@ -88,14 +104,14 @@ class RefundAdmin(admin.ModelAdmin):
         "requested_by",
         "created_at",
     )
-    list_filter = ("status", "payment__channel", "created_at", AmountRangeFilter, "source")
+    list_filter = ("status", GatewayUnknownFilter, "payment__channel", "created_at", AmountRangeFilter, "source")
     search_fields = ("refund_no", "order__order_no", "payment__payment_no", "gateway_refund_id")
     date_hierarchy = "created_at"
     list_select_related = ("order", "payment", "requested_by", "approved_by")
     exclude = ("gateway_answers",)
     readonly_fields = ("amount", "gateway_answer_list")
     inlines = [RefundEventInline]
-    actions = ("approve_selected", "reject_selected", "resolve_abnormal", "sync_with_gateway")
+    actions = ("approve_selected", "reject_selected", "resolve_abnormal", "sync_with_gateway", "resend_to_gateway")
     change_form_template = "admin/refunds/refund/change_form.html"
     change_list_template = "admin/refunds/refund/change_list.html"
 
@@ -115,6 +131,9 @@ class RefundAdmin(admin.ModelAdmin):
 
     def has_resolve_abnormal_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("refunds.resolve_abnormal_refund")
+
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("refunds.resend_refund")
 
     def get_urls(self) -> list[URLPattern]:
         return backoffice_urls(self.admin_site) + super().get_urls()
@@ -250,6 +269,18 @@ class RefundAdmin(admin.ModelAdmin):
             lambda r: refund_sync(refund_id=r.pk, actor=Actor.user(request.user)),
             "Synced",
         )
+
+    @admin.action(description="Send again to the gateway (processing; same refund number)", permissions=["resend"])
+    def resend_to_gateway(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        queryset = queryset.filter(status=Refund.Status.PROCESSING)
+        form = DecisionForm(request.POST if "confirm" in request.POST else None)
+        if not form.is_valid():
+            return self._confirm(
+                request, queryset, action="resend_to_gateway", title="Send refunds to the gateway again", form=form
+            )
+        note = form.cleaned_data["note"]
+        self._run(request, queryset, lambda r: refund_resend(refund_id=r.pk, staff=request.user, note=note), "Sent")
+        return None
 
 
 @admin.register(RefundEvent)

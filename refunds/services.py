@@ -8,7 +8,7 @@ requests cannot exceed it.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -22,6 +22,7 @@ from config.errors import (
     GatewayRejected,
     InvalidTransition,
     NotFound,
+    RefundNotFound,
     ValidationFailed,
 )
 from config.logging import log_context
@@ -32,6 +33,7 @@ from payments.gateways.base import RefundRequest, RefundState, RefundStatus
 from payments.gateways.registry import get_gateway
 from payments.gateways.trust import check_refund, cumulative_refund_totals, refund_expectations
 from payments.models import Channel, Payment, PaymentEvent
+from payments.services import synced_at
 from refunds.models import Refund, RefundEvent
 from wallets.models import WalletTransaction
 from wallets.services import wallet_credit
@@ -186,42 +188,66 @@ def refund_reject(*, refund_id: int, approver, note: str) -> Refund:
 
 
 @transaction.atomic
-def _refund_mark_processing(*, refund_id: int) -> Refund:
+def _refund_mark_processing(*, refund_id: int, now: datetime | None = None) -> Refund:
     refund = Refund.objects.select_for_update().get(pk=refund_id)
     if refund.status == Status.APPROVED:
-        refund.submitted_at = timezone.now()
+        refund.submitted_at = now or timezone.now()
         _move(refund, to=Status.PROCESSING, actor=Actor.system("refunds"), action="submit")
     return refund
 
 
-def refund_submit(*, refund_id: int) -> Refund:
+def refund_submit(*, refund_id: int, now: datetime | None = None) -> Refund:
     """Send an approved refund to its gateway (a wallet refund credits the wallet at once).
 
     Safe to run again: ``refund_no`` is the gateway's idempotency key, so a retry after a crash or
-    a timeout returns the refund the gateway already has instead of paying twice.
+    a timeout returns the refund the gateway already has instead of paying twice. ``now``: the time of
+    the job that submits (default: the clock), recorded as ``submitted_at``.
     """
-    refund = _refund_mark_processing(refund_id=refund_id)
+    refund = _refund_mark_processing(refund_id=refund_id, now=now)
     if refund.status != Status.PROCESSING:
         return refund
     with log_context(refund_no=refund.refund_no, payment_no=refund.payment.payment_no):
-        return _refund_send(refund)
+        return _refund_send(refund, now=now)
 
 
-def refund_resubmit(*, refund_id: int, actor: Actor) -> Refund:
+def refund_resubmit(*, refund_id: int, actor: Actor, now: datetime | None = None, note: str = "") -> Refund:
     """Send a ``processing`` refund to its gateway again, with the same refund number: idempotent at every
     gateway (WeChat out_refund_no, Alipay out_request_no, Wallyt out_refund_no), so it never pays twice.
-    Audited as a ``resubmit`` event. Raises ``InvalidTransition`` for a refund in another state."""
+    Audited as a ``resubmit`` event (with ``actor`` and ``note``; ``data.gateway_unknown_since`` when the
+    gateway had said it did not know the refund). Raises ``InvalidTransition`` for a refund in another state.
+    """
+    with transaction.atomic():
+        refund = Refund.objects.select_for_update().get(pk=refund_id)
+        if refund.status != Status.PROCESSING:
+            raise InvalidTransition("refund", refund.status, "resubmitted")
+        unknown = refund.gateway_unknown_since
+        RefundEvent.objects.create(
+            refund=refund,
+            action="resubmit",
+            from_status=refund.status,
+            to_status=refund.status,
+            actor=str(actor),
+            reason=note[:200],
+            data={"gateway_unknown_since": unknown.isoformat()} if unknown else {},
+        )
     refund = Refund.objects.select_related("payment").get(pk=refund_id)
-    if refund.status != Status.PROCESSING:
-        raise InvalidTransition("refund", refund.status, "resubmitted")
-    RefundEvent.objects.create(
-        refund=refund, action="resubmit", from_status=refund.status, to_status=refund.status, actor=str(actor)
-    )
     with log_context(refund_no=refund.refund_no, payment_no=refund.payment.payment_no):
-        return _refund_send(refund)
+        return _refund_send(refund, now=now)
 
 
-def _refund_send(refund: Refund) -> Refund:
+def refund_resend(*, refund_id: int, staff, note: str) -> Refund:
+    """Finance sends a processing refund to its gateway again (the admin action; most useful for a refund the
+    gateway does not know, which reconciliation also re-sends by itself after ``REFUND_RESEND_GRACE_SECONDS``).
+    Needs ``refunds.resend_refund`` and a note; audited with the acting user. Same refund number: never paid
+    twice. Raises ``NotAllowed``, ``ValidationFailed``, ``InvalidTransition``, ``GatewayUnavailable``."""
+    if not staff.has_perm("refunds.resend_refund"):
+        raise NotAllowed("Re-sending refunds needs the refunds.resend_refund permission.")
+    if not note.strip():
+        raise ValidationFailed("A note is required.", details={"note": ["Required."]})
+    return refund_resubmit(refund_id=refund_id, actor=Actor.user(staff), note=note)
+
+
+def _refund_send(refund: Refund, *, now: datetime | None = None) -> Refund:
     payment = refund.payment
     if payment.channel == Channel.WALLET:
         return _refund_to_wallet(refund_id=refund.pk)
@@ -243,7 +269,7 @@ def _refund_send(refund: Refund) -> Refund:
             note=exc.message,
             data={"gateway_code": exc.gateway_code},
         )
-    refund_apply_gateway_status(status=answer, actor=Actor.gateway(gateway.name))
+    refund_apply_gateway_status(status=answer, actor=Actor.gateway(gateway.name), now=now)
     return Refund.objects.get(pk=refund.pk)
 
 
@@ -274,13 +300,15 @@ def refund_mark_failed(*, refund_id: int, actor: Actor, note: str, data: dict | 
     return refund
 
 
-def refund_apply_gateway_status(*, status: RefundStatus, actor: Actor) -> Payment:
+def refund_apply_gateway_status(*, status: RefundStatus, actor: Actor, now: datetime | None = None) -> Payment:
     """The one way a gateway's word (notification, refund answer or query) changes a refund.
 
     Every field the gateway's ``CHECKS`` table names (gateway, payment, refund amount, the trade's total,
     the cumulative refunded amount, merchant id, currency) is compared with our refund and its payment,
     under the payment's row lock, before anything changes (raises ``FieldMismatch``). A word less final
-    than the one recorded (a late PROCESSING after SUCCESS) changes nothing but the history.
+    than the one recorded (a late PROCESSING after SUCCESS) changes nothing but the history. ``now``: the
+    asking job's time (default: the clock); ``last_synced_at`` moves to it, never back. The gateway knows
+    the refund now: ``gateway_unknown_since`` is cleared.
     """
     found = Refund.objects.filter(refund_no=status.refund_no).first()
     if found is None:
@@ -292,7 +320,8 @@ def refund_apply_gateway_status(*, status: RefundStatus, actor: Actor) -> Paymen
         refund.gateway_refund_id = status.gateway_refund_id or refund.gateway_refund_id
         if _REFUND_RANK[status.state] >= _STATUS_RANK.get(refund.status, 0):
             refund.gateway_state = status.gateway_state or status.state
-        refund.last_synced_at = timezone.now()
+        refund.last_synced_at = synced_at(refund.last_synced_at, now or timezone.now())
+        refund.gateway_unknown_since = None
         refund.gateway_answers = [*refund.gateway_answers[-9:], {"state": status.state, **_plain(status.raw)}]
         if status.state == RefundState.SUCCEEDED and refund.status in (Status.PROCESSING, Status.ABNORMAL):
             _refund_succeeded(refund, payment=payment, actor=actor, at=status.succeeded_at or timezone.now())
@@ -353,15 +382,56 @@ def _refund_succeeded(refund: Refund, *, payment: Payment, actor: Actor, at: dat
         )
 
 
-def refund_sync(*, refund_id: int, actor: Actor) -> Refund:
-    """Ask the gateway how a processing (or abnormal) refund stands and apply the answer."""
+def refund_sync(*, refund_id: int, actor: Actor, now: datetime | None = None) -> Refund:
+    """Ask the gateway how a processing (or abnormal) refund stands and apply the answer. A gateway that does
+    not know the refund (``RefundNotFound``) is recorded (``refund_mark_gateway_unknown``), not raised.
+    ``now``: the asking job's time (default: the clock)."""
     refund = Refund.objects.select_related("payment").get(pk=refund_id)
     if refund.status not in (Status.PROCESSING, Status.ABNORMAL) or refund.payment.channel == Channel.WALLET:
         return refund
     gateway = get_gateway(refund.payment.gateway)
-    answer = gateway.query_refund(refund.refund_no, payment_no=refund.payment.payment_no)
-    refund_apply_gateway_status(status=answer, actor=actor)
+    try:
+        answer = gateway.query_refund(refund.refund_no, payment_no=refund.payment.payment_no)
+    except RefundNotFound as exc:
+        return refund_mark_gateway_unknown(refund_id=refund_id, actor=actor, now=now, note=exc.message)
+    refund_apply_gateway_status(status=answer, actor=actor, now=now)
     return Refund.objects.get(pk=refund_id)
+
+
+@transaction.atomic
+def refund_mark_gateway_unknown(*, refund_id: int, actor: Actor, now: datetime | None = None, note: str = "") -> Refund:
+    """The gateway says it does not know this processing refund (it never reached it): from the first time,
+    ``gateway_unknown_since`` (audited once, as ``gateway_unknown``) shows it to finance, and once it is older
+    than ``REFUND_RESEND_GRACE_SECONDS`` reconciliation sends the refund again. The status does not change."""
+    now = now or timezone.now()
+    refund = Refund.objects.select_for_update().get(pk=refund_id)
+    if refund.status != Status.PROCESSING:
+        return refund
+    refund.last_synced_at = synced_at(refund.last_synced_at, now)
+    fields = ["last_synced_at", "updated_at"]
+    if refund.gateway_unknown_since is None:
+        refund.gateway_unknown_since = now
+        fields.append("gateway_unknown_since")
+        RefundEvent.objects.create(
+            refund=refund,
+            action="gateway_unknown",
+            from_status=refund.status,
+            to_status=refund.status,
+            actor=str(actor),
+            reason=note[:200],
+        )
+    refund.save(update_fields=fields)
+    return refund
+
+
+def refund_needs_resend(refund: Refund, *, now: datetime) -> bool:
+    """A processing refund its gateway has not known for longer than ``REFUND_RESEND_GRACE_SECONDS``."""
+    grace = timedelta(seconds=settings.REFUND_RESEND_GRACE_SECONDS)
+    return (
+        refund.status == Status.PROCESSING
+        and refund.gateway_unknown_since is not None
+        and refund.gateway_unknown_since <= now - grace
+    )
 
 
 def refund_resolve_abnormal(*, refund_id: int, staff, action: str, note: str) -> Refund:

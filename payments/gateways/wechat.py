@@ -37,6 +37,7 @@ from config.errors import (
     GatewayRejected,
     GatewayUnavailable,
     NotificationInvalid,
+    RefundNotFound,
     SignatureInvalid,
     TradeAlreadyPaid,
     TradeNotFound,
@@ -541,7 +542,11 @@ class WeChatGateway:
         return _parsed(lambda a: refund_status_from(a, source=Message.ANSWER), answer)
 
     def query_refund(self, refund_no: str, *, payment_no: str) -> RefundStatus:
-        _, answer = self._request(lambda c: c.query_refund(out_refund_no=refund_no))
+        """Raises ``RefundNotFound`` when WeChat answers 404 (``RESOURCE_NOT_EXISTS``): the refund never reached it."""
+        try:
+            _, answer = self._request(lambda c: c.query_refund(out_refund_no=refund_no))
+        except TradeNotFound as exc:
+            raise RefundNotFound(exc.message, gateway_code=exc.gateway_code) from exc
         return _parsed(refund_status_from, answer)
 
     def bill(self, bill_date: date) -> list[BillEntry]:

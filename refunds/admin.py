@@ -23,7 +23,14 @@ from refunds.backoffice.money import yuan
 from refunds.backoffice.timeline import payment_timeline
 from refunds.backoffice.urls import backoffice_urls
 from refunds.models import Refund, RefundEvent
-from refunds.services import refund_approve, refund_reject, refund_resend, refund_resolve_abnormal, refund_sync
+from refunds.services import (
+    refund_apply_abnormal,
+    refund_approve,
+    refund_reject,
+    refund_resend,
+    refund_resolve_abnormal,
+    refund_sync,
+)
 
 MAX_BULK = 100
 
@@ -93,6 +100,48 @@ class ResolveForm(forms.Form):
     note = forms.CharField(max_length=200, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
 
 
+class _NoEcho(forms.TextInput):
+    """Typed in, never sent back (a page shown again after an error does not carry it)."""
+
+    def format_value(self, value):
+        return None
+
+
+class ApplyAbnormalForm(forms.Form):
+    """WeChat's apply-abnormal-refund (PROTOCOLS F.2). The bank fields go to WeChat encrypted and are never
+    shown again, stored or logged (the audit trail keeps the last four digits)."""
+
+    destination = forms.ChoiceField(
+        choices=[
+            ("USER_BANK_CARD", "To the customer's debit card (one refund at a time)"),
+            ("MERCHANT_BANK_CARD", "To our merchant account (we pay the customer ourselves)"),
+        ],
+        widget=forms.RadioSelect,
+    )
+    bank_type = forms.CharField(required=False, max_length=16, help_text="The bank's code, e.g. ICBC_DEBIT.")
+    bank_account = forms.CharField(
+        required=False, max_length=40, widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"})
+    )
+    real_name = forms.CharField(
+        required=False, max_length=100, label="Card holder", widget=_NoEcho(attrs={"autocomplete": "off"})
+    )
+    note = forms.CharField(max_length=200, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
+
+    def __init__(self, *args, selected: int = 1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.selected = selected
+
+    def clean(self):
+        data = super().clean()
+        if data.get("destination") == "USER_BANK_CARD":
+            if self.selected != 1:
+                raise forms.ValidationError("A customer's bank card is for one refund at a time.")
+            for name in ("bank_type", "bank_account", "real_name"):
+                if not data.get(name):
+                    self.add_error(name, "Required for the customer's bank card.")
+        return data
+
+
 @admin.register(Refund)
 class RefundAdmin(admin.ModelAdmin):
     list_display = (
@@ -111,7 +160,14 @@ class RefundAdmin(admin.ModelAdmin):
     exclude = ("gateway_answers",)
     readonly_fields = ("amount", "gateway_answer_list")
     inlines = [RefundEventInline]
-    actions = ("approve_selected", "reject_selected", "resolve_abnormal", "sync_with_gateway", "resend_to_gateway")
+    actions = (
+        "approve_selected",
+        "reject_selected",
+        "resolve_abnormal",
+        "apply_abnormal_refund",
+        "sync_with_gateway",
+        "resend_to_gateway",
+    )
     change_form_template = "admin/refunds/refund/change_form.html"
     change_list_template = "admin/refunds/refund/change_list.html"
 
@@ -258,6 +314,32 @@ class RefundAdmin(admin.ModelAdmin):
                 refund_id=r.pk, staff=request.user, action=data["resolution"], note=data["note"]
             ),
             "Resolved" if data["resolution"] == "offline" else "Sent again",
+        )
+        return None
+
+    @admin.action(description="Apply for an abnormal refund to a bank card (WeChat)", permissions=["resolve_abnormal"])
+    def apply_abnormal_refund(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        request.sensitive_post_parameters = ["bank_account", "real_name"]  # kept out of error reports
+        queryset = queryset.filter(status=Refund.Status.ABNORMAL)
+        form = ApplyAbnormalForm(request.POST if "confirm" in request.POST else None, selected=queryset.count())
+        if not form.is_valid():
+            return self._confirm(
+                request, queryset, action="apply_abnormal_refund", title="Apply for abnormal refunds", form=form
+            )
+        data = form.cleaned_data
+        self._run(
+            request,
+            queryset,
+            lambda r: refund_apply_abnormal(
+                refund_id=r.pk,
+                staff=request.user,
+                destination=data["destination"],
+                note=data["note"],
+                bank_type=data["bank_type"],
+                bank_account=data["bank_account"],
+                real_name=data["real_name"],
+            ),
+            "Applied for",
         )
         return None
 

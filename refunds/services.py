@@ -8,7 +8,9 @@ requests cannot exceed it.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timedelta
+from typing import cast
 
 from django.conf import settings
 from django.db import transaction
@@ -29,7 +31,14 @@ from config.logging import log_context
 from lockers.selectors import door_opened_by_customer
 from orders.models import Order
 from orders.services import order_mark_refunded, order_no_new
-from payments.gateways.base import RefundRequest, RefundState, RefundStatus
+from payments.gateways.base import (
+    AbnormalRefundDestination,
+    AbnormalRefundRequest,
+    AbnormalRefunds,
+    RefundRequest,
+    RefundState,
+    RefundStatus,
+)
 from payments.gateways.registry import get_gateway
 from payments.gateways.trust import check_refund, cumulative_refund_totals, refund_expectations
 from payments.models import Channel, Payment, PaymentEvent
@@ -458,3 +467,127 @@ def refund_resolve_abnormal(*, refund_id: int, staff, action: str, note: str) ->
 
     transaction.on_commit(lambda: refund_submit_task.delay(refund.pk), robust=True)
     return refund
+
+
+BANK_TYPE_RE = re.compile(r"[A-Z0-9_]{1,16}")
+BANK_ACCOUNT_RE = re.compile(r"\d{8,32}")
+
+
+def refund_apply_abnormal(
+    *,
+    refund_id: int,
+    staff,
+    destination: str,
+    note: str,
+    bank_type: str = "",
+    bank_account: str = "",
+    real_name: str = "",
+) -> Refund:
+    """Finance applies for an ``abnormal`` WeChat refund to be paid to a bank card (PROTOCOLS F.2): the user's
+    (``USER_BANK_CARD``: ``bank_type``, ``bank_account`` and ``real_name`` needed) or the merchant's
+    (``MERCHANT_BANK_CARD``: the merchant then pays the customer itself).
+
+    Needs ``refunds.resolve_abnormal_refund`` and a note. The refund goes back to ``processing`` (audited as
+    ``apply_abnormal`` with the acting user; the account is kept as its last four digits and the name as its
+    first character, never in full, never logged), then the gateway is called outside any lock; its answer is
+    applied like any refund answer (``REFUND.SUCCESS`` settles it later). The gateway said no
+    (``GatewayRejected``): the refund is ``abnormal`` again and the error raised. Unreachable
+    (``GatewayUnavailable``, raised): it stays ``processing`` and reconciliation asks WeChat (an application
+    that never arrived shows ``abnormal`` again). Raises ``NotAllowed``, ``ValidationFailed``,
+    ``InvalidTransition``.
+    """
+    if not staff.has_perm("refunds.resolve_abnormal_refund"):
+        raise NotAllowed("Resolving abnormal refunds needs the refunds.resolve_abnormal_refund permission.")
+    request = _abnormal_request_checked(
+        destination=destination, note=note, bank_type=bank_type, bank_account=bank_account, real_name=real_name
+    )
+    refund = Refund.objects.select_related("payment").get(pk=refund_id)
+    gateway = get_gateway(refund.payment.gateway) if refund.payment.channel != Channel.WALLET else None
+    if not hasattr(gateway, "apply_abnormal_refund"):
+        raise ValidationFailed(
+            "Only WeChat Pay pays abnormal refunds out to a bank card.", code="abnormal_refund_unsupported"
+        )
+    if not refund.gateway_refund_id and refund.status == Status.ABNORMAL:
+        refund = refund_sync(refund_id=refund_id, actor=Actor.user(staff))  # WeChat's refund_id is the call's path
+    actor = Actor.user(staff)
+    with transaction.atomic():
+        refund = Refund.objects.select_for_update().get(pk=refund_id)
+        if refund.status != Status.ABNORMAL:
+            raise InvalidTransition("refund", refund.status, "applied for an abnormal refund")
+        if not refund.gateway_refund_id:
+            raise Conflict("WeChat's refund id is not known yet: ask the gateway first.", code="refund_id_unknown")
+        _move(refund, to=Status.PROCESSING, actor=actor, action="apply_abnormal", note=note, data=_masked(request))
+    request = AbnormalRefundRequest(
+        refund_no=refund.refund_no,
+        gateway_refund_id=refund.gateway_refund_id,
+        destination=request.destination,
+        bank_type=request.bank_type,
+        bank_account=request.bank_account,
+        real_name=request.real_name,
+    )
+    with log_context(refund_no=refund.refund_no):
+        try:
+            answer = cast(AbnormalRefunds, gateway).apply_abnormal_refund(request)
+        except GatewayRejected as exc:
+            with transaction.atomic():
+                refund = Refund.objects.select_for_update().get(pk=refund_id)
+                if refund.status == Status.PROCESSING:
+                    _move(
+                        refund,
+                        to=Status.ABNORMAL,
+                        actor=Actor.gateway(gateway.name),
+                        action="apply_abnormal_refused",
+                        note=exc.message,
+                        data={"gateway_code": exc.gateway_code},
+                    )
+            raise
+        refund_apply_gateway_status(status=answer, actor=Actor.gateway(gateway.name))
+    return Refund.objects.get(pk=refund_id)
+
+
+def _abnormal_request_checked(
+    *, destination: str, note: str, bank_type: str, bank_account: str, real_name: str
+) -> AbnormalRefundRequest:
+    """The finance input, checked before anything is written or sent (the values are never echoed back)."""
+    if not note.strip():
+        raise ValidationFailed("A note is required.", details={"note": ["Required."]})
+    try:
+        where = AbnormalRefundDestination(destination)
+    except ValueError:
+        raise ValidationFailed("Unknown destination.", details={"destination": ["Not a choice."]}) from None
+    if where is AbnormalRefundDestination.MERCHANT_BANK_CARD:
+        return AbnormalRefundRequest(refund_no="", gateway_refund_id="", destination=where)
+    bank_type, bank_account, real_name = (
+        bank_type.strip().upper(),
+        re.sub(r"[\s-]", "", bank_account),
+        real_name.strip(),
+    )
+    errors = {}
+    if not BANK_TYPE_RE.fullmatch(bank_type):
+        errors["bank_type"] = ["The bank's code (e.g. ICBC_DEBIT), at most 16 characters."]
+    if not BANK_ACCOUNT_RE.fullmatch(bank_account):
+        errors["bank_account"] = ["A debit card number: 8 to 32 digits."]
+    if not 0 < len(real_name) <= 100:
+        errors["real_name"] = ["The card holder's name."]
+    if errors:
+        raise ValidationFailed("A refund to the user's bank card needs the bank and the card holder.", details=errors)
+    return AbnormalRefundRequest(
+        refund_no="",
+        gateway_refund_id="",
+        destination=where,
+        bank_type=bank_type,
+        bank_account=bank_account,
+        real_name=real_name,
+    )
+
+
+def _masked(request: AbnormalRefundRequest) -> dict[str, str]:
+    """What the audit trail keeps of an application: never the account or the name in full."""
+    data = {"destination": str(request.destination)}
+    if request.bank_account:
+        data.update(
+            bank_type=request.bank_type,
+            bank_account=f"****{request.bank_account[-4:]}",
+            real_name=request.real_name[0] + "*" * (len(request.real_name) - 1),
+        )
+    return data

@@ -330,15 +330,7 @@ class RefundAdmin(admin.ModelAdmin):
         self._run(
             request,
             queryset,
-            lambda r: refund_apply_abnormal(
-                refund_id=r.pk,
-                staff=request.user,
-                destination=data["destination"],
-                note=data["note"],
-                bank_type=data["bank_type"],
-                bank_account=data["bank_account"],
-                real_name=data["real_name"],
-            ),
+            lambda r: refund_apply_abnormal(refund_id=r.pk, staff=request.user, **data),
             "Applied for",
         )
         return None

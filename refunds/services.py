@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import cast
 
@@ -71,6 +72,19 @@ def _move(refund: Refund, *, to: str, actor: Actor, action: str, note: str = "",
         to_status=to,
         actor=str(actor),
         reason=note,
+        data=data or {},
+    )
+
+
+def _note(refund: Refund, *, action: str, actor: Actor, note: str = "", data=None) -> None:
+    """An audit event of something done to a refund that does not change its status."""
+    RefundEvent.objects.create(
+        refund=refund,
+        action=action,
+        from_status=refund.status,
+        to_status=refund.status,
+        actor=str(actor),
+        reason=note[:200],
         data=data or {},
     )
 
@@ -230,15 +244,8 @@ def refund_resubmit(*, refund_id: int, actor: Actor, now: datetime | None = None
         if refund.status != Status.PROCESSING:
             raise InvalidTransition("refund", refund.status, "resubmitted")
         unknown = refund.gateway_unknown_since
-        RefundEvent.objects.create(
-            refund=refund,
-            action="resubmit",
-            from_status=refund.status,
-            to_status=refund.status,
-            actor=str(actor),
-            reason=note[:200],
-            data={"gateway_unknown_since": unknown.isoformat()} if unknown else {},
-        )
+        data = {"gateway_unknown_since": unknown.isoformat()} if unknown else {}
+        _note(refund, action="resubmit", actor=actor, note=note, data=data)
     refund = Refund.objects.select_related("payment").get(pk=refund_id)
     with log_context(refund_no=refund.refund_no, payment_no=refund.payment.payment_no):
         return _refund_send(refund, now=now)
@@ -421,14 +428,7 @@ def refund_mark_gateway_unknown(*, refund_id: int, actor: Actor, now: datetime |
     if refund.gateway_unknown_since is None:
         refund.gateway_unknown_since = now
         fields.append("gateway_unknown_since")
-        RefundEvent.objects.create(
-            refund=refund,
-            action="gateway_unknown",
-            from_status=refund.status,
-            to_status=refund.status,
-            actor=str(actor),
-            reason=note[:200],
-        )
+        _note(refund, action="gateway_unknown", actor=actor, note=note)
     refund.save(update_fields=fields)
     return refund
 
@@ -517,14 +517,7 @@ def refund_apply_abnormal(
         if not refund.gateway_refund_id:
             raise Conflict("WeChat's refund id is not known yet: ask the gateway first.", code="refund_id_unknown")
         _move(refund, to=Status.PROCESSING, actor=actor, action="apply_abnormal", note=note, data=_masked(request))
-    request = AbnormalRefundRequest(
-        refund_no=refund.refund_no,
-        gateway_refund_id=refund.gateway_refund_id,
-        destination=request.destination,
-        bank_type=request.bank_type,
-        bank_account=request.bank_account,
-        real_name=request.real_name,
-    )
+    request = replace(request, refund_no=refund.refund_no, gateway_refund_id=refund.gateway_refund_id)
     with log_context(refund_no=refund.refund_no):
         try:
             answer = cast(AbnormalRefunds, gateway).apply_abnormal_refund(request)

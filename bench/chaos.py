@@ -474,12 +474,14 @@ def _chaos(args, tmp, sandbox, gunicorn, worker, beat, tokens, compartments, fin
     monkey.stop.set()
     monkey.join(timeout=120)
     run_seconds = time.monotonic() - started
-    fired = _sandbox_call(sandbox, "faults/plan")["fired"]
+    plan = _sandbox_call(sandbox, "faults/plan")
+    fired, seen = plan["fired"], plan["seen"]
     _sandbox_call(sandbox, "faults", method="DELETE")
     late = _approve_requested("", ctx)  # finance clears the queue
     print(
         f"run: {len(flows)} payments by {args.clients} clients in {run_seconds:.0f}s; "
-        f"{fired} sandbox faults; {'; '.join(monkey.done)}"
+        f"{fired} sandbox faults in about {seen} gateway calls and notifications "
+        f"({100 * fired / max(1, seen):.0f}%); {'; '.join(monkey.done)}"
     )
     print("  clients saw: " + ", ".join(f"{k} {v}" for k, v in sorted(ctx.events.items())) + f"; approved later {late}")
     for process in (worker, beat):

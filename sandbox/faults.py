@@ -133,6 +133,7 @@ class Faults:
         self._plan = Plan()
         self._random = random.Random(0)
         self.fired = 0  # faults taken (explicit and planned) since the plan was set
+        self.seen = 0  # requests and notifications the plan could have hit since it was set
         self.persist = persist
         if persist is not None:
             saved = persist.get("meta", "faults") or {}
@@ -141,6 +142,7 @@ class Faults:
             if saved.get("plan"):
                 self._plan = Plan(**saved["plan"])
                 self.fired = int(saved.get("fired", 0))
+                self.seen = int(saved.get("seen", 0))
                 # a restarted process draws another sequence from the same seed
                 self._random = random.Random(f"{self._plan.seed}:{self.fired}")
 
@@ -157,6 +159,7 @@ class Faults:
                     "next_id": nxt,
                     "plan": asdict(self._plan),
                     "fired": self.fired,
+                    "seen": self.seen,
                 },
             )
 
@@ -165,13 +168,13 @@ class Faults:
         with self._lock:
             self._plan = plan
             self._random = random.Random(plan.seed)
-            self.fired = 0
+            self.fired = self.seen = 0
             self._save()
         return plan
 
     def plan(self) -> dict[str, Any]:
         with self._lock:
-            return {**asdict(self._plan), "fired": self.fired}
+            return {**asdict(self._plan), "fired": self.fired, "seen": self.seen}
 
     def _planned(self, target: str, kinds: set[str]) -> Fault | None:
         """Under `_lock`: a random fault of the plan for this request or notification, or None."""
@@ -181,6 +184,8 @@ class Faults:
         weights = plan.notify if target.endswith(".notify") else plan.api
         if target.endswith(".return"):
             return None
+        if kinds - {"latency"}:  # each request and notification is counted once (not its latency draw)
+            self.seen += 1
         choices = [(kind, w) for kind, w in weights.items() if kind in kinds and w > 0]
         if not choices:
             return None

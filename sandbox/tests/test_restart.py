@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from sandbox.persist import DataDirInUse, Persist
-from sandbox.testing import SandboxHandle, running_sandbox
+from sandbox.testing import SandboxHandle, SandboxStartError, running_sandbox, sandbox_argv, start_process
 
 from .conftest import Receiver
 from .test_alipay import make_client as alipay_client
@@ -100,7 +100,11 @@ def test_reset_forgets_on_disk_too(own_sandbox: SandboxHandle, tmp_path: Path, u
     assert own_sandbox.control("transactions")["transactions"] == []
 
 
-def test_one_sandbox_per_data_folder(tmp_path: Path) -> None:
+def test_one_sandbox_per_data_folder(own_sandbox: SandboxHandle, tmp_path: Path) -> None:
+    with pytest.raises(SandboxStartError, match="another sandbox is running on"):
+        start_process(
+            sandbox_argv(data_dir=own_sandbox.data_dir, notify_scale=1, refund_settle_seconds=0), own_sandbox.env, []
+        )
     first = Persist(tmp_path)
     try:
         with pytest.raises(DataDirInUse):
@@ -118,7 +122,7 @@ def test_a_random_fault_plan_is_seeded_and_survives_a_restart(own_sandbox: Sandb
     statuses = [wx.query(out_trade_no=f"NONE{i}")[0] for i in range(40)]
     assert set(statuses) == {404, 500} and 8 <= statuses.count(500) <= 32
     fired = sb.control("faults/plan")["fired"]
-    assert fired == statuses.count(500)
+    assert fired == statuses.count(500) and sb.control("faults/plan")["seen"] == 40
 
     sb.restart(kill=True)
 

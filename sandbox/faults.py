@@ -184,11 +184,11 @@ class Faults:
         weights = plan.notify if target.endswith(".notify") else plan.api
         if target.endswith(".return"):
             return None
-        if kinds - {"latency"}:  # each request and notification is counted once (not its latency draw)
-            self.seen += 1
         choices = [(kind, w) for kind, w in weights.items() if kind in kinds and w > 0]
         if not choices:
-            return None
+            return None  # (`mutate`, asked for every message, is never planned)
+        if kinds - {"latency"}:  # each request and notification is counted once (not its latency draw)
+            self.seen += 1
         share = sum(w for _, w in choices) / sum(w for w in weights.values() if w > 0)
         if self._random.random() >= plan.rate * share:
             return None

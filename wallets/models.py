@@ -24,6 +24,10 @@ class WalletTransaction(models.Model):
         PAYMENT = "payment"
         REFUND = "refund"
         ADJUSTMENT = "adjustment"
+        # a top-up refunded to the payer's gateway account: the money leaves the wallet when the refund is
+        # asked for, and comes back if the refund is rejected or fails
+        TOPUP_REFUND = "topup_refund"
+        REFUND_UNDONE = "refund_undone"
 
     wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="transactions")
     type = models.CharField(max_length=16, choices=Type.choices)

@@ -243,6 +243,8 @@ WECHAT_PAYSCORE_SERVICE_ID = env.str("WECHAT_PAYSCORE_SERVICE_ID", default="")
 # The most a Pay Score rental can be completed for, in hours of the price plan (its risk_fund.amount is the
 # price of these hours; the final amount is capped by it).
 PAYSCORE_MAX_HOURS = env.int("PAYSCORE_MAX_HOURS", default=72)
+# A completed Pay Score order WeChat has not collected after this long is listed for finance (admin).
+PAYSCORE_UNPAID_AFTER_SECONDS = env.int("PAYSCORE_UNPAID_AFTER_SECONDS", default=24 * 3600)
 
 ALIPAY_APP_ID = env.str("ALIPAY_APP_ID", default="")
 ALIPAY_SELLER_ID = env.str("ALIPAY_SELLER_ID", default="")  # our PID (2088...): every notify and return names it

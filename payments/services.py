@@ -31,7 +31,7 @@ from orders.services import order_cancel, order_cancel_by_user, order_mark_paid,
 from payments.gateways.base import PrepayRequest, TradeState, TradeStatus
 from payments.gateways.registry import get_gateway
 from payments.gateways.trust import FieldMismatch, Message, check_trade, trade_expectations
-from payments.models import CHANNEL_ROUTES, Channel, Payment, PaymentEvent
+from payments.models import CHANNEL_ROUTES, Channel, Payment, PaymentEvent, ServiceOrder
 from wallets.models import WalletTransaction
 from wallets.services import wallet_debit
 
@@ -95,6 +95,12 @@ def _payable_order(*, user, order_no: str, now: datetime) -> Order:
 def _payment_create(*, order: Order, channel: str, openid: str, client_ip: str | None, actor: Actor) -> Payment:
     """Persist the intent. The database allows one open payment per order (partial unique index)."""
     Order.objects.select_for_update().get(pk=order.pk)
+    if order.service_orders.filter(status=ServiceOrder.Status.CREATED).exists():
+        raise Conflict(
+            "A Pay Score service order of this order waits for confirmation; cancel the order first.",
+            code="payment_in_progress",
+            details={"channel": Channel.WECHAT_PAYSCORE},
+        )
     existing = order.payments.filter(status__in=Payment.OPEN).first()
     if existing:
         if existing.channel == channel:
@@ -196,6 +202,12 @@ def payment_pay_with_wallet(*, user, order_no: str, now: datetime) -> Payment:
             "Another payment of this order is open; close it first.",
             code="payment_in_progress",
             details={"payment_no": open_payment.payment_no, "channel": open_payment.channel},
+        )
+    if order.service_orders.filter(status=ServiceOrder.Status.CREATED).exists():
+        raise Conflict(
+            "A Pay Score service order of this order waits for confirmation; cancel the order first.",
+            code="payment_in_progress",
+            details={"channel": Channel.WECHAT_PAYSCORE},
         )
     actor = Actor.user(user)
     payment = Payment.objects.create(
@@ -473,6 +485,9 @@ def order_cancel_with_payments(*, order: Order, actor: Actor, reason: str) -> Or
     turns out to be paid wins: the order is then paid and the cancel answers 409)."""
     for payment in payment_open_for_order(order):
         payment_close(payment_no=payment.payment_no, actor=actor, reason="order cancelled")
+    from payments.payscore import payscore_cancel_for_order  # payscore imports this module
+
+    payscore_cancel_for_order(order=order, actor=actor, reason="order cancelled")
     return order_cancel_by_user(order_id=order.pk, actor=actor, reason=reason)
 
 

@@ -130,7 +130,7 @@ def payscore_start(*, user, order_no: str, now: datetime | None = None) -> Servi
         out_order_no=so.out_order_no,
         service_introduction="Locker rental",
         risk_fund_fen=so.risk_fund_fen,
-        start_time=now,
+        start_time=so.created_at,  # stable: a retry sends the identical request (WeChat's idempotency)
         notify_url="",
         attach=order.order_no,
     )
@@ -214,12 +214,14 @@ def _apply(
     check_trade(PAYSCORE_CHECKS, status, expected)
     now = now or timezone.now()
     so.last_synced_at = max(so.last_synced_at or now, now)
-    so.gateway_state = status.gateway_state[:32]
     so.package = status.package or so.package
     so.gateway_order_id = status.order_id or so.gateway_order_id
     target = _TARGET[status.state]
     skips_confirm = so.status == Status.CREATED and target in (Status.COMPLETED, Status.PAID)  # a lost USER_CONFIRM
-    if target is None or so.status == target or not (target in ServiceOrder.TRANSITIONS[so.status] or skips_confirm):
+    moves = target is not None and (target in ServiceOrder.TRANSITIONS[so.status] or skips_confirm)
+    if moves or target == so.status or (target is None and so.status == Status.CREATED):
+        so.gateway_state = status.gateway_state[:32]  # a word less final than what we know is not recorded
+    if not moves:
         so.save()
         return so  # nothing to move (a duplicate, or a word less final than what we know)
     if target == Status.CONFIRMED or skips_confirm:

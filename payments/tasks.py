@@ -13,8 +13,9 @@ def reconcile_payments_task(now: str | None = None) -> dict:
     return reconcile_payments(now=parse_datetime(now) if now else timezone.now())
 
 
-@shared_task(name="payments.payscore_bill_order", acks_late=True, autoretry_for=(Exception,), max_retries=5,
-             retry_backoff=True)
+@shared_task(
+    name="payments.payscore_bill_order", acks_late=True, autoretry_for=(Exception,), max_retries=5, retry_backoff=True
+)
 def payscore_bill_order_task(order_id: int) -> str | None:
     """After a Pay Score rental completed: bill the time used and complete the service order at WeChat
     (a failure is retried here, and healed by reconciliation in any case)."""

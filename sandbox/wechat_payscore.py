@@ -18,7 +18,7 @@ Protocol facts relied on (PROTOCOLS F.3, which cites the WeChat pages and the we
 * cancel ``POST …/{out_order_no}/cancel {appid, service_id, reason}`` works in ``CREATED``,
   ``USER_CONFIRM`` and ``USER_PAYING``.
 * complete ``POST …/{out_order_no}/complete {appid, service_id, post_payments, total_amount}``, only in
-  ``DOING/USER_CONFIRM``; ``total_amount = Σ post_payments.amount − Σ post_discounts.amount`` and, deposit
+  ``DOING/USER_CONFIRM``; ``total_amount = Σ post_payments.amount - Σ post_discounts.amount`` and, deposit
   free, ``total_amount <= risk_fund.amount``.
 * sync ``POST …/{out_order_no}/sync {appid, service_id, type: "Order_Paid", detail{paid_time}}`` only in
   ``DOING/MCH_COMPLETE`` while collecting (pay.weixin.qq.com/doc/v3/partner/4013194292): -> ``DONE``.
@@ -115,7 +115,9 @@ class PayScore:
         self._identify(data)
         no = data.get("out_order_no")
         if not isinstance(no, str) or not OUT_ORDER_NO_RE.match(no):
-            raise self._api_error(400, "PARAM_ERROR", "out_order_no 只能是数字、大小写字母_-|*，长度不超过32", "out_order_no")
+            raise self._api_error(
+                400, "PARAM_ERROR", "out_order_no 只能是数字、大小写字母_-|*，长度不超过32", "out_order_no"
+            )
         intro = data.get("service_introduction")
         if not isinstance(intro, str) or not 0 < len(intro) <= 20:
             raise self._api_error(400, "PARAM_ERROR", "service_introduction 长度不能超过20", "service_introduction")
@@ -127,7 +129,9 @@ class PayScore:
         if not isinstance(risk, dict) or risk.get("name") not in RISK_FUND_NAMES:
             raise self._api_error(400, "PARAM_ERROR", "risk_fund.name 不正确", "risk_fund.name")
         if type(amount) is not int or amount <= 0:
-            raise self._api_error(400, "PARAM_ERROR", "risk_fund.amount 必须为大于0的整数（单位：分）", "risk_fund.amount")
+            raise self._api_error(
+                400, "PARAM_ERROR", "risk_fund.amount 必须为大于0的整数（单位：分）", "risk_fund.amount"
+            )
         notify_url = data.get("notify_url")
         if not isinstance(notify_url, str) or not re.match(r"^https?://\S+$", notify_url):
             raise self._api_error(400, "PARAM_ERROR", "notify_url 必填", "notify_url")
@@ -208,7 +212,11 @@ class PayScore:
     def _complete(self, req: Request, no: str) -> tuple[int, bytes]:
         data = self.wx._json_body(req)
         self._identify(data)
-        payments, discounts, total = data.get("post_payments"), data.get("post_discounts") or [], data.get("total_amount")
+        payments, discounts, total = (
+            data.get("post_payments"),
+            data.get("post_discounts") or [],
+            data.get("total_amount"),
+        )
         if not isinstance(payments, list) or not payments or not isinstance(discounts, list):
             raise self._api_error(400, "PARAM_ERROR", "post_payments 必填", "post_payments")
         amounts = [p.get("amount") if isinstance(p, dict) else None for p in payments + discounts]
@@ -313,7 +321,7 @@ class PayScore:
     def _notify(self, event: str, order: dict[str, Any], plaintext: dict[str, Any]) -> None:
         mutation = self.sb.message_fault("wechat.notify")
         plaintext = mutated(plaintext, mutation)
-        priv, serial, timestamp = self.wx.signer(order.get("sign_mode", "cert"), mutation)
+        _, serial, timestamp = self.wx.signer(order.get("sign_mode", "cert"), mutation)
         body = wc.build_notification_body(
             apiv3_key=self.sb.keys.apiv3_key,
             event_type=event,

@@ -91,8 +91,12 @@ _BOTH = frozenset({Message.NOTIFY, Message.QUERY, Message.ANSWER})
 PAYSCORE_CHECKS = CheckTable(
     gateway="wechat_payscore",
     trade=(
-        Check("out_order_no", "out_order_no", "the service order we asked about (a notification: the one it names)",
-              frozenset(Message)),
+        Check(
+            "out_order_no",
+            "out_order_no",
+            "the service order we asked about (a notification: the one it names)",
+            frozenset(Message),
+        ),
         gateway_check(),
         Check("service_id", "service_id", "WECHAT_PAYSCORE_SERVICE_ID", _BOTH),
         Check("app_id", "appid", "WECHAT_APPID", _BOTH),
@@ -100,7 +104,7 @@ PAYSCORE_CHECKS = CheckTable(
         Check("risk_fund_fen", "risk_fund.amount", "the service order's risk_fund_fen"),
         Check("total_fen", "total_amount", "the amount we completed the order with (absent before)"),
         Check("paid_fen", "collection.paid_amount", "the completed amount, or 0 before payment"),
-    ),  # fmt: skip
+    ),
     refund=(),
 )
 

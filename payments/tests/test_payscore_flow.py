@@ -122,7 +122,9 @@ def test_expired_at_wechat_cancels_the_order(user_api, gateways):
 
 def test_user_cancels_before_confirming(user_api, gateways):
     order, started = _start(user_api)
-    response = user_api.post(f"/api/v1/orders/{order['order_no']}/cancel/", {"reason": "changed my mind"}, format="json")
+    response = user_api.post(
+        f"/api/v1/orders/{order['order_no']}/cancel/", {"reason": "changed my mind"}, format="json"
+    )
     assert response.status_code == 200, response.content
     assert gateways.control(f"wechat/payscore/{started['out_order_no']}")["state"] == "REVOKED"
     assert ServiceOrder.objects.get(out_order_no=started["out_order_no"]).status == "cancelled"

@@ -3,6 +3,8 @@ HTTP -> its signed, encrypted notifications -> our webhook. The rental's clock i
 
 from __future__ import annotations
 
+import secrets
+import string
 from datetime import timedelta
 
 import pytest
@@ -14,6 +16,8 @@ from lockers.models import Compartment, PickupCode
 from lockers.pricing import price_compute
 from orders.models import Order
 from orders.services import order_open_door
+from payments.gateways.trust import FieldMismatch
+from payments.gateways.wechat_payscore import PAYSCORE_CHECKS
 from payments.models import GatewayNotification, ServiceOrder, ServiceOrderEvent
 from payments.payscore import payscore_sync, service_orders_unpaid
 from payments.reconciliation import reconcile_payments
@@ -161,50 +165,70 @@ def test_unpaid_after_completion_is_shown_to_finance(user_api, notify_to, celery
     assert _status(notify_to, so.out_order_no, "paid").paid_fen == so.total_fen
 
 
-FORGED = {
-    "service_id": ("PAYSCORE.USER_CONFIRM", {"service_id": "20020000000000000000000000000000"}),
-    "merchant_id": ("PAYSCORE.USER_CONFIRM", {"mchid": "1900000109"}),
-    "app_id": ("PAYSCORE.USER_CONFIRM", {"appid": "wx0000000000000000"}),
-    "risk_fund_fen": ("PAYSCORE.USER_CONFIRM", {"risk_fund": {"name": "ESTIMATE_ORDER_COST", "amount": 1}}),
-    "total_fen": ("PAYSCORE.USER_PAID", {"total_amount": 1}),
+def _digits(n: int) -> str:
+    return "".join(secrets.choice(string.digits) for _ in range(n))
+
+
+# Each checked field of a service-order word (PAYSCORE_CHECKS) -> its wire path and a foreign value. The
+# sandbox's `mutate` fault changes it *before* signing and encrypting: a validly signed message, not ours.
+MUTATIONS = {
+    "out_order_no": ("out_order_no", lambda so: "PS" + secrets.token_hex(10).upper()),
+    "service_id": ("service_id", lambda so: "3" + _digits(31)),
+    "app_id": ("appid", lambda so: "wx" + secrets.token_hex(8)),
+    "merchant_id": ("mchid", lambda so: "18" + _digits(8)),
+    "risk_fund_fen": ("risk_fund.amount", lambda so: so.risk_fund_fen + 1 + secrets.randbelow(10**6)),
+    "total_fen": ("total_amount", lambda so: 1 + secrets.randbelow(so.risk_fund_fen)),
+    "paid_fen": ("collection.paid_amount", lambda so: 1 + secrets.randbelow(10**6)),
 }
+NOT_ON_THE_WIRE = {"gateway"}  # the adapter that read the word
 
 
-@pytest.mark.parametrize("field", sorted(FORGED))
-def test_forged_notifications_are_refused(user_api, gateways, field):
-    """Validly signed and encrypted, one field not ours: refused (the inbox names the field), nothing moves."""
+def test_every_payscore_check_has_a_mutation():
+    assert set(PAYSCORE_CHECKS.fields("trade")) - NOT_ON_THE_WIRE == set(MUTATIONS)
+
+
+def _unchanged(so: ServiceOrder, order: dict) -> None:
+    assert ServiceOrder.objects.get(pk=so.pk).status == "created"
+    db_order = Order.objects.get(order_no=order["order_no"])
+    assert db_order.status == "pending_payment"
+    assert Compartment.objects.get(pk=db_order.compartment_id).status == "reserved"
+    assert not PickupCode.objects.filter(reference=db_order.order_no).exists()
+
+
+@pytest.mark.parametrize("field", sorted(MUTATIONS))
+def test_a_query_answer_with_one_field_changed_is_refused(user_api, gateways, field):
     order, started = _start(user_api)
-    no = started["out_order_no"]
-    event, changes = FORGED[field]
-    creds = gateways.credentials["wechat"]
-    plaintext = {
-        "appid": creds["appid"],
-        "mchid": creds["mchid"],
-        "service_id": creds["payscore_service_id"],
-        "out_order_no": no,
-        "state": "DOING",
-        "state_description": "USER_CONFIRM",
-        "risk_fund": {"name": "ESTIMATE_ORDER_COST", "amount": started["risk_fund_fen"]},
-        "openid": "o-forger",
-    }
-    if event == "PAYSCORE.USER_PAID":
-        plaintext.update(state="DONE", state_description=None, total_amount=100)
-        plaintext["collection"] = {"state": "USER_PAID", "paid_amount": 100, "details": []}
-    plaintext.update(changes)
-    notifier = WeChatNotifier(gateways)
-    headers, body = notifier.build(plaintext, event_type=event, original_type="payscore")
+    so = ServiceOrder.objects.get(out_order_no=started["out_order_no"])
+    gateways.control(f"wechat/payscore/{so.out_order_no}/confirm", json={})  # its notification goes nowhere
+    path, value = MUTATIONS[field]
+    gateways.control("faults", json={"target": "wechat.payscore", "kind": "mutate", "set": {path: value(so)}})
 
-    response = notifier.post(Client(), headers, body)
+    with pytest.raises(FieldMismatch) as refused:
+        payscore_sync(out_order_no=so.out_order_no, actor=Actor.system("test"))
 
-    assert response.status_code >= 400
-    row = GatewayNotification.objects.get(reference=no)
-    assert row.verified and "field_mismatch" in row.error and row.event_id is None
-    assert ServiceOrder.objects.get(out_order_no=no).status == "created"
-    assert Order.objects.get(order_no=order["order_no"]).status == "pending_payment"
+    assert refused.value.check.field == field
+    _unchanged(so, order)
+    assert ServiceOrderEvent.objects.filter(service_order=so, action="refused").count() == 1
+
+
+@pytest.mark.parametrize("field", sorted(set(MUTATIONS) - {"out_order_no"}))  # a notification names its order
+def test_a_notification_with_one_field_changed_is_refused(user_api, notify_to, field):
+    order, started = _start(user_api)
+    so = ServiceOrder.objects.get(out_order_no=started["out_order_no"])
+    path, value = MUTATIONS[field]
+    notify_to.control("faults", json={"target": "wechat.notify", "kind": "mutate", "set": {path: value(so)}})
+
+    notify_to.control(f"wechat/payscore/{so.out_order_no}/confirm", json={})
+
+    row = notify_to.wait_for(lambda: GatewayNotification.objects.filter(reference=so.out_order_no).first(), timeout=15)
+    assert row.verified and row.error.startswith("field_mismatch") and row.event_id is None
+    wire = next(c.wire for c in PAYSCORE_CHECKS.trade if c.field == field)
+    assert f"{wire} is not ours" in row.error
+    _unchanged(so, order)
 
 
 def test_a_genuine_confirmation_built_the_same_way_is_applied(user_api, gateways):
-    """The forged-notification test's control: the same notification with every field ours is applied."""
+    """The refusals' control: a confirmation we build with the sandbox's keys, every field ours, is applied."""
     _, started = _start(user_api)
     creds = gateways.credentials["wechat"]
     plaintext = {

@@ -255,3 +255,29 @@ def test_readme_shows_the_payscore_checks():
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     assert trust.markdown_table([PAYSCORE_CHECKS]) in readme
+
+
+def test_reconciliation_bills_a_rental_whose_task_was_lost(user_api, gateways):
+    """No eager Celery: the bill task after pickup is never run. Reconciliation bills the rental, completes the
+    service order at WeChat and, with its collection (notification nowhere), syncs it to paid."""
+    order, so = _confirmed_by_sync(user_api, gateways)
+    picked_up = so.confirmed_at + timedelta(hours=2, minutes=1)
+    order_open_door(order_no=order["order_no"], user=user_api.user, now=picked_up)
+    assert ServiceOrder.objects.get(pk=so.pk).status == "confirmed"
+
+    report = reconcile_payments(now=picked_up + timedelta(hours=1))
+    assert report["service_order_errors"] == 0
+    so = ServiceOrder.objects.get(pk=so.pk)
+    assert so.status in ("completed", "paid") and so.total_fen == price_compute(**_plan(), hours=3)[1]
+    assert gateways.control(f"wechat/payscore/{so.out_order_no}")["state"] == "DONE"
+    reconcile_payments(now=picked_up + timedelta(hours=3))
+    assert ServiceOrder.objects.get(pk=so.pk).status == "paid"
+
+
+def _confirmed_by_sync(user_api, sandbox) -> tuple[dict, ServiceOrder]:
+    """Confirmed at WeChat, learnt by a query (the notification goes nowhere)."""
+    order, started = _start(user_api)
+    sandbox.control(f"wechat/payscore/{started['out_order_no']}/confirm", json={})
+    so = payscore_sync(out_order_no=started["out_order_no"], actor=Actor.system("test"))
+    assert so.status == "confirmed" and Order.objects.get(order_no=order["order_no"]).status == "paid"
+    return order, so

@@ -281,3 +281,26 @@ def _confirmed_by_sync(user_api, sandbox) -> tuple[dict, ServiceOrder]:
     so = payscore_sync(out_order_no=started["out_order_no"], actor=Actor.system("test"))
     assert so.status == "confirmed" and Order.objects.get(order_no=order["order_no"]).status == "paid"
     return order, so
+
+
+@pytest.mark.parametrize(
+    ("envelope", "status"),
+    [({"corrupt": True}, 401), ({"serial": "PUB_KEY_ID_0000000000000000000000000000"}, 401), ({"timestamp": "1"}, 400)],
+)
+def test_payscore_notifications_pass_the_same_envelope_checks(user_api, gateways, envelope, status):
+    """Signature, serial and time window: a Pay Score notification goes through the payment notifications' checks."""
+    order, started = _start(user_api)
+    creds = gateways.credentials["wechat"]
+    plaintext = {
+        "appid": creds["appid"],
+        "mchid": creds["mchid"],
+        "service_id": creds["payscore_service_id"],
+        "out_order_no": started["out_order_no"],
+        "state": "DOING",
+        "state_description": "USER_CONFIRM",
+    }
+    notifier = WeChatNotifier(gateways)
+    headers, body = notifier.build(plaintext, event_type="PAYSCORE.USER_CONFIRM", original_type="payscore", **envelope)
+    assert notifier.post(Client(), headers, body).status_code == status
+    assert ServiceOrder.objects.get(out_order_no=started["out_order_no"]).status == "created"
+    assert Order.objects.get(order_no=order["order_no"]).status == "pending_payment"

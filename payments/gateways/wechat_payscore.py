@@ -84,7 +84,7 @@ class ServiceOrderStatus:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-_BOTH = frozenset({Message.NOTIFY, Message.QUERY, Message.ANSWER})
+_SIGNED = frozenset({Message.NOTIFY, Message.QUERY, Message.ANSWER})
 # Which field of a service-order word is checked against what (the README's trust table, column
 # ``wechat_payscore``). Sources: the order object of get-service-order.html and the notifications of
 # confirm-notification.html / success-notification.html (PROTOCOLS F.3).
@@ -98,9 +98,9 @@ PAYSCORE_CHECKS = CheckTable(
             frozenset(Message),
         ),
         gateway_check(),
-        Check("service_id", "service_id", "WECHAT_PAYSCORE_SERVICE_ID", _BOTH),
-        Check("app_id", "appid", "WECHAT_APPID", _BOTH),
-        Check("merchant_id", "mchid", "WECHAT_PAY_MCHID", _BOTH),
+        Check("service_id", "service_id", "WECHAT_PAYSCORE_SERVICE_ID", _SIGNED),
+        Check("app_id", "appid", "WECHAT_APPID", _SIGNED),
+        Check("merchant_id", "mchid", "WECHAT_PAY_MCHID", _SIGNED),
         Check("risk_fund_fen", "risk_fund.amount", "the service order's risk_fund_fen"),
         Check("total_fen", "total_amount", "the amount we completed the order with (absent before)"),
         Check("paid_fen", "collection.paid_amount", "the completed amount, or 0 before payment"),

@@ -237,6 +237,14 @@ WECHAT_PAY_PUBLIC_KEY_ID = env.str("WECHAT_PAY_PUBLIC_KEY_ID", default="")
 WECHAT_PAY_PLATFORM_CERT_DIR = env.str("WECHAT_PAY_PLATFORM_CERT_DIR", default="")
 WECHAT_PAY_API_BASE = env.str("WECHAT_PAY_API_BASE", default=_sandbox or "https://api.mch.weixin.qq.com")
 WECHAT_PAY_NOTIFY_MAX_SKEW_SECONDS = env.int("WECHAT_PAY_NOTIFY_MAX_SKEW_SECONDS", default=300)
+# WeChat Pay Score (pay after use): the service_id WeChat gives the merchant (32 digits); empty: the
+# wechat_payscore channel answers 503 channel_not_configured. The sandbox generates one.
+WECHAT_PAYSCORE_SERVICE_ID = env.str("WECHAT_PAYSCORE_SERVICE_ID", default="")
+# The most a Pay Score rental can be completed for, in hours of the price plan (its risk_fund.amount is the
+# price of these hours; the final amount is capped by it).
+PAYSCORE_MAX_HOURS = env.int("PAYSCORE_MAX_HOURS", default=72)
+# A completed Pay Score order WeChat has not collected after this long is listed for finance (admin).
+PAYSCORE_UNPAID_AFTER_SECONDS = env.int("PAYSCORE_UNPAID_AFTER_SECONDS", default=24 * 3600)
 
 ALIPAY_APP_ID = env.str("ALIPAY_APP_ID", default="")
 ALIPAY_SELLER_ID = env.str("ALIPAY_SELLER_ID", default="")  # our PID (2088...): every notify and return names it

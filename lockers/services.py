@@ -140,6 +140,22 @@ def pickup_code_issue(*, compartment_id: int, reference: str, valid_until: datet
     raise Conflict("Could not draw a unique pickup code.", code="pickup_code_exhausted")
 
 
+def pickup_code_extend(*, reference: str, valid_until: datetime, actor: Actor, reason: str) -> int:
+    """Move the active pickup code's end to ``valid_until`` (a rental paid after use can be picked up for as
+    long as it can be billed); audited. In the caller's transaction. Returns how many codes changed."""
+    codes = list(PickupCode.objects.select_for_update().filter(reference=reference, status=PickupCode.Status.ACTIVE))
+    for code in codes:
+        PickupCode.objects.filter(pk=code.pk).update(valid_until=valid_until)
+        LockerEvent.objects.create(
+            compartment_id=code.compartment_id,
+            action="pickup_code_extended",
+            actor=str(actor),
+            reference=reference,
+            reason=reason,
+        )
+    return len(codes)
+
+
 @transaction.atomic
 def pickup_code_cancel(*, reference: str, actor: Actor, reason: str = "") -> int:
     """active -> cancelled (the order was refunded): the code opens nothing any more. Returns how many."""

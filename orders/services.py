@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -160,6 +161,28 @@ def order_mark_paid(
     return _mark_paid(locked_order, paid_at=paid_at, actor=actor, reference=reference)
 
 
+def order_start_after_use(
+    *, order_id: int, started_at: datetime, pickup_until: datetime, actor: Actor, reference: str, locked_order: Order
+) -> Order:
+    """pending_payment -> paid for a rental paid after use (the customer confirmed a WeChat Pay Score service
+    order ``reference``): fulfilled like a paid rental (``order_mark_paid``), but its pickup code stays valid
+    until ``pickup_until`` (as long as the service order can bill); the amount is settled at pickup.
+    In the caller's transaction, ``locked_order`` locked by it (lock order: service order, then order)."""
+    order = order_mark_paid(
+        order_id=order_id, paid_at=started_at, actor=actor, reference=reference, locked_order=locked_order
+    )
+    lockers.pickup_code_extend(reference=order.order_no, valid_until=pickup_until, actor=actor, reason="pay after use")
+    return order
+
+
+def _bill_after_use(order: Order) -> None:
+    """A rental paid after use is billed for the time used once it completes: the payments app's task, sent
+    by name after commit (payments imports orders, not the other way); reconciliation heals a lost send."""
+    if order.service_orders.filter(status="confirmed").exists():
+        task = current_app.tasks["payments.payscore_bill_order"]
+        transaction.on_commit(lambda: task.delay(order.pk), robust=True)
+
+
 def _mark_paid(order: Order, *, paid_at: datetime, actor: Actor, reference: str) -> Order:
     if order.status == Status.PAID:
         return order
@@ -214,6 +237,7 @@ def order_complete(
         _transition(order, to=Status.COMPLETED, actor=actor, action="complete", reason=reason, data=data)
         lockers.pickup_code_use(reference=order.order_no, actor=actor, reason=reason)
         _release_compartment(order, actor=actor, reason=reason)
+        _bill_after_use(order)
     return order
 
 

@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -17,7 +18,15 @@ from config.admin import ReadOnlyInline
 from config.audit import Actor
 from config.errors import DomainError
 from orders.admin import ViewOnlyAdmin, request_refund_redirect
-from payments.models import GatewayNotification, Payment, PaymentEvent, WeChatIdentity
+from payments.models import (
+    GatewayNotification,
+    Payment,
+    PaymentEvent,
+    ServiceOrder,
+    ServiceOrderEvent,
+    WeChatIdentity,
+)
+from payments.payscore import service_orders_unpaid
 from payments.services import payment_sync
 from payments.webhooks import notification_replay
 
@@ -143,3 +152,46 @@ class GatewayNotificationAdmin(ViewOnlyAdmin):
 class WeChatIdentityAdmin(ViewOnlyAdmin):
     list_display = ("user", "openid", "created_at")
     search_fields = ("openid", "user__username")
+
+
+class ServiceOrderEventInline(ReadOnlyInline):
+    model = ServiceOrderEvent
+    fields = ("created_at", "action", "from_status", "to_status", "actor", "reason", "data")
+    readonly_fields = fields
+
+
+class UnpaidFilter(admin.SimpleListFilter):
+    """Finance: completed Pay Score orders WeChat has not collected after ``PAYSCORE_UNPAID_AFTER_SECONDS``."""
+
+    title = "collection"
+    parameter_name = "collection"
+
+    def lookups(self, request, model_admin):
+        return (("unpaid", "Not collected (overdue)"),)
+
+    def queryset(self, request, queryset):
+        if self.value() == "unpaid":
+            return queryset.filter(pk__in=[so.pk for so in service_orders_unpaid(now=timezone.now())])
+        return queryset
+
+
+@admin.register(ServiceOrder)
+class ServiceOrderAdmin(ViewOnlyAdmin):
+    """WeChat Pay Score service orders (pay after use); read-only, synced by reconciliation."""
+
+    list_display = (
+        "out_order_no",
+        "order",
+        "status",
+        "risk_fund_fen",
+        "total_fen",
+        "paid_fen",
+        "gateway_state",
+        "completed_at",
+        "paid_at",
+    )
+    list_filter = (UnpaidFilter, "status", "created_at")
+    search_fields = ("out_order_no", "order__order_no", "gateway_trade_no")
+    list_select_related = ("order",)
+    exclude = ("package",)
+    inlines = [ServiceOrderEventInline]

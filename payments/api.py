@@ -11,7 +11,7 @@ from django.conf import settings
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -26,7 +26,8 @@ from orders.models import Order
 from payments import services
 from payments.gateways.registry import get_gateway
 from payments.idempotency import idempotency_begin, idempotency_finish, idempotency_forget, request_fingerprint
-from payments.models import Channel, Payment
+from payments.models import Channel, Payment, ServiceOrder
+from payments.payscore import payscore_confirm_params, payscore_start
 
 
 class PaymentOut(serializers.ModelSerializer):
@@ -77,6 +78,40 @@ class PaymentOut(serializers.ModelSerializer):
         return self._prepay(obj, "pay_url")
 
 
+class ServiceOrderOut(serializers.ModelSerializer):
+    """A rental started without paying (channel ``wechat_payscore``): a WeChat Pay Score service order."""
+
+    order_no = serializers.CharField(source="order.order_no")
+    order_status = serializers.CharField(source="order.status")
+    channel = serializers.SerializerMethodField()
+    confirm = serializers.SerializerMethodField(
+        help_text="While `created`: `wx.openBusinessView({businessType, extraData})` for the user to confirm."
+    )
+
+    class Meta:
+        model = ServiceOrder
+        fields = (
+            "out_order_no",
+            "order_no",
+            "order_status",
+            "channel",
+            "status",
+            "risk_fund_fen",
+            "total_fen",
+            "paid_fen",
+            "confirm",
+            "confirmed_at",
+            "paid_at",
+            "created_at",
+        )
+
+    def get_channel(self, obj) -> str:
+        return Channel.WECHAT_PAYSCORE
+
+    def get_confirm(self, obj) -> dict | None:
+        return payscore_confirm_params(obj)
+
+
 def _own_payment(request, payment_no: str) -> Payment:
     return get_object_or_404(Payment.objects.select_related("order"), payment_no=payment_no, order__user=request.user)
 
@@ -110,7 +145,9 @@ PAYMENT_ERRORS = {
 
 
 class PaymentCreate(APIView):
-    """Start paying an order. Send an ``Idempotency-Key`` header to make retries safe."""
+    """Start paying an order. Send an ``Idempotency-Key`` header to make retries safe. Channel
+    ``wechat_payscore`` starts the rental without paying (WeChat Pay Score): the answer is the service
+    order, with ``confirm`` for the mini-program; the rental is billed for the time used at pickup."""
 
     throttle_scope = "payment_create"
 
@@ -119,7 +156,11 @@ class PaymentCreate(APIView):
         request=PaymentCreateIn,
         parameters=[IDEMPOTENCY_KEY, RETRY_AFTER],
         responses={
-            201: PaymentOut,
+            201: PolymorphicProxySerializer(
+                component_name="PaymentStarted",
+                serializers=[PaymentOut, ServiceOrderOut],
+                resource_type_field_name=None,
+            ),
             **errors(
                 400,
                 401,
@@ -146,8 +187,12 @@ class PaymentCreate(APIView):
             if replay:
                 return Response(record.response_body, status=record.response_status)
         try:
-            payment = self._start(request, values)
-            response_status, body = status.HTTP_201_CREATED, PaymentOut(payment).data
+            if values["channel"] == Channel.WECHAT_PAYSCORE:  # pay after use: a service order, not a payment
+                started = payscore_start(user=request.user, order_no=values["order_no"])
+                response_status, body = status.HTTP_201_CREATED, ServiceOrderOut(started).data
+            else:
+                payment = self._start(request, values)
+                response_status, body = status.HTTP_201_CREATED, PaymentOut(payment).data
         except GatewayUnavailable:
             if record:
                 idempotency_forget(record)

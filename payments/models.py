@@ -30,6 +30,7 @@ class Channel(models.TextChoices):
     ALIPAY_WAP = "alipay_wap", "Alipay (phone)"
     WALLYT_JSAPI = "wallyt_jsapi", "Wallyt (WeChat mini-program)"
     WALLET = "wallet", "Wallet"
+    WECHAT_PAYSCORE = "wechat_payscore", "WeChat Pay Score (pay after use)"  # a ServiceOrder, never a Payment
 
 
 GATEWAY_LABELS = {"wechat": "WeChat Pay", "alipay": "Alipay", "wallyt": "Wallyt", "wallet": "the wallet"}
@@ -106,6 +107,78 @@ class Payment(models.Model):
     @property
     def gateway(self) -> str:
         return CHANNEL_ROUTES[self.channel][0]
+
+
+class ServiceOrder(models.Model):
+    """A WeChat Pay Score service order: a rental started without paying and billed after use.
+
+    created (at WeChat, waiting for the user to confirm) -> confirmed (the rental runs) -> completed (we
+    sent the final amount; WeChat collects) -> paid (``PAYSCORE.USER_PAID``). Cancelled before use (by us:
+    WeChat ``REVOKED``), expired (never confirmed: declined, or 30 days), failed (WeChat refused to
+    create it). Only ``payments.payscore`` changes it, one locked and audited transition at a time.
+    """
+
+    class Status(models.TextChoices):
+        CREATED = "created"
+        CONFIRMED = "confirmed"
+        COMPLETED = "completed"
+        PAID = "paid"
+        CANCELLED = "cancelled"
+        EXPIRED = "expired"
+        FAILED = "failed"
+
+    OPEN = (Status.CREATED, Status.CONFIRMED, Status.COMPLETED)
+    TRANSITIONS = {
+        Status.CREATED: {Status.CONFIRMED, Status.CANCELLED, Status.EXPIRED, Status.FAILED},
+        Status.CONFIRMED: {Status.COMPLETED, Status.PAID, Status.CANCELLED},
+        Status.COMPLETED: {Status.PAID, Status.CANCELLED},
+        Status.PAID: set(),
+        Status.CANCELLED: set(),
+        Status.EXPIRED: set(),
+        Status.FAILED: set(),
+    }
+
+    out_order_no = models.CharField(max_length=32, unique=True, help_text="Our out_order_no at WeChat.")
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="service_orders")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.CREATED, db_index=True)
+    risk_fund_fen = models.BigIntegerField(help_text="The most it can be completed for (risk_fund.amount).")
+    total_fen = models.BigIntegerField(null=True, blank=True, help_text="The final amount, set when the rental ended.")
+    paid_fen = models.BigIntegerField(default=0)
+    billing = models.JSONField(default=dict, blank=True, help_text="How the final amount was priced.")
+    package = models.CharField(max_length=256, blank=True, help_text="For the mini-program's confirmation page.")
+    gateway_order_id = models.CharField(max_length=64, blank=True)
+    gateway_trade_no = models.CharField(max_length=64, blank=True, help_text="The debit's transaction_id.")
+    gateway_state = models.CharField(max_length=32, blank=True, help_text="WeChat's last word.")
+    payer_openid = models.CharField(max_length=64, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="When the rental ended (the amount's end).")
+    completed_at = models.DateTimeField(null=True, blank=True, help_text="When WeChat accepted the final amount.")
+    paid_at = models.DateTimeField(null=True, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-id",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("order",),
+                condition=Q(status__in=("created", "confirmed", "completed", "paid")),
+                name="service_order_one_live_per_order",
+            ),
+            models.CheckConstraint(condition=Q(risk_fund_fen__gt=0), name="service_order_risk_fund_positive"),
+            models.CheckConstraint(
+                condition=Q(total_fen__isnull=True) | Q(total_fen__gte=0, total_fen__lte=F("risk_fund_fen")),
+                name="service_order_total_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.out_order_no
+
+
+class ServiceOrderEvent(AuditEvent):
+    service_order = models.ForeignKey(ServiceOrder, on_delete=models.PROTECT, related_name="events")
 
 
 class PaymentEvent(AuditEvent):

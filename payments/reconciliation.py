@@ -23,7 +23,8 @@ from config.errors import DomainError, GatewayUnavailable
 from config.logging import log_context
 from orders.models import Order
 from orders.services import order_cancel
-from payments.models import Channel, Payment
+from payments.models import Channel, Payment, ServiceOrder
+from payments.payscore import payscore_reconcile
 from payments.services import payment_expire, payment_sync
 
 logger = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ def expire_unpaid_orders_batch(*, now: datetime, size: int = 200) -> int:
         Order.objects.select_for_update(skip_locked=True)
         .filter(status=Order.Status.PENDING_PAYMENT, expires_at__lte=now)
         .exclude(payments__status__in=Payment.OPEN)
+        .exclude(service_orders__status=ServiceOrder.Status.CREATED)  # cancelled at WeChat first (payscore)
         .order_by("id")[:size]
     )
     for order in orders:
@@ -184,6 +186,7 @@ def reconcile_payments(
         return report.claimed
 
     run_until_done(one_batch, max_batches=max_batches, progress=progress)
+    service_orders = payscore_reconcile(now=now, size=size)
     cancelled = run_until_done(lambda: expire_unpaid_orders_batch(now=now, size=size), max_batches=max_batches)
     return {
         "payments": totals.claimed,
@@ -192,4 +195,6 @@ def reconcile_payments(
         "unchanged": totals.unchanged,
         "errors": totals.errors,
         "orders_cancelled": cancelled,
+        "service_orders": service_orders["service_orders"],
+        "service_order_errors": service_orders["errors"],
     }

@@ -31,7 +31,7 @@ from orders.services import order_cancel, order_cancel_by_user, order_mark_paid,
 from payments.gateways.base import PrepayRequest, TradeState, TradeStatus
 from payments.gateways.registry import get_gateway
 from payments.gateways.trust import FieldMismatch, Message, check_trade, trade_expectations
-from payments.models import CHANNEL_ROUTES, Channel, Payment, PaymentEvent
+from payments.models import CHANNEL_ROUTES, Channel, Payment, PaymentEvent, ServiceOrder
 from wallets.models import WalletTransaction
 from wallets.services import wallet_debit
 
@@ -91,10 +91,22 @@ def _payable_order(*, user, order_no: str, now: datetime) -> Order:
     return order
 
 
+def _refuse_while_service_order_waits(order: Order) -> None:
+    """409 ``payment_in_progress`` while a WeChat Pay Score service order of the order waits for the user's
+    confirmation (``payments.payscore``): confirming it would start the rental a second way."""
+    if order.service_orders.filter(status=ServiceOrder.Status.CREATED).exists():
+        raise Conflict(
+            "A Pay Score service order of this order waits for confirmation; cancel the order first.",
+            code="payment_in_progress",
+            details={"channel": Channel.WECHAT_PAYSCORE},
+        )
+
+
 @transaction.atomic
 def _payment_create(*, order: Order, channel: str, openid: str, client_ip: str | None, actor: Actor) -> Payment:
     """Persist the intent. The database allows one open payment per order (partial unique index)."""
     Order.objects.select_for_update().get(pk=order.pk)
+    _refuse_while_service_order_waits(order)
     existing = order.payments.filter(status__in=Payment.OPEN).first()
     if existing:
         if existing.channel == channel:
@@ -197,6 +209,7 @@ def payment_pay_with_wallet(*, user, order_no: str, now: datetime) -> Payment:
             code="payment_in_progress",
             details={"payment_no": open_payment.payment_no, "channel": open_payment.channel},
         )
+    _refuse_while_service_order_waits(order)
     actor = Actor.user(user)
     payment = Payment.objects.create(
         payment_no=order_no_new("PY"), order=order, channel=Channel.WALLET, amount_fen=order.amount_fen
@@ -470,9 +483,13 @@ def payment_open_for_order(order: Order) -> list[Payment]:
 
 def order_cancel_with_payments(*, order: Order, actor: Actor, reason: str) -> Order:
     """The owner cancels an unpaid order: open payments are closed at the gateway first (one that
-    turns out to be paid wins: the order is then paid and the cancel answers 409)."""
+    turns out to be paid wins: the order is then paid and the cancel answers 409), and so is a Pay Score
+    service order waiting for confirmation (confirmed meanwhile: the rental started, 409)."""
     for payment in payment_open_for_order(order):
         payment_close(payment_no=payment.payment_no, actor=actor, reason="order cancelled")
+    from payments.payscore import payscore_cancel_for_order  # payscore imports this module
+
+    payscore_cancel_for_order(order=order, actor=actor, reason="order cancelled")
     return order_cancel_by_user(order_id=order.pk, actor=actor, reason=reason)
 
 

@@ -40,6 +40,7 @@ from config.logging import log_context
 from payments.gateways.base import Notification, NotificationReply, RefundStatus
 from payments.gateways.registry import GATEWAY_NAMES, get_gateway
 from payments.models import GatewayNotification, Payment
+from payments.payscore import _apply as _apply_service_order
 from payments.services import _apply_trade_status
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ def _parsed(notification: Notification) -> dict:
     return {
         "trade": plain(notification.trade) if notification.trade else None,
         "refund": plain(notification.refund) if notification.refund else None,
+        "service_order": plain(notification.service_order) if notification.service_order else None,
     }
 
 
@@ -180,6 +182,8 @@ def _verified_fields(notification: Notification) -> dict:
         reference = notification.trade.payment_no
     elif notification.refund:
         reference = notification.refund.refund_no
+    elif notification.service_order:
+        reference = notification.service_order.out_order_no
     return {
         "verified": True,
         "event_type": notification.event_type,
@@ -244,6 +248,8 @@ def _apply(notification: Notification, *, gateway) -> Payment | None:
         payment = _apply_trade_status(trade=notification.trade, actor=actor)
     if notification.refund is not None:
         payment = _apply_refund(notification.refund, actor=actor) or payment
+    if notification.service_order is not None:  # WeChat Pay Score: in this transaction, no savepoint
+        _apply_service_order(status=notification.service_order, actor=actor)
     return payment  # neither: an event type we do not act on, acknowledged
 
 
@@ -309,11 +315,17 @@ def _notification_from_parsed(row: GatewayNotification) -> Notification:
         return cls(**values)
 
     parsed = row.parsed or {}
+    service_order = None
+    if parsed.get("service_order"):
+        from payments.gateways.wechat_payscore import ServiceOrderState, ServiceOrderStatus
+
+        service_order = restore(parsed["service_order"], ServiceOrderStatus, ServiceOrderState, ("paid_at",))
     return Notification(
         event_id=row.event_id or f"replay-{row.pk}",
         event_type=row.event_type,
         trade=restore(parsed.get("trade"), TradeStatus, TradeState, ("paid_at",)),
         refund=restore(parsed.get("refund"), RefundStatus, RefundState, ("succeeded_at",)),
+        service_order=service_order,
     )
 
 

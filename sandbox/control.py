@@ -159,7 +159,7 @@ def register(sb: Sandbox) -> None:
 
     def notifications(req: Request, gateway: str | None = None) -> Response:
         q = req.query
-        ref = {k: q[k] for k in ("out_trade_no", "out_refund_no") if q.get(k)}
+        ref = {k: q[k] for k in ("out_trade_no", "out_refund_no", "out_order_no") if q.get(k)}
         items = sb.notifier.list(gateway or q.get("gateway"), ref)
         if q.get("event"):
             items = [d for d in items if d["event"] == q["event"]]

@@ -47,6 +47,7 @@ TARGETS = {
         "wechat.certificates",
         "wechat.bill",
         "wechat.bill_download",
+        "wechat.payscore",
         "wechat.notify",
     ],
     "alipay": [

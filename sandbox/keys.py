@@ -157,6 +157,9 @@ def _generate(root: Path) -> None:
         }
         _write_atomic(p["credentials"], (json.dumps(creds, indent=2) + "\n").encode(), 0o644)
     creds = json.loads(p["credentials"].read_text())
+    if not creds["wechat"].get("payscore_service_id"):  # Pay Score's service_id: 32 digits (PROTOCOLS F.3)
+        creds["wechat"]["payscore_service_id"] = "2002" + _digits(28)
+        _write_atomic(p["credentials"], (json.dumps(creds, indent=2) + "\n").encode(), 0o644)
     if not creds["alipay"].get("seller_id"):  # a data dir from before the seller id was generated
         creds["alipay"]["seller_id"] = "2088" + creds["alipay"]["app_id"][-12:]
         _write_atomic(p["credentials"], (json.dumps(creds, indent=2) + "\n").encode(), 0o644)
@@ -170,7 +173,9 @@ def ensure_keys(data_dir: Path | str | None = None) -> dict[str, Any]:
     root = Path(data_dir) if data_dir else DEFAULT_DATA_DIR
     root.mkdir(parents=True, exist_ok=True)
     paths = {k: root / v for k, v in FILES.items()}
-    complete = all(path.exists() for path in paths.values()) and '"seller_id"' in paths["credentials"].read_text()
+    complete = all(path.exists() for path in paths.values()) and all(
+        f'"{name}"' in paths["credentials"].read_text() for name in ("seller_id", "payscore_service_id")
+    )
     if not complete:
         with open(root / ".keys.lock", "a+") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)

@@ -114,6 +114,7 @@ class Store:
         self.trades: dict[tuple[str, str], Trade] = {}
         self.trades_by_txn: dict[tuple[str, str], Trade] = {}
         self.refunds: dict[tuple[str, str], Refund] = {}
+        self.service_orders: dict[str, dict[str, Any]] = {}  # WeChat Pay Score, by out_order_no (wechat_payscore)
         self._blobs: dict[str, tuple[str, bytes]] = {}  # without a database only
         self.bill_adjust: dict[str, Any] = {}  # gateway -> bills.BillAdjust (tests make bills disagree)
         self._load()
@@ -129,6 +130,8 @@ class Store:
         for key, data in self.persist.all("refund"):
             gateway, _, refund_key = key.partition(" ")
             self.refunds[(gateway, refund_key)] = Refund.from_json(data)
+        for key, data in self.persist.all("payscore"):
+            self.service_orders[key] = data
         seq = self.persist.get("meta", "seq") or {}
         self._seq = itertools.count(int(seq.get("next", 1)))
 
@@ -137,6 +140,7 @@ class Store:
             self.trades.clear()
             self.trades_by_txn.clear()
             self.refunds.clear()
+            self.service_orders.clear()
             self._blobs.clear()
             self.bill_adjust.clear()
             if self.persist is not None:
@@ -158,6 +162,12 @@ class Store:
         if self.persist is not None:
             key = refund.extra.get("key") or refund.out_refund_no
             self.persist.put("refund", f"{refund.gateway} {key}", refund.to_json())
+
+    def save_service_order(self, order: dict[str, Any]) -> None:
+        """A new or changed Pay Score service order (plain JSON; `sandbox.wechat_payscore`)."""
+        self.service_orders[order["out_order_no"]] = order
+        if self.persist is not None:
+            self.persist.put("payscore", order["out_order_no"], order)
 
     def put_blob(self, token: str, content_type: str, data: bytes) -> None:
         """A bill file to download (`token` in its URL)."""

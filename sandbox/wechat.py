@@ -1,5 +1,6 @@
 # ruff: noqa: RUF001  (Chinese protocol text uses full-width punctuation)
-"""Fake WeChat Pay API v3 (direct merchant): prepay, query, close, refunds, certificates, bills."""
+"""Fake WeChat Pay API v3 (direct merchant): prepay, query, close, refunds, certificates, bills; Pay Score
+service orders in `sandbox.wechat_payscore`."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from . import wechat_shapes as shapes
 from .faults import Fault, mutated
 from .server import Request, Response
 from .state import Refund, Trade, now_cst, parse_time, rfc3339
+from .wechat_payscore import PayScore
 
 if TYPE_CHECKING:
     from .server import Sandbox
@@ -66,6 +68,7 @@ class WeChatGateway:
         r.add("GET", r"/v3/certificates", self.certificates)
         r.add("GET", r"/v3/bill/tradebill", self.trade_bill)
         r.add("GET", r"/v3/billdownload/file", self.bill_download)
+        self.payscore = PayScore(sb, self)
 
     # ================================================================ plumbing
     def _mode(self, req: Request) -> str:

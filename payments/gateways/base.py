@@ -135,6 +135,7 @@ class Notification:
     event_type: str  # the gateway's own event name (TRANSACTION.SUCCESS, trade_status_sync, ...)
     trade: TradeStatus | None = None
     refund: RefundStatus | None = None
+    service_order: Any = None  # WeChat Pay Score: a ``wechat_payscore.ServiceOrderStatus``
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,7 @@ def sandbox_values(gateway: str, current: dict[str, Any]) -> dict[str, Any]:
             "WECHAT_PAY_SERIAL_NO": wechat.get("merchant_serial_no"),
             "WECHAT_PAY_PRIVATE_KEY_PATH": str(data_dir / "wechat" / "merchant_private_key.pem"),
             "WECHAT_PAY_API_V3_KEY": _read_optional(data_dir / "wechat" / "apiv3_key"),
+            "WECHAT_PAYSCORE_SERVICE_ID": wechat.get("payscore_service_id"),
         }
         if _is_empty(current.get("WECHAT_PAY_PLATFORM_CERT_DIR")):
             values["WECHAT_PAY_PUBLIC_KEY_PATH"] = str(data_dir / "wechat" / "platform_public_key.pem")
@@ -147,6 +148,7 @@ _WECHAT_NAMES = (
     "WECHAT_PAY_PLATFORM_CERT_DIR",
     "WECHAT_PAY_API_BASE",
     "WECHAT_PAY_NOTIFY_MAX_SKEW_SECONDS",
+    "WECHAT_PAYSCORE_SERVICE_ID",
 )
 _ALIPAY_NAMES = (
     "ALIPAY_APP_ID",
@@ -209,6 +211,7 @@ def _build_wechat() -> WeChatGateway:
         # both set: WeChat's key switch, when a merchant receives signatures under either (PROTOCOLS F.1)
         platform_cert_dir=str(s.get("WECHAT_PAY_PLATFORM_CERT_DIR")) if s.get("WECHAT_PAY_PLATFORM_CERT_DIR") else None,
         notify_max_skew_seconds=int(s.get("WECHAT_PAY_NOTIFY_MAX_SKEW_SECONDS", DEFAULT_NOTIFY_MAX_SKEW_SECONDS)),
+        payscore_service_id=str(s.get("WECHAT_PAYSCORE_SERVICE_ID", "")),
     )
     return WeChatGateway(config)
 

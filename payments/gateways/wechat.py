@@ -58,6 +58,7 @@ from payments.gateways.base import (
 )
 from payments.gateways.bills import BillEntry, read_wechat_bill
 from payments.gateways.trust import Check, CheckTable, Identity, Message, gateway_check, subject_check
+from payments.gateways.wechat_payscore import PayScoreCalls, is_payscore_event, service_order_from
 
 logger = logging.getLogger(__name__)
 PRODUCTION_API_BASE = "https://api.mch.weixin.qq.com"
@@ -145,6 +146,7 @@ class WeChatConfig:
     platform_cert_dir: str | None = None
     notify_max_skew_seconds: int = 300
     timeout: tuple[float, float] = (5, 15)
+    payscore_service_id: str = ""  # WECHAT_PAYSCORE_SERVICE_ID ("" : Pay Score off)
 
     @property
     def public_key_mode(self) -> bool:
@@ -420,7 +422,7 @@ def _error_from_answer(status: int, body: str | bytes) -> Exception:
 # --------------------------------------------------------------------------- the gateway
 
 
-class WeChatGateway:
+class WeChatGateway(PayScoreCalls):
     name = "wechat"
 
     def __init__(self, config: WeChatConfig, *, clock: Callable[[], float] = time.time) -> None:
@@ -683,6 +685,9 @@ class WeChatGateway:
             if event_type.startswith("REFUND."):
                 refund = refund_status_from(resource, source=Message.NOTIFY)
                 return Notification(event_id=event_id, event_type=event_type, refund=refund)
+            if is_payscore_event(event_type):
+                order = service_order_from(resource, source=Message.NOTIFY)
+                return Notification(event_id=event_id, event_type=event_type, service_order=order)
         except ValueError as exc:
             raise NotificationInvalid(f"cannot read {event_type} resource: {exc}") from exc
         return Notification(event_id=event_id, event_type=event_type)
@@ -693,8 +698,8 @@ class WeChatGateway:
         here, since nothing else looks at it."""
         if "sp_mchid" in resource or "sp_appid" in resource:
             raise NotificationInvalid("notification is for a service provider (sp_mchid)")
-        if event_type.startswith(("TRANSACTION.", "REFUND.")):
-            return
+        if event_type.startswith(("TRANSACTION.", "REFUND.")) or is_payscore_event(event_type):
+            return  # checked field by field (CHECKS, PAYSCORE_CHECKS)
         if resource.get("mchid", self.config.mchid) != self.config.mchid:
             raise NotificationInvalid("notification is for another merchant (mchid)")
         if resource.get("appid", self.config.appid) != self.config.appid:

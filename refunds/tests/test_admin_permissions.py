@@ -35,6 +35,8 @@ def test_groups_have_exactly_the_documented_permissions():
         "payments.view_paymentevent",
         "payments.view_gatewaynotification",
         "payments.view_wechatidentity",
+        "payments.view_serviceorder",
+        "payments.view_serviceorderevent",
         "refunds.view_refund",
         "refunds.view_refundevent",
         "orders.view_order",

@@ -37,7 +37,7 @@ def test_orders_page_lists_my_orders_only(web):
     other = rental_for(UserFactory())
     page = web.get("/orders/").content.decode()
     assert mine.order_no in page and pending.order_no in page and other.order_no not in page
-    assert "Paid" in page and "Pending Payment" in page and "Request a refund" in page
+    assert "Paid" in page and "Awaiting payment" in page and "Request a refund" in page
     assert re.search(r'time left <span class="time-left">1 h 59 min|time left <span class="time-left">2 h 00 min', page)
     assert f"/orders/{pending.order_no}/checkout/" in page
 

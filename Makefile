@@ -33,6 +33,7 @@ bench: install  ## run every benchmark (each prints a RESULT line)
 	$(BIN)/python bench/notify_throughput.py
 	$(BIN)/python bench/wallet_contention.py
 	$(BIN)/python bench/reconcile_scaling.py
+	$(BIN)/python bench/chaos.py
 
 stop:  ## stop the embedded PostgreSQL server
 	$(BIN)/python -m config.embedded_pg stop

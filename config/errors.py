@@ -106,6 +106,14 @@ class TradeNotFound(GatewayRejected):
     code = "trade_not_found"
 
 
+class RefundNotFound(GatewayRejected):
+    """The gateway does not know the refund: it never reached it (WeChat 404 RESOURCE_NOT_EXISTS, an Alipay
+    refund query answered without ``refund_status``, Wallyt REFUNDNOTEXIST). Re-sending it with the same
+    refund number is idempotent at every gateway, and is how it heals."""
+
+    code = "refund_not_found"
+
+
 class SignatureInvalid(PaymentError):
     code = "signature_invalid"
     http_status = 401

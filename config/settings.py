@@ -143,9 +143,13 @@ CELERY_TASK_ALWAYS_EAGER = False  # eager mode is for nothing but an explicit te
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "Asia/Shanghai"
 # Loaded into django-celery-beat at beat start (finance sees and pauses them in admin).
+# Reconciliation (README "Healing rules"): both jobs run every RECONCILE_INTERVAL_SECONDS; every polling tier,
+# age bound and wait of theirs is multiplied by RECONCILE_TIME_SCALE (1 in production; the chaos bench shortens)
+RECONCILE_INTERVAL_SECONDS = max(1, env.int("RECONCILE_INTERVAL_SECONDS", default=60))
+RECONCILE_TIME_SCALE = env.float("RECONCILE_TIME_SCALE", default=1.0)
 CELERY_BEAT_SCHEDULE = {
-    "reconcile-payments": {"task": "payments.reconcile_payments", "schedule": 60.0},
-    "reconcile-refunds": {"task": "refunds.reconcile_refunds", "schedule": 60.0},
+    "reconcile-payments": {"task": "payments.reconcile_payments", "schedule": float(RECONCILE_INTERVAL_SECONDS)},
+    "reconcile-refunds": {"task": "refunds.reconcile_refunds", "schedule": float(RECONCILE_INTERVAL_SECONDS)},
     "reconcile-bills": {"task": "refunds.reconcile_bill", "schedule": crontab(hour=10, minute=0)},
 }
 
@@ -272,6 +276,8 @@ NOTIFY_UNVERIFIED_PER_MINUTE = env.int("NOTIFY_UNVERIFIED_PER_MINUTE", default=3
 PAYMENTS_REFUND_STATUS_HANDLER = "refunds.services.refund_apply_gateway_status"
 REFUND_AUTO_APPROVE_MAX_FEN = env.int("REFUND_AUTO_APPROVE_MAX_FEN", default=0)  # 0: every refund needs approval
 REFUND_STUCK_ALERT_HOURS = env.int("REFUND_STUCK_ALERT_HOURS", default=24)
+# A processing refund its gateway says it does not know, for longer than this, is sent again (same refund_no)
+REFUND_RESEND_GRACE_SECONDS = env.int("REFUND_RESEND_GRACE_SECONDS", default=300)
 
 # Daily bill reconciliation (refunds/bills.py)
 BILL_RECONCILE_GATEWAYS = tuple(env.list("BILL_RECONCILE_GATEWAYS", default=["wechat", "alipay", "wallyt"]))

@@ -13,8 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet, Value
+from django.db.models.functions import Coalesce, Greatest
 
 from config.audit import Actor
 from config.errors import DomainError, GatewayUnavailable
@@ -30,6 +32,17 @@ RECONCILE = Actor.system("reconcile")
 MINUTE = timedelta(minutes=1)
 # (age below, poll at most every): every minute while young, then every 10 minutes, then hourly
 TIERS = ((timedelta(minutes=10), MINUTE), (timedelta(hours=1), timedelta(minutes=10)), (None, timedelta(hours=1)))
+
+
+def scaled(duration: timedelta) -> timedelta:
+    """A reconciliation interval or age bound times ``RECONCILE_TIME_SCALE`` (1 in production; a test or the
+    chaos bench shortens every interval at once, like the sandbox's ``--notify-scale``)."""
+    return duration * settings.RECONCILE_TIME_SCALE
+
+
+def tiers() -> tuple[tuple[timedelta | None, timedelta], ...]:
+    """``TIERS``, scaled."""
+    return tuple((scaled(age) if age else None, scaled(every)) for age, every in TIERS)
 
 
 @dataclass
@@ -50,7 +63,7 @@ def due_by_tier(age_field: str, now: datetime) -> Q:
     """Rows whose age (from ``age_field``) puts them in a tier whose polling interval has passed."""
     due = Q()
     younger_than = None
-    for age, every in TIERS:
+    for age, every in tiers():
         band = Q(**{f"{age_field}__gt": now - age}) if age else Q()
         if younger_than is not None:
             band &= Q(**{f"{age_field}__lte": now - younger_than})
@@ -61,7 +74,7 @@ def due_by_tier(age_field: str, now: datetime) -> Q:
 
 def payments_due(now: datetime) -> QuerySet[Payment]:
     """Open gateway payments whose tier says "ask again", and every expired one (at most once a minute)."""
-    expired = Q(order__expires_at__lte=now) & not_synced_since(now - MINUTE)
+    expired = Q(order__expires_at__lte=now) & not_synced_since(now - scaled(MINUTE))
     return (
         Payment.objects.filter(status__in=Payment.OPEN)
         .exclude(channel=Channel.WALLET)
@@ -71,12 +84,17 @@ def payments_due(now: datetime) -> QuerySet[Payment]:
 
 @transaction.atomic
 def claim_batch(queryset: QuerySet, *, now: datetime, size: int) -> list[int]:
-    """Lock up to ``size`` due rows (skipping rows other workers hold) and stamp ``last_synced_at``:
-    a lease that makes them not due for anyone else until their tier comes round again."""
+    """Lock up to ``size`` due rows (skipping rows other workers hold) and stamp ``last_synced_at`` with the
+    job's ``now``: a lease that makes them not due for anyone else until their tier comes round again. A
+    lease never goes backwards (a worker whose clock is behind leaves a later stamp as it is); applying the
+    gateway's answer stamps the same ``now`` (``payments.services.synced_at``)."""
     ids = list(
         queryset.select_for_update(skip_locked=True, of=("self",)).order_by("id").values_list("id", flat=True)[:size]
     )
-    queryset.model.objects.filter(id__in=ids).update(last_synced_at=now)
+    stamp = Value(now)
+    queryset.model.objects.filter(id__in=ids).update(
+        last_synced_at=Greatest(Coalesce(F("last_synced_at"), stamp), stamp)
+    )
     return ids
 
 
@@ -104,7 +122,7 @@ def reconcile_payments_batch(*, now: datetime, size: int = 100) -> BatchReport:
 
 def _reconcile_one(payment: Payment, *, now: datetime) -> str:
     if payment.order.expires_at > now:
-        after = payment_sync(payment_no=payment.payment_no, actor=RECONCILE)
+        after = payment_sync(payment_no=payment.payment_no, actor=RECONCILE, now=now)
         return (
             "succeeded"
             if after.status == Payment.Status.SUCCEEDED

@@ -253,16 +253,27 @@ def payment_mark_failed(*, payment_no: str, actor: Actor, reason: str, data: dic
 
 
 @transaction.atomic
-def payment_apply_trade_status(*, trade: TradeStatus, actor: Actor, payment_no: str | None = None) -> Payment:
+def payment_apply_trade_status(
+    *, trade: TradeStatus, actor: Actor, payment_no: str | None = None, now: datetime | None = None
+) -> Payment:
     """The one way a gateway's word (notification, query answer) changes a payment. Idempotent.
 
     ``payment_no``: the payment we asked about (a query answer must be about it); a notification names
     its own. Every field the gateway's ``CHECKS`` table names (the payment, gateway, app id, merchant
     id, seller id, sub app id, amount, currency) is compared with our payment before anything changes
     (raises ``FieldMismatch``); a duplicate, a late notification and a query racing a notification all
-    end in one transition, once.
+    end in one transition, once. ``now``: the time of the job that asked (default: the clock);
+    ``last_synced_at`` moves to it, never back.
     """
-    return _apply_trade_status(trade=trade, actor=actor, payment_no=payment_no)
+    return _apply_trade_status(trade=trade, actor=actor, payment_no=payment_no, now=now)
+
+
+def synced_at(current: datetime | None, now: datetime) -> datetime:
+    """The new ``last_synced_at`` of a row a job (or a notification) has just synced at ``now``: the later of
+    the two. It is also the reconciliation lease (``payments.reconciliation.claim_batch``), which must never
+    go backwards: a job running with a ``now`` ahead of the clock (or a worker whose clock is ahead) stamped
+    it, and a word applied by a process whose clock is behind must not make the row due again at once."""
+    return now if current is None or now > current else current
 
 
 # How final a word is (DESIGN rule 5): the recorded gateway word changes only to a more final one, or to
@@ -298,14 +309,16 @@ def trade_checked(trade: TradeStatus, payment: Payment) -> None:
         raise FieldMismatch(amount, gateway=gateway.name, message=Message(trade.source), got=None)
 
 
-def _apply_trade_status(*, trade: TradeStatus, actor: Actor, payment_no: str | None = None) -> Payment:
+def _apply_trade_status(
+    *, trade: TradeStatus, actor: Actor, payment_no: str | None = None, now: datetime | None = None
+) -> Payment:
     """The body of ``payment_apply_trade_status``, in the caller's transaction and without a savepoint of
     its own: only for a caller whose transaction is rolled back as a whole when this raises (the
     webhook's processing transaction). Everyone else calls ``payment_apply_trade_status``."""
     payment = _locked(payment_no or trade.payment_no)
     trade_checked(trade, payment)
     # set before any transition, so that the transition's save writes them too (one UPDATE)
-    payment.last_synced_at = timezone.now()
+    payment.last_synced_at = synced_at(payment.last_synced_at, now or timezone.now())
     if _recordable(trade, payment):
         payment.gateway_state = trade.gateway_state or trade.state
     if trade.state == TradeState.SUCCEEDED:
@@ -353,13 +366,13 @@ def _payment_succeeded(payment: Payment, *, trade: TradeStatus, actor: Actor) ->
         transaction.on_commit(lambda: task.delay(payment.pk), robust=True)
 
 
-def payment_sync(*, payment_no: str, actor: Actor) -> Payment:
-    """Ask the gateway how the trade stands and apply the answer."""
+def payment_sync(*, payment_no: str, actor: Actor, now: datetime | None = None) -> Payment:
+    """Ask the gateway how the trade stands and apply the answer (``now``: the asking job's time)."""
     with log_context(payment_no=payment_no):
-        return _payment_sync(payment_no=payment_no, actor=actor)
+        return _payment_sync(payment_no=payment_no, actor=actor, now=now)
 
 
-def _payment_sync(*, payment_no: str, actor: Actor) -> Payment:
+def _payment_sync(*, payment_no: str, actor: Actor, now: datetime | None) -> Payment:
     payment = Payment.objects.filter(payment_no=payment_no).first()
     if payment is None:
         raise NotFound("Payment not found.")
@@ -373,7 +386,7 @@ def _payment_sync(*, payment_no: str, actor: Actor) -> Payment:
             return payment
         raise
     try:
-        return payment_apply_trade_status(trade=trade, actor=actor, payment_no=payment.payment_no)
+        return payment_apply_trade_status(trade=trade, actor=actor, payment_no=payment.payment_no, now=now)
     except FieldMismatch as exc:
         payment_record_refusal(payment_id=payment.pk, refusal=exc, actor=actor)
         raise
@@ -405,14 +418,14 @@ def _payment_close(*, payment_no: str, actor: Actor, reason: str) -> Payment:
     return _payment_mark_closed(payment_no=payment_no, actor=actor, reason=reason)
 
 
-def _close_at_gateway(payment: Payment, *, actor: Actor) -> None:
+def _close_at_gateway(payment: Payment, *, actor: Actor, now: datetime | None = None) -> None:
     """Close the trade at the gateway. Paid after all: the payment is applied instead and this
     answers ``trade_already_paid``; never reached the gateway: nothing to close there."""
     gateway = get_gateway(payment.gateway)
     try:
         gateway.close(payment.payment_no)
     except TradeAlreadyPaid:
-        payment = payment_sync(payment_no=payment.payment_no, actor=actor)
+        payment = payment_sync(payment_no=payment.payment_no, actor=actor, now=now)
         raise Conflict(
             "The payment was completed before it could be closed.",
             code="trade_already_paid",
@@ -436,7 +449,7 @@ def payment_expire(*, payment: Payment, now: datetime, actor: Actor) -> Payment:
     compartment released). Paid after all: ``trade_already_paid`` (the payment was applied)."""
     with log_context(payment_no=payment.payment_no):
         if payment.status in Payment.OPEN:
-            _close_at_gateway(payment, actor=actor)
+            _close_at_gateway(payment, actor=actor, now=now)
         with transaction.atomic():
             payment = _locked(payment.payment_no)
             if payment.status in Payment.OPEN:

@@ -16,6 +16,7 @@ is never held up), one that does not is answered 429 with nothing stored.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import logging
@@ -79,25 +80,33 @@ def _parsed(notification: Notification) -> dict:
 
 
 class _UnverifiedSenders:
-    """Per-process count of bodies that failed verification, per sender address, per minute."""
+    """Per-process record of bodies that failed verification, per sender address, over the last minute
+    (a sliding window: no boundary at which a flooding sender starts afresh)."""
+
+    WINDOW_SECONDS = 60.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts: dict[str, tuple[int, int]] = {}  # address -> (minute, failures)
+        self._failures: dict[str, collections.deque[float]] = {}
+
+    def _recent(self, address: str, now: float) -> collections.deque[float]:
+        times = self._failures.setdefault(address, collections.deque())
+        while times and times[0] <= now - self.WINDOW_SECONDS:
+            times.popleft()
+        return times
 
     def over_limit(self, address: str | None, *, limit: int, now: float) -> bool:
-        minute = int(now // 60)
         with self._lock:
-            seen_minute, failures = self._counts.get(address or "", (minute, 0))
-            return seen_minute == minute and failures >= limit
+            return len(self._recent(address or "", now)) >= limit
 
     def failed(self, address: str | None, *, now: float) -> None:
-        minute = int(now // 60)
         with self._lock:
-            if len(self._counts) > 10_000:  # a flood from many addresses: forget the older minutes
-                self._counts = {k: v for k, v in self._counts.items() if v[0] == minute}
-            seen_minute, failures = self._counts.get(address or "", (minute, 0))
-            self._counts[address or ""] = (minute, failures + 1 if seen_minute == minute else 1)
+            if len(self._failures) > 10_000:  # a flood from many addresses: forget the quiet ones
+                self._failures = {a: t for a, t in self._failures.items() if t and t[-1] > now - self.WINDOW_SECONDS}
+            times = self._recent(address or "", now)
+            times.append(now)
+            if len(times) > 10_000:
+                times.popleft()
 
 
 unverified_senders = _UnverifiedSenders()

@@ -25,7 +25,14 @@ from refunds.backoffice.refund_page import gateway_answer
 from refunds.backoffice.timeline import TIMELINE_PERMS, payment_timeline
 from refunds.backoffice.urls import backoffice_urls
 from refunds.models import Refund, RefundEvent
-from refunds.services import refund_approve, refund_reject, refund_resolve_abnormal, refund_sync
+from refunds.services import (
+    refund_apply_abnormal,
+    refund_approve,
+    refund_reject,
+    refund_resend,
+    refund_resolve_abnormal,
+    refund_sync,
+)
 
 MAX_BULK = 100
 
@@ -69,6 +76,22 @@ class AmountRangeFilter(admin.ListFilter):
         return queryset.filter(**self.lookups) if self.lookups else queryset
 
 
+class GatewayUnknownFilter(admin.SimpleListFilter):
+    """Processing refunds their gateway says it does not know (it never reached it): reconciliation sends them
+    again after ``REFUND_RESEND_GRACE_SECONDS``; finance can too (action "Send again")."""
+
+    title = "at the gateway"
+    parameter_name = "gateway_unknown"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "unknown to the gateway")]
+
+    def queryset(self, request, queryset: QuerySet) -> QuerySet:
+        if self.value() == "yes":
+            return queryset.filter(status=Refund.Status.PROCESSING, gateway_unknown_since__isnull=False)
+        return queryset
+
+
 class RefundEventInline(EventInline):
     model = RefundEvent
     verbose_name_plural = "audit trail of this refund"
@@ -92,13 +115,55 @@ class ResolveForm(forms.Form):
     note = forms.CharField(max_length=200, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), help_text=NOTE_HELP)
 
 
+class _NoEcho(forms.TextInput):
+    """Typed in, never sent back (a page shown again after an error does not carry it)."""
+
+    def format_value(self, value):
+        return None
+
+
+class ApplyAbnormalForm(forms.Form):
+    """WeChat's apply-abnormal-refund (PROTOCOLS F.2). The bank fields go to WeChat encrypted and are never
+    shown again, stored or logged (the audit trail keeps the last four digits)."""
+
+    destination = forms.ChoiceField(
+        choices=[
+            ("USER_BANK_CARD", "To the customer's debit card (one refund at a time)"),
+            ("MERCHANT_BANK_CARD", "To our merchant account (we pay the customer ourselves)"),
+        ],
+        widget=forms.RadioSelect,
+    )
+    bank_type = forms.CharField(required=False, max_length=16, help_text="The bank's code, e.g. ICBC_DEBIT.")
+    bank_account = forms.CharField(
+        required=False, max_length=40, widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"})
+    )
+    real_name = forms.CharField(
+        required=False, max_length=100, label="Card holder", widget=_NoEcho(attrs={"autocomplete": "off"})
+    )
+    note = forms.CharField(max_length=200, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
+
+    def __init__(self, *args, selected: int = 1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.selected = selected
+
+    def clean(self):
+        data = super().clean()
+        if data.get("destination") == "USER_BANK_CARD":
+            if self.selected != 1:
+                raise forms.ValidationError("A customer's bank card is for one refund at a time.")
+            for name in ("bank_type", "bank_account", "real_name"):
+                if not data.get(name):
+                    self.add_error(name, "Required for the customer's bank card.")
+        return data
+
+
 @admin.register(Refund)
 class RefundAdmin(YuanMixin, admin.ModelAdmin):
     # fits a list at 1366 px: the refund's number over its order's, the channel, amount, status,
     # who asked and when
     list_display = ("refund_cell", "channel", "amount", "status", "requested")
     list_display_links = None  # the first column links the refund (and its order) itself
-    list_filter = ("status", "payment__channel", "created_at", AmountRangeFilter, "source")
+    list_filter = ("status", GatewayUnknownFilter, "payment__channel", "created_at", AmountRangeFilter, "source")
     search_fields = ("refund_no", "order__order_no", "payment__payment_no", "gateway_refund_id")
     date_hierarchy = "created_at"
     list_select_related = ("order", "payment", "requested_by", "approved_by")
@@ -134,7 +199,14 @@ class RefundAdmin(YuanMixin, admin.ModelAdmin):
         "updated_at",
     )
     inlines = [RefundEventInline]
-    actions = ("approve_selected", "reject_selected", "resolve_abnormal", "sync_with_gateway")
+    actions = (
+        "approve_selected",
+        "reject_selected",
+        "resolve_abnormal",
+        "apply_abnormal_refund",
+        "sync_with_gateway",
+        "resend_to_gateway",
+    )
     change_form_template = "admin/refunds/refund/change_form.html"
     change_list_template = "admin/refunds/refund/change_list.html"
 
@@ -154,6 +226,9 @@ class RefundAdmin(YuanMixin, admin.ModelAdmin):
 
     def has_resolve_abnormal_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("refunds.resolve_abnormal_refund")
+
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("refunds.resend_refund")
 
     def get_urls(self) -> list[URLPattern]:
         return backoffice_urls(self.admin_site) + super().get_urls()
@@ -327,6 +402,24 @@ class RefundAdmin(YuanMixin, admin.ModelAdmin):
         )
         return None
 
+    @admin.action(description="Apply for an abnormal refund to a bank card (WeChat)", permissions=["resolve_abnormal"])
+    def apply_abnormal_refund(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        request.sensitive_post_parameters = ["bank_account", "real_name"]  # kept out of error reports
+        queryset = queryset.filter(status=Refund.Status.ABNORMAL)
+        form = ApplyAbnormalForm(request.POST if "confirm" in request.POST else None, selected=queryset.count())
+        if not form.is_valid():
+            return self._confirm(
+                request, queryset, action="apply_abnormal_refund", title="Apply for abnormal refunds", form=form
+            )
+        data = form.cleaned_data
+        self._run(
+            request,
+            queryset,
+            lambda r: refund_apply_abnormal(refund_id=r.pk, staff=request.user, **data),
+            "Applied for",
+        )
+        return None
+
     @admin.action(description="Ask the gateway now (processing / abnormal)", permissions=["resolve_abnormal"])
     def sync_with_gateway(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._run(
@@ -335,6 +428,18 @@ class RefundAdmin(YuanMixin, admin.ModelAdmin):
             lambda r: refund_sync(refund_id=r.pk, actor=Actor.user(request.user)),
             "Synced",
         )
+
+    @admin.action(description="Send again to the gateway (processing; same refund number)", permissions=["resend"])
+    def resend_to_gateway(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        queryset = queryset.filter(status=Refund.Status.PROCESSING)
+        form = DecisionForm(request.POST if "confirm" in request.POST else None)
+        if not form.is_valid():
+            return self._confirm(
+                request, queryset, action="resend_to_gateway", title="Send refunds to the gateway again", form=form
+            )
+        note = form.cleaned_data["note"]
+        self._run(request, queryset, lambda r: refund_resend(refund_id=r.pk, staff=request.user, note=note), "Sent")
+        return None
 
 
 @admin.register(RefundEvent)

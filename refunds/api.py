@@ -65,6 +65,7 @@ class RefundListCreate(generics.GenericAPIView):
                 401,
                 415,
                 429,
+                c402="`insufficient_balance`: a wallet top-up whose money has been spent cannot be refunded",
                 c403="`refund_needs_staff`: the rental is in use; ask the staff",
                 c404="`not_found`: no such order of yours",
                 c400="`invalid_input` or `malformed_request`",

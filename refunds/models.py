@@ -54,6 +54,11 @@ class Refund(models.Model):
     gateway_state = models.CharField(max_length=32, blank=True)
     gateway_answers = models.JSONField(default=list, blank=True, help_text="What the gateway said, in order.")
     last_synced_at = models.DateTimeField(null=True, blank=True)
+    gateway_unknown_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The gateway said it does not know this processing refund (first time); cleared by its next word.",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -64,6 +69,7 @@ class Refund(models.Model):
         permissions = [
             ("approve_refund", "Can approve or reject refunds"),
             ("resolve_abnormal_refund", "Can resolve abnormal refunds"),
+            ("resend_refund", "Can send a processing refund to its gateway again"),
             ("request_refund", "Can request refunds for customers"),
             ("export_finance", "Can export finance data"),
         ]

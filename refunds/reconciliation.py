@@ -1,5 +1,6 @@
 """Reconciliation of refunds: tiered polling of processing refunds, resubmission of approved
-refunds whose task was lost, alerts on old ones, and automatic refunds of late / double payments.
+refunds whose task was lost, re-sending of refunds the gateway does not know (after
+``REFUND_RESEND_GRACE_SECONDS``), alerts on old ones, and automatic refunds of late / double payments.
 
 Same batch discipline as payments.reconciliation: claim with ``select_for_update(skip_locked)``,
 stamp a lease, do gateway I/O outside the transaction.
@@ -18,9 +19,9 @@ from config.audit import Actor
 from config.errors import DomainError, GatewayUnavailable
 from config.logging import log_context
 from payments.models import Payment
-from payments.reconciliation import claim_batch, due_by_tier, not_synced_since, run_until_done
+from payments.reconciliation import MINUTE, claim_batch, due_by_tier, not_synced_since, run_until_done, scaled
 from refunds.models import Refund
-from refunds.services import refund_request, refund_submit, refund_sync
+from refunds.services import refund_needs_resend, refund_request, refund_resubmit, refund_submit, refund_sync
 
 logger = logging.getLogger(__name__)
 RECONCILE = Actor.system("reconcile")
@@ -28,9 +29,8 @@ Status = Refund.Status
 
 
 def refunds_due(now: datetime) -> QuerySet[Refund]:
-    lost = Q(status=Status.APPROVED, decided_at__lte=now - timedelta(minutes=5)) & not_synced_since(
-        now - timedelta(minutes=5)
-    )
+    wait = scaled(5 * MINUTE)
+    lost = Q(status=Status.APPROVED, decided_at__lte=now - wait) & not_synced_since(now - wait)
     return Refund.objects.filter(Q(status=Status.PROCESSING) & due_by_tier("submitted_at", now) | lost)
 
 
@@ -38,16 +38,21 @@ def reconcile_refunds_batch(*, now: datetime, size: int = 100) -> int:
     ids = claim_batch(refunds_due(now), now=now, size=size)
     for refund in Refund.objects.filter(id__in=ids).order_by("id"):
         with log_context(refund_no=refund.refund_no):
-            _reconcile_refund(refund)
+            _reconcile_refund(refund, now=now)
     return len(ids)
 
 
-def _reconcile_refund(refund: Refund) -> None:
+def _reconcile_refund(refund: Refund, *, now: datetime) -> None:
     try:
         if refund.status == Status.APPROVED:
-            refund_submit(refund_id=refund.pk)  # its task was lost: submit (idempotent at the gateway)
-        else:
-            refund_sync(refund_id=refund.pk, actor=RECONCILE)
+            refund_submit(refund_id=refund.pk, now=now)  # its task was lost: submit (idempotent at the gateway)
+            return
+        refund = refund_sync(refund_id=refund.pk, actor=RECONCILE, now=now)
+        if refund_needs_resend(refund, now=now):  # the gateway still does not know it: send it again
+            logger.warning(
+                "refund %s unknown at the gateway since %s: sent again", refund.refund_no, refund.gateway_unknown_since
+            )
+            refund_resubmit(refund_id=refund.pk, actor=RECONCILE, now=now, note="unknown at the gateway")
     except GatewayUnavailable as exc:
         logger.warning("reconcile refund %s: gateway unavailable (%s)", refund.refund_no, exc)
     except DomainError as exc:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+import re
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import cast
 
 from django.conf import settings
 from django.db import transaction
@@ -23,13 +26,21 @@ from config.errors import (
     GatewayRejected,
     InvalidTransition,
     NotFound,
+    RefundNotFound,
     ValidationFailed,
 )
 from config.logging import log_context
 from lockers.selectors import door_opened_by_customer
 from orders.models import Order
 from orders.services import order_mark_refunded, order_no_new
-from payments.gateways.base import RefundRequest, RefundState, RefundStatus
+from payments.gateways.base import (
+    AbnormalRefundDestination,
+    AbnormalRefundRequest,
+    AbnormalRefunds,
+    RefundRequest,
+    RefundState,
+    RefundStatus,
+)
 from payments.gateways.registry import get_gateway
 from payments.gateways.trust import (
     FieldMismatch,
@@ -39,9 +50,10 @@ from payments.gateways.trust import (
     refund_expectations,
 )
 from payments.models import Channel, Payment, PaymentEvent
+from payments.services import synced_at
 from refunds.models import Refund, RefundEvent
 from wallets.models import WalletTransaction
-from wallets.services import wallet_credit
+from wallets.services import wallet_credit, wallet_debit
 
 logger = logging.getLogger(__name__)
 Status = Refund.Status
@@ -67,6 +79,19 @@ def _move(refund: Refund, *, to: str, actor: Actor, action: str, note: str = "",
         to_status=to,
         actor=str(actor),
         reason=note,
+        data=data or {},
+    )
+
+
+def _note(refund: Refund, *, action: str, actor: Actor, note: str = "", data=None) -> None:
+    """An audit event of something done to a refund that does not change its status."""
+    RefundEvent.objects.create(
+        refund=refund,
+        action=action,
+        from_status=refund.status,
+        to_status=refund.status,
+        actor=str(actor),
+        reason=note[:200],
         data=data or {},
     )
 
@@ -149,12 +174,44 @@ def refund_request(
             reason=reason[:200],
             data={"amount_fen": amount},
         )
+        _hold_topup(refund, payment=payment, actor=actor)  # 402 insufficient_balance: nothing is written
     auto = source == Refund.Source.SYSTEM or (
         source == Refund.Source.USER and amount <= settings.REFUND_AUTO_APPROVE_MAX_FEN
     )
     if auto:
         refund = refund_approve(refund_id=refund.pk, approver=None, note="auto-approved")
     return refund
+
+
+def _holds_topup(refund: Refund, payment: Payment) -> bool:
+    """A refund of the payment that topped a wallet up (not a late or double one, whose money never
+    reached the wallet): the money it sends back to the payer must leave the wallet."""
+    return refund.order.kind == Order.Kind.WALLET_TOPUP and not payment.flag
+
+
+def _hold_topup(refund: Refund, *, payment: Payment, actor: Actor) -> None:
+    """Take a top-up's refund out of the wallet when it is asked for, so that it cannot be spent while the
+    refund is on its way (raises ``InsufficientBalance``, 402, when it has been spent already)."""
+    if _holds_topup(refund, payment):
+        wallet_debit(
+            user_id=refund.order.user_id,
+            amount_fen=refund.amount_fen,
+            type=WalletTransaction.Type.TOPUP_REFUND,
+            reference=refund.refund_no,
+            actor=actor,
+        )
+
+
+def _release_topup(refund: Refund, *, actor: Actor) -> None:
+    """A top-up's refund that was rejected or failed: its money goes back into the wallet (once)."""
+    if _holds_topup(refund, refund.payment):
+        wallet_credit(
+            user_id=refund.order.user_id,
+            amount_fen=refund.amount_fen,
+            type=WalletTransaction.Type.REFUND_UNDONE,
+            reference=refund.refund_no,
+            actor=actor,
+        )
 
 
 def _decide_checks(refund: Refund, approver, *, approving: bool) -> None:
@@ -189,46 +246,64 @@ def refund_reject(*, refund_id: int, approver, note: str) -> Refund:
     refund.decided_at = timezone.now()
     refund.decision_note = note[:200]
     _move(refund, to=Status.REJECTED, actor=Actor.user(approver), action="reject", note=note)
+    _release_topup(refund, actor=Actor.user(approver))
     return refund
 
 
 @transaction.atomic
-def _refund_mark_processing(*, refund_id: int) -> Refund:
+def _refund_mark_processing(*, refund_id: int, now: datetime | None = None) -> Refund:
     refund = Refund.objects.select_for_update().get(pk=refund_id)
     if refund.status == Status.APPROVED:
-        refund.submitted_at = timezone.now()
+        refund.submitted_at = now or timezone.now()
         _move(refund, to=Status.PROCESSING, actor=Actor.system("refunds"), action="submit")
     return refund
 
 
-def refund_submit(*, refund_id: int) -> Refund:
+def refund_submit(*, refund_id: int, now: datetime | None = None) -> Refund:
     """Send an approved refund to its gateway (a wallet refund credits the wallet at once).
 
     Safe to run again: ``refund_no`` is the gateway's idempotency key, so a retry after a crash or
-    a timeout returns the refund the gateway already has instead of paying twice.
+    a timeout returns the refund the gateway already has instead of paying twice. ``now``: the time of
+    the job that submits (default: the clock), recorded as ``submitted_at``.
     """
-    refund = _refund_mark_processing(refund_id=refund_id)
+    refund = _refund_mark_processing(refund_id=refund_id, now=now)
     if refund.status != Status.PROCESSING:
         return refund
     with log_context(refund_no=refund.refund_no, payment_no=refund.payment.payment_no):
-        return _refund_send(refund)
+        return _refund_send(refund, now=now)
 
 
-def refund_resubmit(*, refund_id: int, actor: Actor) -> Refund:
+def refund_resubmit(*, refund_id: int, actor: Actor, now: datetime | None = None, note: str = "") -> Refund:
     """Send a ``processing`` refund to its gateway again, with the same refund number: idempotent at every
     gateway (WeChat out_refund_no, Alipay out_request_no, Wallyt out_refund_no), so it never pays twice.
-    Audited as a ``resubmit`` event. Raises ``InvalidTransition`` for a refund in another state."""
+    Audited as a ``resubmit`` event (with ``actor`` and ``note``; ``data.gateway_unknown_since`` when the
+    gateway had said it did not know the refund). Raises ``InvalidTransition`` for a refund in another state.
+    """
+    with transaction.atomic():
+        refund = Refund.objects.select_for_update().get(pk=refund_id)
+        if refund.status != Status.PROCESSING:
+            raise InvalidTransition("refund", refund.status, "resubmitted")
+        unknown = refund.gateway_unknown_since
+        data = {"gateway_unknown_since": unknown.isoformat()} if unknown else {}
+        _note(refund, action="resubmit", actor=actor, note=note, data=data)
     refund = Refund.objects.select_related("payment").get(pk=refund_id)
-    if refund.status != Status.PROCESSING:
-        raise InvalidTransition("refund", refund.status, "resubmitted")
-    RefundEvent.objects.create(
-        refund=refund, action="resubmit", from_status=refund.status, to_status=refund.status, actor=str(actor)
-    )
     with log_context(refund_no=refund.refund_no, payment_no=refund.payment.payment_no):
-        return _refund_send(refund)
+        return _refund_send(refund, now=now)
 
 
-def _refund_send(refund: Refund) -> Refund:
+def refund_resend(*, refund_id: int, staff, note: str) -> Refund:
+    """Finance sends a processing refund to its gateway again (the admin action; most useful for a refund the
+    gateway does not know, which reconciliation also re-sends by itself after ``REFUND_RESEND_GRACE_SECONDS``).
+    Needs ``refunds.resend_refund`` and a note; audited with the acting user. Same refund number: never paid
+    twice. Raises ``NotAllowed``, ``ValidationFailed``, ``InvalidTransition``, ``GatewayUnavailable``."""
+    if not staff.has_perm("refunds.resend_refund"):
+        raise NotAllowed("Re-sending refunds needs the refunds.resend_refund permission.")
+    if not note.strip():
+        raise ValidationFailed("A note is required.", details={"note": ["Required."]})
+    return refund_resubmit(refund_id=refund_id, actor=Actor.user(staff), note=note)
+
+
+def _refund_send(refund: Refund, *, now: datetime | None = None) -> Refund:
     payment = refund.payment
     if payment.channel == Channel.WALLET:
         return _refund_to_wallet(refund_id=refund.pk)
@@ -250,25 +325,17 @@ def _refund_send(refund: Refund) -> Refund:
             note=exc.message,
             data={"gateway_code": exc.gateway_code},
         )
-    _apply_answer(answer, refund=refund, actor=Actor.gateway(gateway.name))
+    _apply_answer(answer, refund=refund, actor=Actor.gateway(gateway.name), now=now)
     return Refund.objects.get(pk=refund.pk)
 
 
-def _apply_answer(answer: RefundStatus, *, refund: Refund, actor: Actor) -> None:
+def _apply_answer(answer: RefundStatus, *, refund: Refund, actor: Actor, now: datetime | None = None) -> None:
     """Apply the gateway's answer about ``refund`` (the one we asked about); a refused one is audited."""
     try:
-        refund_apply_gateway_status(status=answer, actor=actor, refund_no=refund.refund_no)
+        refund_apply_gateway_status(status=answer, actor=actor, refund_no=refund.refund_no, now=now)
     except FieldMismatch as exc:
         logger.warning("refund %s: gateway answer refused: %s", refund.refund_no, exc.reason)
-        RefundEvent.objects.create(
-            refund=refund,
-            action="refused",
-            from_status=refund.status,
-            to_status=refund.status,
-            actor=str(actor),
-            reason=exc.message,
-            data=exc.details,
-        )
+        _note(Refund.objects.get(pk=refund.pk), action="refused", actor=actor, note=exc.message, data=exc.details)
         raise
 
 
@@ -296,10 +363,13 @@ def refund_mark_failed(*, refund_id: int, actor: Actor, note: str, data: dict | 
     refund = Refund.objects.select_for_update().get(pk=refund_id)
     if refund.status != Status.FAILED:
         _move(refund, to=Status.FAILED, actor=actor, action="fail", note=note, data=data)
+        _release_topup(refund, actor=actor)
     return refund
 
 
-def refund_apply_gateway_status(*, status: RefundStatus, actor: Actor, refund_no: str | None = None) -> Payment:
+def refund_apply_gateway_status(
+    *, status: RefundStatus, actor: Actor, refund_no: str | None = None, now: datetime | None = None
+) -> Payment:
     """The one way a gateway's word (notification, refund answer or query) changes a refund.
 
     ``refund_no``: the refund we asked about (an answer or a query must be about it); a notification
@@ -307,7 +377,9 @@ def refund_apply_gateway_status(*, status: RefundStatus, actor: Actor, refund_no
     amount, the trade's total, the cumulative refunded amount, merchant id, currency) is compared with
     our refund and its payment, under the payment's row lock, before anything changes (raises
     ``FieldMismatch``). A word less final than the one recorded (a late PROCESSING after SUCCESS, a
-    CLOSED after SUCCESS) changes nothing but the history.
+    CLOSED after SUCCESS) changes nothing but the history. ``now``: the asking job's time (default: the
+    clock); ``last_synced_at`` moves to it, never back. The gateway knows the refund now:
+    ``gateway_unknown_since`` is cleared.
     """
     refund_no = refund_no or status.refund_no
     found = Refund.objects.filter(refund_no=refund_no).first()
@@ -320,12 +392,14 @@ def refund_apply_gateway_status(*, status: RefundStatus, actor: Actor, refund_no
         refund.gateway_refund_id = status.gateway_refund_id or refund.gateway_refund_id
         if _recordable(status, refund):
             refund.gateway_state = status.gateway_state or status.state
-        refund.last_synced_at = timezone.now()
+        refund.last_synced_at = synced_at(refund.last_synced_at, now or timezone.now())
+        refund.gateway_unknown_since = None
         refund.gateway_answers = [*refund.gateway_answers[-9:], {"state": status.state, **_plain(status.raw)}]
         if status.state == RefundState.SUCCEEDED and refund.status in (Status.PROCESSING, Status.ABNORMAL):
             _refund_succeeded(refund, payment=payment, actor=actor, at=status.succeeded_at or timezone.now())
         elif status.state == RefundState.FAILED and refund.status == Status.PROCESSING:
             _move(refund, to=Status.FAILED, actor=actor, action="fail", note=status.gateway_state)
+            _release_topup(refund, actor=actor)
         elif status.state == RefundState.ABNORMAL and refund.status == Status.PROCESSING:
             _move(refund, to=Status.ABNORMAL, actor=actor, action="abnormal", note=status.gateway_state)
         refund.save()
@@ -393,15 +467,49 @@ def _refund_succeeded(refund: Refund, *, payment: Payment, actor: Actor, at: dat
         )
 
 
-def refund_sync(*, refund_id: int, actor: Actor) -> Refund:
-    """Ask the gateway how a processing (or abnormal) refund stands and apply the answer."""
+def refund_sync(*, refund_id: int, actor: Actor, now: datetime | None = None) -> Refund:
+    """Ask the gateway how a processing (or abnormal) refund stands and apply the answer. A gateway that does
+    not know the refund (``RefundNotFound``) is recorded (``refund_mark_gateway_unknown``), not raised.
+    ``now``: the asking job's time (default: the clock)."""
     refund = Refund.objects.select_related("payment").get(pk=refund_id)
     if refund.status not in (Status.PROCESSING, Status.ABNORMAL) or refund.payment.channel == Channel.WALLET:
         return refund
     gateway = get_gateway(refund.payment.gateway)
-    answer = gateway.query_refund(refund.refund_no, payment_no=refund.payment.payment_no)
-    _apply_answer(answer, refund=refund, actor=actor)
+    try:
+        answer = gateway.query_refund(refund.refund_no, payment_no=refund.payment.payment_no)
+    except RefundNotFound as exc:
+        return refund_mark_gateway_unknown(refund_id=refund_id, actor=actor, now=now, note=exc.message)
+    _apply_answer(answer, refund=refund, actor=actor, now=now)
     return Refund.objects.get(pk=refund_id)
+
+
+@transaction.atomic
+def refund_mark_gateway_unknown(*, refund_id: int, actor: Actor, now: datetime | None = None, note: str = "") -> Refund:
+    """The gateway says it does not know this processing refund (it never reached it): from the first time,
+    ``gateway_unknown_since`` (audited once, as ``gateway_unknown``) shows it to finance, and once it is older
+    than ``REFUND_RESEND_GRACE_SECONDS`` reconciliation sends the refund again. The status does not change."""
+    now = now or timezone.now()
+    refund = Refund.objects.select_for_update().get(pk=refund_id)
+    if refund.status != Status.PROCESSING:
+        return refund
+    refund.last_synced_at = synced_at(refund.last_synced_at, now)
+    fields = ["last_synced_at", "updated_at"]
+    if refund.gateway_unknown_since is None:
+        refund.gateway_unknown_since = now
+        fields.append("gateway_unknown_since")
+        _note(refund, action="gateway_unknown", actor=actor, note=note)
+    refund.save(update_fields=fields)
+    return refund
+
+
+def refund_needs_resend(refund: Refund, *, now: datetime) -> bool:
+    """A processing refund its gateway has not known for longer than ``REFUND_RESEND_GRACE_SECONDS``."""
+    grace = timedelta(seconds=settings.REFUND_RESEND_GRACE_SECONDS)
+    return (
+        refund.status == Status.PROCESSING
+        and refund.gateway_unknown_since is not None
+        and refund.gateway_unknown_since <= now - grace
+    )
 
 
 def refund_resolve_abnormal(*, refund_id: int, staff, action: str, note: str) -> Refund:
@@ -428,3 +536,120 @@ def refund_resolve_abnormal(*, refund_id: int, staff, action: str, note: str) ->
 
     transaction.on_commit(lambda: refund_submit_task.delay(refund.pk), robust=True)
     return refund
+
+
+BANK_TYPE_RE = re.compile(r"[A-Z0-9_]{1,16}")
+BANK_ACCOUNT_RE = re.compile(r"\d{8,32}")
+
+
+def refund_apply_abnormal(
+    *,
+    refund_id: int,
+    staff,
+    destination: str,
+    note: str,
+    bank_type: str = "",
+    bank_account: str = "",
+    real_name: str = "",
+) -> Refund:
+    """Finance applies for an ``abnormal`` WeChat refund to be paid to a bank card (PROTOCOLS F.2): the user's
+    (``USER_BANK_CARD``: ``bank_type``, ``bank_account`` and ``real_name`` needed) or the merchant's
+    (``MERCHANT_BANK_CARD``: the merchant then pays the customer itself).
+
+    Needs ``refunds.resolve_abnormal_refund`` and a note. The refund goes back to ``processing`` (audited as
+    ``apply_abnormal`` with the acting user; the account is kept as its last four digits and the name as its
+    first character, never in full, never logged), then the gateway is called outside any lock; its answer is
+    applied like any refund answer (``REFUND.SUCCESS`` settles it later). The gateway said no
+    (``GatewayRejected``): the refund is ``abnormal`` again and the error raised. Unreachable
+    (``GatewayUnavailable``, raised): it stays ``processing`` and reconciliation asks WeChat (an application
+    that never arrived shows ``abnormal`` again). Raises ``NotAllowed``, ``ValidationFailed``,
+    ``InvalidTransition``.
+    """
+    if not staff.has_perm("refunds.resolve_abnormal_refund"):
+        raise NotAllowed("Resolving abnormal refunds needs the refunds.resolve_abnormal_refund permission.")
+    request = _abnormal_request_checked(
+        destination=destination, note=note, bank_type=bank_type, bank_account=bank_account, real_name=real_name
+    )
+    refund = Refund.objects.select_related("payment").get(pk=refund_id)
+    gateway = get_gateway(refund.payment.gateway) if refund.payment.channel != Channel.WALLET else None
+    if not hasattr(gateway, "apply_abnormal_refund"):
+        raise ValidationFailed(
+            "Only WeChat Pay pays abnormal refunds out to a bank card.", code="abnormal_refund_unsupported"
+        )
+    if not refund.gateway_refund_id and refund.status == Status.ABNORMAL:
+        refund = refund_sync(refund_id=refund_id, actor=Actor.user(staff))  # WeChat's refund_id is the call's path
+    actor = Actor.user(staff)
+    with transaction.atomic():
+        refund = Refund.objects.select_for_update().get(pk=refund_id)
+        if refund.status != Status.ABNORMAL:
+            raise InvalidTransition("refund", refund.status, "applied for an abnormal refund")
+        if not refund.gateway_refund_id:
+            raise Conflict("WeChat's refund id is not known yet: ask the gateway first.", code="refund_id_unknown")
+        _move(refund, to=Status.PROCESSING, actor=actor, action="apply_abnormal", note=note, data=_masked(request))
+    request = replace(request, refund_no=refund.refund_no, gateway_refund_id=refund.gateway_refund_id)
+    with log_context(refund_no=refund.refund_no):
+        try:
+            answer = cast(AbnormalRefunds, gateway).apply_abnormal_refund(request)
+        except GatewayRejected as exc:
+            with transaction.atomic():
+                refund = Refund.objects.select_for_update().get(pk=refund_id)
+                if refund.status == Status.PROCESSING:
+                    _move(
+                        refund,
+                        to=Status.ABNORMAL,
+                        actor=Actor.gateway(gateway.name),
+                        action="apply_abnormal_refused",
+                        note=exc.message,
+                        data={"gateway_code": exc.gateway_code},
+                    )
+            raise
+        refund_apply_gateway_status(status=answer, actor=Actor.gateway(gateway.name))
+    return Refund.objects.get(pk=refund_id)
+
+
+def _abnormal_request_checked(
+    *, destination: str, note: str, bank_type: str, bank_account: str, real_name: str
+) -> AbnormalRefundRequest:
+    """The finance input, checked before anything is written or sent (the values are never echoed back)."""
+    if not note.strip():
+        raise ValidationFailed("A note is required.", details={"note": ["Required."]})
+    try:
+        where = AbnormalRefundDestination(destination)
+    except ValueError:
+        raise ValidationFailed("Unknown destination.", details={"destination": ["Not a choice."]}) from None
+    if where is AbnormalRefundDestination.MERCHANT_BANK_CARD:
+        return AbnormalRefundRequest(refund_no="", gateway_refund_id="", destination=where)
+    bank_type, bank_account, real_name = (
+        bank_type.strip().upper(),
+        re.sub(r"[\s-]", "", bank_account),
+        real_name.strip(),
+    )
+    errors = {}
+    if not BANK_TYPE_RE.fullmatch(bank_type):
+        errors["bank_type"] = ["The bank's code (e.g. ICBC_DEBIT), at most 16 characters."]
+    if not BANK_ACCOUNT_RE.fullmatch(bank_account):
+        errors["bank_account"] = ["A debit card number: 8 to 32 digits."]
+    if not 0 < len(real_name) <= 100:
+        errors["real_name"] = ["The card holder's name."]
+    if errors:
+        raise ValidationFailed("A refund to the user's bank card needs the bank and the card holder.", details=errors)
+    return AbnormalRefundRequest(
+        refund_no="",
+        gateway_refund_id="",
+        destination=where,
+        bank_type=bank_type,
+        bank_account=bank_account,
+        real_name=real_name,
+    )
+
+
+def _masked(request: AbnormalRefundRequest) -> dict[str, str]:
+    """What the audit trail keeps of an application: never the account or the name in full."""
+    data = {"destination": str(request.destination)}
+    if request.bank_account:
+        data.update(
+            bank_type=request.bank_type,
+            bank_account=f"****{request.bank_account[-4:]}",
+            real_name=request.real_name[0] + "*" * (len(request.real_name) - 1),
+        )
+    return data

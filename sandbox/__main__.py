@@ -12,6 +12,7 @@ from pathlib import Path
 from types import FrameType
 
 from .keys import DEFAULT_DATA_DIR
+from .persist import DataDirInUse
 from .server import Sandbox, make_server
 
 
@@ -44,9 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s sandbox %(levelname)s %(message)s",
     )
-    sandbox = Sandbox(
-        data_dir=args.data_dir, notify_scale=args.notify_scale, refund_settle_seconds=args.refund_settle_seconds
-    )
+    try:
+        sandbox = Sandbox(
+            data_dir=args.data_dir, notify_scale=args.notify_scale, refund_settle_seconds=args.refund_settle_seconds
+        )
+    except DataDirInUse as exc:
+        print(f"sandbox: {exc}; stop it first, or give this one another --data-dir", file=sys.stderr)
+        return 2
     httpd = make_server(sandbox, args.host, args.port, verbose=args.verbose)
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -93,6 +93,9 @@ class AlipayGateway:
         # Alipay sends some notifies in GBK even when the request said UTF-8 (PROTOCOLS F.5); the control
         # API sets this to "gbk" to send them so (with a Chinese voucher name in voucher_detail_list).
         self.notify_charset = "utf-8"
+        sb.notifier.register(
+            "alipay", self._build_notification, lambda status, body: status == 200 and body == b"success"
+        )
         sb.router.add("GET,POST", r"/alipay/gateway\.do", self.gateway)
         sb.router.add("GET", r"/alipay/bill/download", self.bill_download)
 
@@ -283,6 +286,7 @@ class AlipayGateway:
                         raise BizError("ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改")
                     t.notify_url = params.get("notify_url") or t.notify_url
                     t.return_url = params.get("return_url") or t.return_url
+                    self.sb.store.save_trade(t)
                 else:
                     t = Trade(
                         gateway="alipay",
@@ -335,6 +339,7 @@ class AlipayGateway:
             raise BizError("ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
         t.state = "CLOSED"
         t.closed_at = now_cst()
+        self.sb.store.save_trade(t)
         return {"trade_no": t.transaction_id, "out_trade_no": t.out_trade_no}
 
     def _refund(self, req: Request, params: dict[str, str], biz: dict[str, Any]) -> dict[str, Any]:
@@ -379,7 +384,7 @@ class AlipayGateway:
             notify_url=t.notify_url,
             success_time=now_cst(),
         )
-        store.refunds[("alipay", f"{t.out_trade_no}|{out_request_no}")] = r
+        store.add_refund(r, key=f"{t.out_trade_no}|{out_request_no}")
         self._send_notify(t, refund=r)
         return {
             **base,
@@ -426,7 +431,7 @@ class AlipayGateway:
         if data is None:
             raise BizError("isp.bill_not_exist", "账单不存在")
         token = secrets.token_urlsafe(24)
-        self.sb.store.blobs[token] = ("application/zip", data)
+        self.sb.store.put_blob(token, "application/zip", data)
         return {
             "bill_download_url": f"{req.base_url}/alipay/bill/download?token={token}&fileType=csv.zip"
             f"&bizDates={day:%Y%m%d}"
@@ -438,7 +443,7 @@ class AlipayGateway:
             return self.sb.timeout_response(fault)
         if fault and fault.kind == "http_500":
             return Response.text("system error", 500)
-        blob = self.sb.store.blobs.get(req.query.get("token", ""))
+        blob = self.sb.store.get_blob(req.query.get("token", ""))
         if blob is None:
             return Response.text("file not found", 404)
         body = blob[1][: len(blob[1]) // 2] if fault and fault.kind == "malformed" else blob[1]
@@ -461,6 +466,7 @@ class AlipayGateway:
             t = self.sb.store.mark_paid("alipay", out_trade_no, success_time)
             t.extra["buyer_id"] = buyer_id or "2088" + "".join(secrets.choice("0123456789") for _ in range(12))
             t.extra["buyer_logon_id"] = buyer_logon_id or "sbx***@sandbox.com"
+            self.sb.store.save_trade(t)
         self._send_notify(t)
         return t
 
@@ -561,17 +567,6 @@ class AlipayGateway:
                 separators=(",", ":"),
             )
         params = mutated(params, self.sb.message_fault("alipay.notify"))
-
-        def build(bad: bool) -> tuple[dict[str, str], bytes]:
-            signed = dict(params)
-            text = signing_string(params, exclude=("sign", "sign_type"))
-            signed["sign"] = rsa_sign(self.sb.keys.alipay_private_key, text, charset=charset)
-            if bad:
-                signed["sign"] = ("A" if signed["sign"][0] != "A" else "B") + signed["sign"][1:]
-            # the header keeps saying utf-8: the form's own (signed) charset field is what counts
-            headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
-            return headers, urlencode(signed, encoding=charset).encode("ascii")
-
         ref = {"out_trade_no": t.out_trade_no}
         if refund is not None:
             ref["out_refund_no"] = refund.out_refund_no
@@ -580,9 +575,19 @@ class AlipayGateway:
             event=params["trade_status"] if refund is None else "REFUND." + params["trade_status"],
             url=t.notify_url,
             ref=ref,
-            build=build,
-            accept=lambda status, body: status == 200 and body == b"success",
+            spec={"params": params, "charset": charset},
         )
+
+    def _build_notification(self, spec: dict[str, Any], bad: bool) -> tuple[dict[str, str], bytes]:
+        params, charset = spec["params"], spec["charset"]
+        signed = dict(params)
+        text = signing_string(params, exclude=("sign", "sign_type"))
+        signed["sign"] = rsa_sign(self.sb.keys.alipay_private_key, text, charset=charset)
+        if bad:
+            signed["sign"] = ("A" if signed["sign"][0] != "A" else "B") + signed["sign"][1:]
+        # the header keeps saying utf-8: the form's own (signed) charset field is what counts
+        headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+        return headers, urlencode(signed, encoding=charset).encode("ascii")
 
     # ================================================================ cashier hooks
     def describe(self, t: Trade) -> dict[str, Any]:

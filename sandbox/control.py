@@ -188,6 +188,15 @@ def register(sb: Sandbox) -> None:
             return _err(400, str(exc))
         return Response.json({"added": added, "faults": sb.faults.list()}, 201)
 
+    def fault_plan(req: Request) -> Response:
+        """Random faults (a seeded plan, see `faults.Plan`); `{"rate": 0}` stops them."""
+        if req.method == "POST":
+            try:
+                sb.faults.set_plan(_body(req))
+            except (FaultError, ValueError, TypeError) as exc:
+                return _err(400, str(exc))
+        return Response.json(sb.faults.plan())
+
     def clear_faults(req: Request) -> Response:
         return Response.json({"cleared": sb.faults.clear(_body(req).get("target"))})
 
@@ -233,6 +242,7 @@ def register(sb: Sandbox) -> None:
     r.add("GET", r"/control/notifications/(?P<nid>[^/]+)", notification)
     r.add("POST", r"/control/notifications/(?P<nid>[^/]+)/redeliver", redeliver)
     r.add("GET,POST,DELETE", r"/control/faults", faults)
+    r.add("GET,POST", r"/control/faults/plan", fault_plan)
     r.add("GET,POST", r"/control/wechat/signing", wechat_signing)
     r.add("GET,POST", r"/control/alipay/notify-charset", alipay_notify_charset)
     r.add("POST", r"/control/faults/clear", clear_faults)

@@ -4,6 +4,12 @@ A fault is `{target, kind, count, ms, apply}`; `target` is an endpoint name such
 `wechat.pay` (fnmatch patterns like `wechat.*` or `*` work too). Each time a request for a
 matching target is served, one matching fault is consumed (`count` -1 means "forever").
 
+A fault plan (`Faults.set_plan`, `POST /control/faults/plan`) injects faults at random instead: each served
+request or created notification draws one of the plan's kinds with probability `rate`, from a seeded random
+generator (the chaos bench). Explicit faults are taken first.
+
+Faults and the plan are kept in the data folder's database, so a restart keeps them.
+
 `mutate` (API answers, notifications and the Alipay return) changes the message *before* it is signed
 (and, for WeChat notifications, encrypted), so that it verifies: what an attacker holding a valid
 signature for one message, or a misrouted gateway, would send. `set` maps a dotted field path to its
@@ -17,9 +23,13 @@ from __future__ import annotations
 import copy
 import fnmatch
 import itertools
+import random
 import threading
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .persist import Persist
 
 API_KINDS = {"latency", "timeout", "http_500", "malformed", "bad_signature"}
 NOTIFY_KINDS = {"latency", "drop", "duplicate", "reorder", "bad_signature"}
@@ -33,6 +43,7 @@ TARGETS = {
         "wechat.close",
         "wechat.refund",
         "wechat.query_refund",
+        "wechat.abnormal_refund",
         "wechat.certificates",
         "wechat.bill",
         "wechat.bill_download",
@@ -83,11 +94,114 @@ class Fault:
         return asdict(self)
 
 
+@dataclass
+class Plan:
+    """Random faults: with probability `rate` a served request (target matching `targets`) gets one of `api`'s
+    kinds, and a created notification one of `notify`'s (weights). Timeouts last `ms` (a [low, high] range) and
+    are applied before the answer is lost with probability `apply`; latencies and reorders last `ms` too."""
+
+    rate: float = 0.0
+    seed: int = 0
+    targets: list[str] = field(default_factory=lambda: ["*"])
+    api: dict[str, float] = field(
+        default_factory=lambda: {"timeout": 1, "http_500": 1, "malformed": 1, "bad_signature": 1}
+    )
+    notify: dict[str, float] = field(
+        default_factory=lambda: {"latency": 1, "drop": 1, "duplicate": 1, "reorder": 1, "bad_signature": 1}
+    )
+    ms: list[int] = field(default_factory=lambda: [200, 2000])
+    apply: float = 0.5
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Plan:
+        plan = cls(**{k: v for k, v in spec.items() if k in cls.__dataclass_fields__})
+        if not 0 <= float(plan.rate) <= 1:
+            raise FaultError("rate is between 0 and 1")
+        unknown = (set(plan.api) - API_KINDS) | (set(plan.notify) - NOTIFY_KINDS)
+        if unknown:
+            raise FaultError(f"unknown fault kinds in the plan: {sorted(unknown)}")
+        low, high = (int(v) for v in plan.ms)
+        if not 0 <= low <= high:
+            raise FaultError("ms is [low, high]")
+        return plan
+
+
 class Faults:
-    def __init__(self) -> None:
+    def __init__(self, persist: Persist | None = None) -> None:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._faults: list[Fault] = []
+        self._plan = Plan()
+        self._random = random.Random(0)
+        self.fired = 0  # faults taken (explicit and planned) since the plan was set
+        self.seen = 0  # requests and notifications the plan could have hit since it was set
+        self.persist = persist
+        if persist is not None:
+            saved = persist.get("meta", "faults") or {}
+            self._faults = [Fault(**f) for f in saved.get("faults", [])]
+            self._ids = itertools.count(int(saved.get("next_id", 1)))
+            if saved.get("plan"):
+                self._plan = Plan(**saved["plan"])
+                self.fired = int(saved.get("fired", 0))
+                self.seen = int(saved.get("seen", 0))
+                # a restarted process draws another sequence from the same seed
+                self._random = random.Random(f"{self._plan.seed}:{self.fired}")
+
+    def _save(self) -> None:
+        """Under `_lock`."""
+        if self.persist is not None:
+            nxt = next(self._ids)
+            self._ids = itertools.count(nxt)
+            self.persist.put(
+                "meta",
+                "faults",
+                {
+                    "faults": [f.to_json() for f in self._faults],
+                    "next_id": nxt,
+                    "plan": asdict(self._plan),
+                    "fired": self.fired,
+                    "seen": self.seen,
+                },
+            )
+
+    def set_plan(self, spec: dict[str, Any]) -> Plan:
+        plan = Plan.from_spec(spec)
+        with self._lock:
+            self._plan = plan
+            self._random = random.Random(plan.seed)
+            self.fired = self.seen = 0
+            self._save()
+        return plan
+
+    def plan(self) -> dict[str, Any]:
+        with self._lock:
+            return {**asdict(self._plan), "fired": self.fired, "seen": self.seen}
+
+    def _planned(self, target: str, kinds: set[str]) -> Fault | None:
+        """Under `_lock`: a random fault of the plan for this request or notification, or None."""
+        plan = self._plan
+        if plan.rate <= 0 or not any(fnmatch.fnmatchcase(target, t) for t in plan.targets):
+            return None
+        weights = plan.notify if target.endswith(".notify") else plan.api
+        if target.endswith(".return"):
+            return None
+        choices = [(kind, w) for kind, w in weights.items() if kind in kinds and w > 0]
+        if not choices:
+            return None  # (`mutate`, asked for every message, is never planned)
+        if kinds - {"latency"}:  # each request and notification is counted once (not its latency draw)
+            self.seen += 1
+        share = sum(w for _, w in choices) / sum(w for w in weights.values() if w > 0)
+        if self._random.random() >= plan.rate * share:
+            return None
+        kind = self._random.choices([k for k, _ in choices], weights=[w for _, w in choices])[0]
+        low, high = plan.ms
+        return Fault(
+            id=0,
+            target=target,
+            kind=kind,
+            ms=self._random.randint(low, high),
+            apply=kind == "timeout" and self._random.random() < plan.apply,
+        )
 
     def add(self, spec: dict[str, Any]) -> Fault:
         target = str(spec.get("target") or "")
@@ -125,10 +239,11 @@ class Faults:
         )
         with self._lock:
             self._faults.append(fault)
+            self._save()
         return fault
 
     def take(self, target: str, kinds: set[str]) -> Fault | None:
-        """Consume and return the first active fault matching target and one of kinds."""
+        """Consume and return the first active fault matching target and one of kinds (else one of the plan's)."""
         with self._lock:
             for fault in self._faults:
                 if fault.kind in kinds and fnmatch.fnmatchcase(target, fault.target):
@@ -136,17 +251,27 @@ class Faults:
                         fault.count -= 1
                         if fault.count == 0:
                             self._faults.remove(fault)
+                    self.fired += 1
+                    self._save()
                     return Fault(**asdict(fault))
-        return None
+            planned = self._planned(target, kinds)
+            if planned is not None:
+                self.fired += 1
+                self._save()
+            return planned
 
     def list(self) -> list[dict[str, Any]]:
         with self._lock:
             return [f.to_json() for f in self._faults]
 
     def clear(self, target: str | None = None) -> int:
+        """Remove the explicit faults (of one target) and, when clearing all, the plan."""
         with self._lock:
             before = len(self._faults)
             self._faults = [f for f in self._faults if target and f.target != target]
+            if not target:
+                self._plan = Plan()
+            self._save()
             return before - len(self._faults)
 
 

@@ -1,4 +1,9 @@
-"""Background scheduler and notification deliveries with gateway retry schedules."""
+"""Background scheduler and notification deliveries with gateway retry schedules.
+
+A delivery is described by data only (its gateway's `spec`: the body or the parameters it is built from), so
+that it can be written to the data folder's database (`sandbox.persist`) and picked up again, with its retry
+schedule, when the process restarts: each gateway registers how to build (sign) a message from a spec and
+what reply accepts it (`Notifier.register`)."""
 
 from __future__ import annotations
 
@@ -9,12 +14,15 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from .faults import NOTIFY_KINDS, Faults
 from .state import now_cst, rfc3339
+
+if TYPE_CHECKING:
+    from .persist import Persist
 
 # Delays between attempts (seconds), first attempt immediate; multiplied by --notify-scale.
 SCHEDULES: dict[str, list[float]] = {
@@ -72,8 +80,25 @@ class Scheduler:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-BuildFn = Callable[[bool], tuple[dict[str, str], bytes]]  # bad_signature -> (headers, body)
+BuildFn = Callable[[dict[str, Any], bool], tuple[dict[str, str], bytes]]  # (spec, bad_signature) -> (headers, body)
 AcceptFn = Callable[[int, bytes], bool]
+PERSISTED = (
+    "id",
+    "gateway",
+    "event",
+    "url",
+    "ref",
+    "spec",
+    "state",
+    "created_at",
+    "attempts",
+    "faults",
+    "bad_signature_attempts",
+    "duplicate_of",
+    "last_body",
+    "last_headers",
+    "due_at",
+)
 
 
 @dataclass
@@ -83,9 +108,7 @@ class Delivery:
     event: str
     url: str
     ref: dict[str, str]
-    build: BuildFn
-    accept: AcceptFn
-    schedule: list[float]
+    spec: dict[str, Any]  # what the gateway builds each attempt from (see Notifier.register)
     state: str = "pending"  # pending | held | delivered | failed | dropped | cancelled
     created_at: str = field(default_factory=lambda: rfc3339(now_cst()) or "")
     attempts: list[dict[str, Any]] = field(default_factory=list)
@@ -95,7 +118,15 @@ class Delivery:
     generation: int = 0  # bumped on reset so stale timers do nothing
     last_body: str = ""
     last_headers: dict[str, str] = field(default_factory=dict)
+    due_at: float | None = None  # wall clock (epoch seconds) of the next attempt, or of the release when held
     release_after_first: list[Delivery] = field(default_factory=list)  # held by `reorder`
+
+    @property
+    def schedule(self) -> list[float]:
+        return SCHEDULES[self.gateway]
+
+    def record(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in PERSISTED}
 
     def to_json(self, with_body: bool = True) -> dict[str, Any]:
         data = {
@@ -117,20 +148,50 @@ class Delivery:
 
 
 class Notifier:
-    def __init__(self, scheduler: Scheduler, faults: Faults, scale: float) -> None:
+    def __init__(self, scheduler: Scheduler, faults: Faults, scale: float, persist: Persist | None = None) -> None:
         self.scheduler = scheduler
         self.faults = faults
         self.scale = scale
+        self.persist = persist
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._deliveries: dict[str, Delivery] = {}
         self._held: dict[str, list[Delivery]] = {}  # gateway -> deliveries waiting (reorder)
         self._generation = 0
+        self._builders: dict[str, tuple[BuildFn, AcceptFn]] = {}
+
+    def register(self, gateway: str, build: BuildFn, accept: AcceptFn) -> None:
+        """How `gateway` builds (and signs) a notification from its spec, and which reply accepts it."""
+        self._builders[gateway] = (build, accept)
+
+    def resume(self) -> int:
+        """After a restart: load every delivery of the previous process and carry on with those still pending
+        (at their due time; one that fell due while the process was down goes out now) or held. Call once,
+        after the gateways registered. Returns how many were resumed."""
+        if self.persist is None:
+            return 0
+        resumed, now, last = 0, time.time(), 0
+        for _, data in self.persist.all("delivery"):
+            delivery = Delivery(**{k: v for k, v in data.items() if k in PERSISTED}, generation=self._generation)
+            self._deliveries[delivery.id] = delivery
+            last = max(last, int(delivery.id[3:]) if delivery.id[3:].isdigit() else 0)
+            delay = max(0.0, (delivery.due_at or now) - now)
+            if delivery.state == "pending":
+                self._schedule_attempt(delivery, delay)
+                resumed += 1
+            elif delivery.state == "held":
+                self._held.setdefault(delivery.gateway, []).append(delivery)
+                self.scheduler.call_later(delay, lambda d=delivery: self._release(d))
+                resumed += 1
+        self._ids = itertools.count(last + 1)
+        return resumed
+
+    def _save(self, delivery: Delivery) -> None:
+        if self.persist is not None and delivery.generation == self._generation:
+            self.persist.put("delivery", delivery.id, delivery.record())
 
     # ------------------------------------------------------------------ public
-    def submit(
-        self, *, gateway: str, event: str, url: str, ref: dict[str, str], build: BuildFn, accept: AcceptFn
-    ) -> Delivery:
+    def submit(self, *, gateway: str, event: str, url: str, ref: dict[str, str], spec: dict[str, Any]) -> Delivery:
         with self._lock:
             delivery = Delivery(
                 id=f"NTF{next(self._ids):06d}",
@@ -138,9 +199,7 @@ class Notifier:
                 event=event,
                 url=url,
                 ref=ref,
-                build=build,
-                accept=accept,
-                schedule=SCHEDULES[gateway],
+                spec=spec,
                 generation=self._generation,
             )
             self._deliveries[delivery.id] = delivery
@@ -156,11 +215,15 @@ class Notifier:
             delivery.faults.append(fault.kind)
         if fault and fault.kind == "drop":
             delivery.state = "dropped"
+            self._save(delivery)
         elif fault and fault.kind == "reorder":
             delivery.state = "held"
+            hold = (fault.ms or REORDER_DEFAULT_MS) / 1000.0
+            delivery.due_at = time.time() + hold
             with self._lock:
                 self._held.setdefault(gateway, []).append(delivery)
-            self.scheduler.call_later((fault.ms or REORDER_DEFAULT_MS) / 1000.0, lambda: self._release(delivery))
+            self._save(delivery)
+            self.scheduler.call_later(hold, lambda: self._release(delivery))
         else:
             if fault and fault.kind == "bad_signature":
                 delivery.bad_signature_attempts = 1
@@ -204,6 +267,8 @@ class Notifier:
             self._generation += 1
             self._deliveries.clear()
             self._held.clear()
+            if self.persist is not None:
+                self.persist.clear("delivery")
 
     # ------------------------------------------------------------------ internals
     def _release(self, delivery: Delivery) -> None:
@@ -211,9 +276,11 @@ class Notifier:
             if delivery.state != "held":
                 return
             delivery.state = "pending"
+            delivery.due_at = None
             waiting = self._held.get(delivery.gateway, [])
             if delivery in waiting:
                 waiting.remove(delivery)
+        self._save(delivery)
         self._attempt(delivery)
 
     def _schedule_duplicate(self, original: Delivery, delay: float) -> None:
@@ -224,9 +291,7 @@ class Notifier:
                 event=original.event,
                 url=original.url,
                 ref=original.ref,
-                build=original.build,
-                accept=original.accept,
-                schedule=original.schedule,
+                spec=original.spec,
                 duplicate_of=original.id,
                 generation=self._generation,
             )
@@ -234,6 +299,8 @@ class Notifier:
         self._schedule_attempt(dup, delay + 0.05)
 
     def _schedule_attempt(self, delivery: Delivery, delay: float) -> None:
+        delivery.due_at = time.time() + delay
+        self._save(delivery)
         self.scheduler.call_later(delay, lambda: self._attempt(delivery))
 
     def _attempt(self, delivery: Delivery) -> None:
@@ -243,7 +310,8 @@ class Notifier:
             bad = delivery.bad_signature_attempts > 0
             if bad:
                 delivery.bad_signature_attempts -= 1
-        headers, body = delivery.build(bad)
+        build, accept = self._builders[delivery.gateway]
+        headers, body = build(delivery.spec, bad)
         delivery.last_body = body.decode("utf-8", "replace")
         delivery.last_headers = dict(headers)
         started = time.monotonic()
@@ -260,7 +328,7 @@ class Notifier:
             resp = requests.post(delivery.url, data=body, headers=headers, timeout=SEND_TIMEOUT)
             record["status"] = resp.status_code
             record["response"] = resp.content[:2000].decode("utf-8", "replace")
-            ok = delivery.accept(resp.status_code, resp.content)
+            ok = accept(resp.status_code, resp.content)
         except requests.RequestException as exc:
             record["error"] = f"{type(exc).__name__}: {exc}"
         record["duration_ms"] = int((time.monotonic() - started) * 1000)
@@ -272,12 +340,11 @@ class Notifier:
         for held in to_release:
             self.scheduler.call_later(0, lambda held=held: self._release(held))
         with self._lock:
-            if ok:
-                delivery.state = "delivered"
-                return
             retries_done = len(delivery.attempts) - 1
-            if retries_done >= len(delivery.schedule):
-                delivery.state = "failed"
+            if ok or retries_done >= len(delivery.schedule):
+                delivery.state = "delivered" if ok else "failed"
+                delivery.due_at = None
+                self._save(delivery)
                 return
             delay = delivery.schedule[retries_done] * self.scale
         self._schedule_attempt(delivery, delay)

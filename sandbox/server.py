@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from .faults import API_KINDS, MESSAGE_KINDS, Fault, Faults
 from .keys import Keys, load_keys
 from .notifier import Notifier, Scheduler
+from .persist import Persist
 from .state import Store
 
 log = logging.getLogger("sandbox")
@@ -105,10 +106,11 @@ class Sandbox:
         self.keys: Keys = load_keys(self.data_dir)
         self.notify_scale = notify_scale
         self.refund_settle_seconds = refund_settle_seconds
-        self.store = Store()
-        self.faults = Faults()
+        self.persist = Persist(self.data_dir)  # what the previous process of this data folder knew
+        self.store = Store(self.persist)
+        self.faults = Faults(self.persist)
         self.scheduler = Scheduler()
-        self.notifier = Notifier(self.scheduler, self.faults, notify_scale)
+        self.notifier = Notifier(self.scheduler, self.faults, notify_scale, self.persist)
         self.router = Router()
         self.base_url = ""
         self.gateways: dict[str, Any] = {}
@@ -120,6 +122,27 @@ class Sandbox:
         cashier.register(self)
         control.register(self)
         bills.register(self)
+        self._resume()
+
+    def _resume(self) -> None:
+        """After a restart: pending notifications go on with their retry schedule, refunds due to settle
+        settle (at their time, or now if it passed while the process was down)."""
+        deliveries = self.notifier.resume()
+        settling = 0
+        now = time.time()
+        with self.store.lock:
+            due = [r for r in self.store.refunds.values() if r.status == "PROCESSING" and "settle_due" in r.extra]
+        for refund in due:
+            self._settle_later(refund.gateway, refund.out_refund_no, max(0.0, float(refund.extra["settle_due"]) - now))
+            settling += 1
+        if deliveries or settling or self.store.trades:
+            log.info(
+                "resumed: %s trades, %s refunds, %s pending notifications, %s refunds to settle",
+                len(self.store.trades),
+                len(self.store.refunds),
+                deliveries,
+                settling,
+            )
 
     # ---------------------------------------------------------------- fault helpers
     def api_fault(self, target: str) -> Fault | None:
@@ -138,11 +161,20 @@ class Sandbox:
         return Response(drop_after=(fault.ms if fault.ms is not None else 30000) / 1000.0)
 
     def schedule_refund_settle(self, gateway: str, out_refund_no: str) -> None:
+        """Settle a new (PROCESSING) refund to SUCCESS after `refund_settle_seconds`; the due time is kept with
+        the refund, so a restart does not forget it."""
         if self.refund_settle_seconds > 0:
-            gw = self.gateways[gateway]
-            self.scheduler.call_later(
-                self.refund_settle_seconds, lambda: gw.settle_refund(out_refund_no, "SUCCESS", only_processing=True)
-            )
+            with self.store.lock:
+                refund = self.store.refunds.get((gateway, out_refund_no))
+                if refund is None:
+                    return
+                refund.extra["settle_due"] = time.time() + self.refund_settle_seconds
+                self.store.save_refund(refund)
+            self._settle_later(gateway, out_refund_no, self.refund_settle_seconds)
+
+    def _settle_later(self, gateway: str, out_refund_no: str, delay: float) -> None:
+        gw = self.gateways[gateway]
+        self.scheduler.call_later(delay, lambda: gw.settle_refund(out_refund_no, "SUCCESS", only_processing=True))
 
     def reset(self) -> None:
         self.scheduler.clear()
@@ -154,6 +186,7 @@ class Sandbox:
 
     def close(self) -> None:
         self.scheduler.stop()
+        self.persist.close()
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -1,4 +1,8 @@
-"""In-memory state shared by the three fake gateways (one lock guards everything)."""
+"""State shared by the three fake gateways (one lock guards everything), kept in memory and written through to
+the data folder's database (`sandbox.persist`) on every change, so that a restart forgets nothing.
+
+Code that changes a trade or a refund calls `Store.save_trade` / `save_refund` (under the lock) afterwards;
+new records go through `add_trade` / `add_refund`, bill files through `put_blob`."""
 
 from __future__ import annotations
 
@@ -6,8 +10,11 @@ import datetime as dt
 import itertools
 import secrets
 import threading
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .persist import Persist
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
 
@@ -59,6 +66,10 @@ class Trade:
             data[key] = rfc3339(getattr(self, key))
         return data
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Trade:
+        return cls(**_revived(cls, data, ("created_at", "success_time", "closed_at")))
+
 
 @dataclass
 class Refund:
@@ -82,28 +93,89 @@ class Refund:
             data[key] = rfc3339(getattr(self, key))
         return data
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Refund:
+        return cls(**_revived(cls, data, ("created_at", "success_time")))
+
+
+def _revived(cls: type, data: dict[str, Any], times: tuple[str, ...]) -> dict[str, Any]:
+    known = {f.name for f in fields(cls)}
+    values = {k: v for k, v in data.items() if k in known}
+    for key in times:
+        values[key] = parse_time(values[key]) if values.get(key) else None
+    return values
+
 
 class Store:
-    def __init__(self) -> None:
+    def __init__(self, persist: Persist | None = None) -> None:
         self.lock = threading.RLock()
+        self.persist = persist
         self._seq = itertools.count(1)
         self.trades: dict[tuple[str, str], Trade] = {}
         self.trades_by_txn: dict[tuple[str, str], Trade] = {}
         self.refunds: dict[tuple[str, str], Refund] = {}
-        self.blobs: dict[str, tuple[str, bytes]] = {}  # bill download token -> (content type, bytes)
+        self._blobs: dict[str, tuple[str, bytes]] = {}  # without a database only
         self.bill_adjust: dict[str, Any] = {}  # gateway -> bills.BillAdjust (tests make bills disagree)
+        self._load()
+
+    def _load(self) -> None:
+        """Everything the previous process of this data folder knew."""
+        if self.persist is None:
+            return
+        for _, data in self.persist.all("trade"):
+            trade = Trade.from_json(data)
+            self.trades[(trade.gateway, trade.out_trade_no)] = trade
+            self.trades_by_txn[(trade.gateway, trade.transaction_id)] = trade
+        for key, data in self.persist.all("refund"):
+            gateway, _, refund_key = key.partition(" ")
+            self.refunds[(gateway, refund_key)] = Refund.from_json(data)
+        seq = self.persist.get("meta", "seq") or {}
+        self._seq = itertools.count(int(seq.get("next", 1)))
 
     def reset(self) -> None:
         with self.lock:
             self.trades.clear()
             self.trades_by_txn.clear()
             self.refunds.clear()
-            self.blobs.clear()
+            self._blobs.clear()
             self.bill_adjust.clear()
+            if self.persist is not None:
+                self.persist.clear()
+
+    # ------------------------------------------------------------------ writing through
+    def save_trade(self, trade: Trade) -> None:
+        if self.persist is not None:
+            self.persist.put("trade", f"{trade.gateway} {trade.out_trade_no}", trade.to_json())
+
+    def add_refund(self, refund: Refund, key: str | None = None) -> None:
+        """A new refund, under `key` (default: its out_refund_no; Alipay: `out_trade_no|out_request_no`)."""
+        key = key or refund.out_refund_no
+        self.refunds[(refund.gateway, key)] = refund
+        refund.extra["key"] = key
+        self.save_refund(refund)
+
+    def save_refund(self, refund: Refund) -> None:
+        if self.persist is not None:
+            key = refund.extra.get("key") or refund.out_refund_no
+            self.persist.put("refund", f"{refund.gateway} {key}", refund.to_json())
+
+    def put_blob(self, token: str, content_type: str, data: bytes) -> None:
+        """A bill file to download (`token` in its URL)."""
+        if self.persist is not None:
+            self.persist.put_blob(token, content_type, data)
+        else:
+            self._blobs[token] = (content_type, data)
+
+    def get_blob(self, token: str) -> tuple[str, bytes] | None:
+        if self.persist is not None:
+            return self.persist.get_blob(token)
+        return self._blobs.get(token)
 
     def next_id(self, prefix: str, width: int = 28) -> str:
         """Unique, digit-only id like WeChat's (prefix + date + sequence + random)."""
         seq = next(self._seq)
+        if self.persist is not None:
+            self.persist.put("meta", "seq", {"next": seq + 1})
         stamp = now_cst().strftime("%Y%m%d")
         body = f"{stamp}{seq:08d}"
         pad = max(0, width - len(prefix) - len(body))
@@ -112,6 +184,7 @@ class Store:
     def add_trade(self, trade: Trade) -> None:
         self.trades[(trade.gateway, trade.out_trade_no)] = trade
         self.trades_by_txn[(trade.gateway, trade.transaction_id)] = trade
+        self.save_trade(trade)
 
     def trade(self, gateway: str, out_trade_no: str | None = None, transaction_id: str | None = None) -> Trade | None:
         if out_trade_no:
@@ -155,6 +228,7 @@ class Store:
             t = self._unpaid(gateway, out_trade_no, "pay")
             t.state = "SUCCESS"
             t.success_time = parse_time(success_time) if success_time else now_cst()
+            self.save_trade(t)
             return t
 
     def fail_unpaid(self, gateway: str, out_trade_no: str) -> Trade:
@@ -162,6 +236,7 @@ class Store:
         with self.lock:
             t = self._unpaid(gateway, out_trade_no, "fail")
             t.state = "PAYERROR"
+            self.save_trade(t)
             return t
 
     def close_unpaid(self, gateway: str, out_trade_no: str) -> Trade:
@@ -170,6 +245,7 @@ class Store:
             t = self._unpaid(gateway, out_trade_no, "expire")
             t.state = "CLOSED"
             t.closed_at = now_cst()
+            self.save_trade(t)
             return t
 
     def settle_refund(
@@ -198,4 +274,6 @@ class Store:
             r.status = status
             if status == "SUCCESS":
                 r.success_time = parse_time(success_time) if success_time else now_cst()
+            r.extra.pop("settle_due", None)
+            self.save_refund(r)
             return r

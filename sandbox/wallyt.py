@@ -129,6 +129,9 @@ class WallytGateway:
         self.sb = sb
         self.mch_id = sb.keys.credentials["wallyt"]["mch_id"]
         self.key = sb.keys.wallyt_key
+        sb.notifier.register(
+            "wallyt", self._build_notification, lambda status, body: status == 200 and body.strip() == b"success"
+        )
         sb.router.add("POST", r"/wallyt/pay/gateway", self.gateway)
         sb.router.add("POST", r"/wallyt/download/gateway", self.bill)  # SwiftPass's separate bill host
 
@@ -318,6 +321,7 @@ class WallytGateway:
             raise BizError("ORDERPAID", "订单已支付，不能关闭")
         t.state = "CLOSED"
         t.closed_at = now_cst()
+        self.sb.store.save_trade(t)
         return {}
 
     def _refund(self, req: Request, p: dict[str, str]) -> dict[str, str]:
@@ -347,7 +351,7 @@ class WallytGateway:
                 amount=fee,
                 total=t.amount,
             )
-            store.refunds[("wallyt", out_refund_no)] = r
+            store.add_refund(r)
             self.sb.schedule_refund_settle("wallyt", out_refund_no)
         return {
             "transaction_id": t.transaction_id,
@@ -408,6 +412,7 @@ class WallytGateway:
                 t.openid = openid
             t.extra["openid"] = "oywgt" + secrets.token_urlsafe(18)[:23]
             t.extra["bank_type"] = bank_type or "CFT"
+            self.sb.store.save_trade(t)
         self.notify_trade(t)
         return t
 
@@ -418,22 +423,20 @@ class WallytGateway:
                 raise ValueError(f"transaction {t.out_trade_no} is not paid")
             params = mutated(self.notify_params(t), self.sb.message_fault("wallyt.notify"))
         if t.notify_url:
-
-            def build(bad: bool) -> tuple[dict[str, str], bytes]:
-                signed = dict(params, nonce_str=secrets.token_hex(16))
-                signed["sign"] = self.sign(signed, signed.get("sign_type") or t.extra.get("sign_type", "MD5"))
-                if bad:
-                    signed["sign"] = ("0" if signed["sign"][0] != "0" else "1") + signed["sign"][1:]
-                return {"Content-Type": "text/xml; charset=utf-8"}, to_xml(signed)
-
             self.sb.notifier.submit(
                 gateway="wallyt",
                 event="pay_result",
                 url=t.notify_url,
                 ref={"out_trade_no": t.out_trade_no},
-                build=build,
-                accept=lambda status, body: status == 200 and body.strip() == b"success",
+                spec={"params": params, "sign_type": t.extra.get("sign_type", "MD5")},
             )
+
+    def _build_notification(self, spec: dict[str, Any], bad: bool) -> tuple[dict[str, str], bytes]:
+        signed = dict(spec["params"], nonce_str=secrets.token_hex(16))
+        signed["sign"] = self.sign(signed, signed.get("sign_type") or spec.get("sign_type", "MD5"))
+        if bad:
+            signed["sign"] = ("0" if signed["sign"][0] != "0" else "1") + signed["sign"][1:]
+        return {"Content-Type": "text/xml; charset=utf-8"}, to_xml(signed)
 
     def notify_refund(self, r: Refund) -> None:
         raise ValueError("the sandbox's Wallyt sends no refund notifications (reconciliation queries them)")

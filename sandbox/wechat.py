@@ -28,6 +28,8 @@ OUT_NO_RE = re.compile(r"^[0-9A-Za-z_\-*|]{1,64}$")
 OUT_TRADE_NO_RE = re.compile(r"^[0-9A-Za-z_\-*]{1,32}$")
 TRADE_TYPES = {"jsapi": "JSAPI", "native": "NATIVE", "h5": "MWEB", "app": "APP"}
 TIMESTAMP_WINDOW = 300
+# apply-abnormal-refund `type` -> the refund's `channel` afterwards (PROTOCOLS F.2)
+ABNORMAL_CHANNELS = {"USER_BANK_CARD": "OTHER_BANKCARD", "MERCHANT_BANK_CARD": "OTHER_BALANCE"}
 
 
 class ApiError(Exception):
@@ -52,6 +54,7 @@ class WeChatGateway:
         self.signing_override: str | None = None
         self._rogue = wc.new_rsa_key()  # signs `mutate` faults with sign_with=rogue: a serial nobody knows
         self._rogue_serial = secrets.token_hex(20).upper()
+        sb.notifier.register("wechat", self._build_notification, lambda status, body: status in (200, 204))
         r = sb.router
         r.add("POST", r"/v3/pay/transactions/(?P<kind>jsapi|native|h5|app)", self.pay)
         r.add("GET", r"/v3/pay/transactions/out-trade-no/(?P<no>[^/]+)", self.query_by_out_trade_no)
@@ -59,6 +62,7 @@ class WeChatGateway:
         r.add("POST", r"/v3/pay/transactions/out-trade-no/(?P<no>[^/]+)/close", self.close)
         r.add("POST", r"/v3/refund/domestic/refunds", self.refund)
         r.add("GET", r"/v3/refund/domestic/refunds/(?P<no>[^/]+)", self.query_refund)
+        r.add("POST", r"/v3/refund/domestic/refunds/(?P<refund_id>[^/]+)/apply-abnormal-refund", self.abnormal_refund)
         r.add("GET", r"/v3/certificates", self.certificates)
         r.add("GET", r"/v3/bill/tradebill", self.trade_bill)
         r.add("GET", r"/v3/billdownload/file", self.bill_download)
@@ -323,6 +327,7 @@ class WeChatGateway:
             if t.state != "CLOSED":
                 t.state = "CLOSED"
                 t.closed_at = now_cst()
+                self.sb.store.save_trade(t)
         return 204, b""
 
     def refund(self, req: Request) -> Response:
@@ -375,7 +380,7 @@ class WeChatGateway:
             if data.get("funds_account"):
                 r.extra["funds_account"] = "AVAILABLE"
             r.extra["sign_mode"] = t.sign_mode
-            store.refunds[("wechat", out_refund_no)] = r
+            store.add_refund(r)
             body = wc.dumps(self.refund_json(r))
         self.sb.schedule_refund_settle("wechat", out_refund_no)
         return 200, body
@@ -389,6 +394,61 @@ class WeChatGateway:
             if r is None:
                 raise ApiError(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
             return 200, wc.dumps(self.refund_json(r))
+
+    def abnormal_refund(self, req: Request, refund_id: str) -> Response:
+        return self._run(req, "wechat.abnormal_refund", lambda rq, mode: self._abnormal_refund(rq, refund_id))
+
+    def _abnormal_refund(self, req: Request, refund_id: str) -> tuple[int, bytes]:
+        """PROTOCOLS F.2: only for an ABNORMAL refund; USER_BANK_CARD needs bank_type and the encrypted
+        bank_account / real_name (Wechatpay-Serial names the key they were encrypted for). The refund goes
+        back to PROCESSING (paid out later: settled SUCCESS with REFUND.SUCCESS, like any refund). Only the
+        last four digits of the account are kept."""
+        data = self._json_body(req)
+        out_refund_no, kind = data.get("out_refund_no"), data.get("type")
+        if not isinstance(out_refund_no, str) or not OUT_NO_RE.match(out_refund_no):
+            raise _bad_param("out_refund_no 必填", "out_refund_no")
+        if kind not in ABNORMAL_CHANNELS:
+            raise _bad_param("type 只能是 USER_BANK_CARD 或 MERCHANT_BANK_CARD", "type")
+        account = ""
+        if kind == "USER_BANK_CARD":
+            bank_type = data.get("bank_type")
+            if not isinstance(bank_type, str) or not 0 < len(bank_type) <= 16:
+                raise _bad_param("退款至用户银行卡时 bank_type 必填", "bank_type")
+            serial = req.headers.get("Wechatpay-Serial") or ""
+            if serial not in (self.sb.keys.public_key_id, self.sb.keys.platform_serial_no):
+                raise ApiError(400, "PARAM_ERROR", "敏感信息加密需要正确的 Wechatpay-Serial")
+            plain = {}
+            for key in ("bank_account", "real_name"):
+                value = data.get(key)
+                text = wc.rsa_oaep_decrypt(self.sb.keys.platform_private_key, value) if isinstance(value, str) else None
+                if not text:
+                    raise _bad_param(f"{key} 必填，且须使用微信支付公钥或平台证书加密", key)
+                plain[key] = text
+            if not plain["bank_account"].isdigit() or not 8 <= len(plain["bank_account"]) <= 32:
+                raise _bad_param("bank_account 不是有效的银行卡号", "bank_account")
+            account = f"{bank_type} ****{plain['bank_account'][-4:]}"
+        with self.sb.store.lock:
+            r = next(
+                (x for x in self.sb.store.refunds.values() if x.gateway == "wechat" and x.refund_id == refund_id), None
+            )
+            if r is None:
+                raise ApiError(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
+            if r.out_refund_no != out_refund_no:
+                raise _bad_param("out_refund_no 与 refund_id 不匹配", "out_refund_no")
+            if r.extra.get("abnormal_applied") == kind and r.status in ("PROCESSING", "SUCCESS"):
+                return 200, wc.dumps(self.refund_json(r))  # the same application again: idempotent
+            if r.status != "ABNORMAL":
+                raise ApiError(400, "INVALID_REQUEST", "退款单状态不是退款异常，不能发起异常退款")
+            r.status = "PROCESSING"
+            r.extra.update(
+                abnormal_applied=kind,
+                channel=ABNORMAL_CHANNELS[kind],
+                user_received_account=account or "商户基本账户",
+            )
+            self.sb.store.save_refund(r)
+            body = wc.dumps(self.refund_json(r))
+        self.sb.schedule_refund_settle("wechat", r.out_refund_no)
+        return 200, body
 
     def certificates(self, req: Request) -> Response:
         return self._run(req, "wechat.certificates", lambda rq, mode: (200, wc.dumps(self.certificates_json())))
@@ -441,7 +501,7 @@ class WeChatGateway:
         raw = csv_text.encode("utf-8")
         payload = gzip.compress(raw, mtime=0) if tar_type == "GZIP" else raw
         token = secrets.token_urlsafe(24)
-        self.sb.store.blobs[token] = ("application/octet-stream", payload)
+        self.sb.store.put_blob(token, "application/octet-stream", payload)
         return 200, wc.dumps(
             {
                 "hash_type": "SHA1",
@@ -452,7 +512,7 @@ class WeChatGateway:
 
     def bill_download(self, req: Request) -> Response:
         def fn(rq: Request, mode: str) -> tuple[int, bytes]:
-            blob = self.sb.store.blobs.get(rq.query.get("token", ""))
+            blob = self.sb.store.get_blob(rq.query.get("token", ""))
             if blob is None:
                 raise ApiError(400, "INVALID_REQUEST", "下载链接已失效")
             return 200, blob[1]
@@ -475,6 +535,7 @@ class WeChatGateway:
             if not t.openid:
                 t.openid = "o" + secrets.token_urlsafe(20)[:27]
             t.extra["bank_type"] = bank_type or "OTHERS"
+            self.sb.store.save_trade(t)
         self.notify_trade(t)
         return t
 
@@ -520,39 +581,31 @@ class WeChatGateway:
     def _notify(
         self, event: str, url: str, mode: str, ref: dict[str, str], make: Any, plaintext: dict[str, Any]
     ) -> None:
-        """Submit a notification whose body `make(plaintext, ...)` (a `wc.build_*_notification`) builds once."""
+        """Submit a notification whose body `make(plaintext, ...)` (a `wc.build_*_notification`) builds once: the
+        body (id, ciphertext) stays the same across retries, the headers are signed again for each attempt."""
         if not url:
             return
-        notify_id = str(uuid.uuid4())
-        cache: dict[str, bytes] = {}
         mutation = self.sb.message_fault("wechat.notify")
         plaintext = mutated(plaintext, mutation)
         priv, serial, timestamp = self.signer(mode, mutation)
+        body = make(
+            plaintext,
+            apiv3_key=self.sb.keys.apiv3_key,
+            private_key=priv,
+            serial=serial,
+            notify_id=str(uuid.uuid4()),
+            bad_signature=False,
+        )[1]
+        rogue = mutation is not None and mutation.sign_with == "rogue"
+        spec = {"body": body.decode("utf-8"), "serial": serial, "timestamp": timestamp, "rogue": rogue}
+        self.sb.notifier.submit(gateway="wechat", event=event, url=url, ref=ref, spec=spec)
 
-        def build(bad: bool) -> tuple[dict[str, str], bytes]:
-            # the body (id, ciphertext) stays the same across retries; headers are re-signed each time
-            if "body" not in cache:
-                cache["body"] = make(
-                    plaintext,
-                    apiv3_key=self.sb.keys.apiv3_key,
-                    private_key=priv,
-                    serial=serial,
-                    notify_id=notify_id,
-                    bad_signature=False,
-                )[1]
-            body = cache["body"]
-            headers = {"Content-Type": "application/json", "User-Agent": "Mozilla/4.0"}
-            headers.update(wc.signed_headers(priv, serial, body, timestamp=timestamp, corrupt=bad))
-            return headers, body
-
-        self.sb.notifier.submit(
-            gateway="wechat",
-            event=event,
-            url=url,
-            ref=ref,
-            build=build,
-            accept=lambda status, body: status in (200, 204),
-        )
+    def _build_notification(self, spec: dict[str, Any], bad: bool) -> tuple[dict[str, str], bytes]:
+        body = spec["body"].encode("utf-8")
+        key = self._rogue if spec.get("rogue") else self.sb.keys.platform_private_key
+        headers = {"Content-Type": "application/json", "User-Agent": "Mozilla/4.0"}
+        headers.update(wc.signed_headers(key, spec["serial"], body, timestamp=spec.get("timestamp"), corrupt=bad))
+        return headers, body
 
     def describe(self, t: Trade) -> dict[str, Any]:
         return self.trade_json(t)

@@ -7,6 +7,7 @@ sandbox (and WeChat) sends them, to sign responses, and to sign/verify merchant 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import re
 import secrets
@@ -44,6 +45,19 @@ def rsa_verify(public_key: rsa.RSAPublicKey, message: bytes, signature_b64: str)
     except (InvalidSignature, ValueError, TypeError):
         return False
     return True
+
+
+def rsa_oaep_decrypt(private_key: rsa.RSAPrivateKey, ciphertext_b64: str) -> str | None:
+    """A sensitive field the merchant encrypted for the platform (RSA-OAEP, SHA-1: wpv3 ``utils.rsa_encrypt``,
+    PROTOCOLS F.2); None when it does not decrypt."""
+    try:
+        plain = private_key.decrypt(
+            base64.b64decode(ciphertext_b64, validate=True),
+            padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(), label=None),  # noqa: S303
+        )
+        return plain.decode("utf-8")
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        return None
 
 
 def random_nonce(length: int = 32) -> str:

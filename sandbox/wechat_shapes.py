@@ -52,8 +52,8 @@ def refund(r: Refund) -> dict[str, Any]:
         "out_refund_no": r.out_refund_no,
         "transaction_id": r.transaction_id,
         "out_trade_no": r.out_trade_no,
-        "channel": "ORIGINAL",
-        "user_received_account": USER_RECEIVED_ACCOUNT,
+        "channel": r.extra.get("channel", "ORIGINAL"),
+        "user_received_account": r.extra.get("user_received_account", USER_RECEIVED_ACCOUNT),
     }
     if r.success_time:
         out["success_time"] = rfc3339(r.success_time)
@@ -92,6 +92,6 @@ def refund_notification(r: Refund, mchid: str) -> dict[str, Any]:
     }
     if r.success_time:
         out["success_time"] = rfc3339(r.success_time)
-    out["user_received_account"] = USER_RECEIVED_ACCOUNT
+    out["user_received_account"] = r.extra.get("user_received_account", USER_RECEIVED_ACCOUNT)
     out["amount"] = {"total": r.total, "refund": r.amount, "payer_total": r.total, "payer_refund": r.amount}
     return out

@@ -26,6 +26,10 @@ class WalletTransaction(models.Model):
         PAYMENT = "payment", "Payment"
         REFUND = "refund", "Refund"
         ADJUSTMENT = "adjustment", "Adjustment"
+        # a top-up refunded to the payer's gateway account: the money leaves the wallet when the refund is
+        # asked for, and comes back if the refund is rejected or fails
+        TOPUP_REFUND = "topup_refund", "Top-up refunded"
+        REFUND_UNDONE = "refund_undone", "Top-up refund undone"
 
     wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="transactions")
     type = models.CharField(max_length=16, choices=Type.choices)

@@ -32,6 +32,7 @@ from config.errors import (
     GatewayRejected,
     GatewayUnavailable,
     NotificationInvalid,
+    RefundNotFound,
     SignatureInvalid,
     TradeAlreadyPaid,
     TradeNotFound,
@@ -327,15 +328,26 @@ class AlipayGateway:
         )
 
     def query_refund(self, refund_no: str, *, payment_no: str) -> RefundStatus:
-        """``REFUND_SUCCESS`` -> SUCCEEDED; anything else (field absent) -> PROCESSING.
+        """``REFUND_SUCCESS`` -> SUCCEEDED; another ``refund_status`` -> PROCESSING.
 
-        Alipay documents an absent ``refund_status`` as "not received or failed": re-sending the
-        refund with the same ``refund_no`` is idempotent and is the way to settle it.
+        Alipay documents an absent ``refund_status`` as "not received or failed" (PROTOCOLS B.5): that, and a
+        trade Alipay does not know, raise ``RefundNotFound``; re-sending the refund with the same ``refund_no``
+        (``out_request_no``) is idempotent and is the way to settle it.
         """
-        answer = self._call(
-            lambda: self.client.api_alipay_trade_fastpay_refund_query(out_request_no=refund_no, out_trade_no=payment_no)
-        )
+        try:
+            answer = self._call(
+                lambda: self.client.api_alipay_trade_fastpay_refund_query(
+                    out_request_no=refund_no, out_trade_no=payment_no
+                )
+            )
+        except TradeNotFound as exc:
+            raise RefundNotFound(exc.message, gateway_code=exc.gateway_code) from exc
         gateway_state = str(answer.get("refund_status", ""))
+        if not gateway_state:
+            raise RefundNotFound(
+                "Alipay's refund query has no refund_status: the refund was not received (or failed).",
+                gateway_code="REFUND_NOT_FOUND",
+            )
         try:
             amount_fen = _optional_fen(answer.get("refund_amount"))
         except ValueError as exc:
@@ -355,7 +367,7 @@ class AlipayGateway:
             total_fen=total_fen,
             gateway_refund_id=answer.get("trade_no") and f"{answer['trade_no']}/{refund_no}",
             succeeded_at=_parse_cst(answer.get("gmt_refund_pay")) if succeeded else None,
-            gateway_state=gateway_state or "REFUND_NOT_FOUND_OR_PROCESSING",
+            gateway_state=gateway_state,
             raw=answer,
         )
 

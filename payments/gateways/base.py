@@ -86,6 +86,26 @@ class RefundRequest:
     notify_url: str | None = None
 
 
+class AbnormalRefundDestination(enum.StrEnum):
+    """Where WeChat pays out a refund that came back ``ABNORMAL`` (PROTOCOLS F.2, ``type``)."""
+
+    USER_BANK_CARD = "USER_BANK_CARD"  # the buyer's debit card: bank_type, bank_account and real_name needed
+    MERCHANT_BANK_CARD = "MERCHANT_BANK_CARD"  # the merchant's bank account; the merchant pays the buyer itself
+
+
+@dataclass(frozen=True)
+class AbnormalRefundRequest:
+    """Apply for an ``ABNORMAL`` WeChat refund to be paid to a bank card. The bank account and the real name
+    are secrets (never in ``repr``, logs or audit rows): the adapter hands them to the SDK, which encrypts them."""
+
+    refund_no: str  # our out_refund_no
+    gateway_refund_id: str  # WeChat's refund_id (the path of the call)
+    destination: AbnormalRefundDestination
+    bank_type: str = ""  # USER_BANK_CARD: the bank's code (e.g. ICBC_DEBIT)
+    bank_account: str = field(default="", repr=False)
+    real_name: str = field(default="", repr=False)
+
+
 @dataclass(frozen=True)
 class RefundStatus:
     """What a gateway says about one refund; checked like ``TradeStatus`` (``trust.check_refund``)."""
@@ -147,3 +167,10 @@ class Gateway(Protocol):
         """Verify and decode. Raises ``SignatureInvalid`` or ``NotificationInvalid``; never changes state."""
 
     def notification_reply(self, *, ok: bool, message: str = "") -> NotificationReply: ...
+
+
+class AbnormalRefunds(Protocol):
+    """A gateway that can pay an ``ABNORMAL`` refund out to a bank card (WeChat Pay only)."""
+
+    def apply_abnormal_refund(self, request: AbnormalRefundRequest) -> RefundStatus:
+        """Raises ``ValidationFailed`` (bad input, nothing sent), ``GatewayRejected``, ``GatewayUnavailable``."""

@@ -37,6 +37,7 @@ from config.errors import (
     GatewayRejected,
     GatewayUnavailable,
     NotificationInvalid,
+    RefundNotFound,
     SignatureInvalid,
     TradeAlreadyPaid,
     TradeNotFound,
@@ -462,7 +463,16 @@ class WallytGateway:
         )
 
     def query_refund(self, refund_no: str, *, payment_no: str) -> RefundStatus:
-        answer = self._post("unified.trade.refundquery", {"out_refund_no": refund_no, "out_trade_no": payment_no})
+        """Raises ``RefundNotFound`` when Wallyt does not know the refund (``REFUNDNOTEXIST``, or an answer
+        that lists the trade's refunds without it)."""
+        try:
+            answer = self._post("unified.trade.refundquery", {"out_refund_no": refund_no, "out_trade_no": payment_no})
+        except TradeNotFound as exc:
+            raise RefundNotFound(exc.message, gateway_code=exc.gateway_code) from exc
+        try:
+            _refund_index(answer, refund_no)
+        except ValueError as exc:
+            raise RefundNotFound(str(exc), gateway_code="REFUNDNOTEXIST") from exc
         return _parsed(lambda: refund_status_from(answer, refund_no=refund_no, payment_no=payment_no))
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:

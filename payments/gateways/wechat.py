@@ -37,12 +37,15 @@ from config.errors import (
     GatewayRejected,
     GatewayUnavailable,
     NotificationInvalid,
+    RefundNotFound,
     SignatureInvalid,
     TradeAlreadyPaid,
     TradeNotFound,
     ValidationFailed,
 )
 from payments.gateways.base import (
+    AbnormalRefundDestination,
+    AbnormalRefundRequest,
     Notification,
     NotificationReply,
     PrepayRequest,
@@ -213,6 +216,13 @@ class _ConfiguredCore(Core):
             if cert_dir:
                 for certificate in self._certificates:
                     _write_certificate_atomically(cert_dir, certificate)
+
+    def _last_certificate(self) -> Any:
+        """The platform certificate that expires last (the SDK encrypts sensitive fields with it in certificate
+        mode), read through the timezone-aware ``not_valid_after_utc``."""
+        if not self._certificates:
+            self._update_certificates()
+        return max(self._certificates, key=lambda certificate: certificate.not_valid_after_utc)
 
     def verifier_for(self, serial: str) -> Any | None:
         """The public key for a ``Wechatpay-Serial``, or None when the serial is not one we configured."""
@@ -543,8 +553,38 @@ class WeChatGateway:
         return _parsed(lambda a: refund_status_from(a, source=Message.ANSWER), answer)
 
     def query_refund(self, refund_no: str, *, payment_no: str) -> RefundStatus:
-        _, answer = self._request(lambda c: c.query_refund(out_refund_no=refund_no))
+        """Raises ``RefundNotFound`` when WeChat answers 404 (``RESOURCE_NOT_EXISTS``): the refund never reached it."""
+        try:
+            _, answer = self._request(lambda c: c.query_refund(out_refund_no=refund_no))
+        except TradeNotFound as exc:
+            raise RefundNotFound(exc.message, gateway_code=exc.gateway_code) from exc
         return _parsed(refund_status_from, answer)
+
+    def apply_abnormal_refund(self, request: AbnormalRefundRequest) -> RefundStatus:
+        """Apply for an ``ABNORMAL`` refund to be paid to a bank card (PROTOCOLS F.2):
+        ``POST /v3/refund/domestic/refunds/{refund_id}/apply-abnormal-refund`` through the SDK's
+        ``abnormal_refund``, which encrypts ``bank_account`` and ``real_name`` (RSA-OAEP, the WeChat Pay public
+        key, else the latest platform certificate) and sends ``Wechatpay-Serial``. WeChat answers the refund
+        object (``PROCESSING`` until it pays out; ``REFUND.SUCCESS`` follows). ``USER_BANK_CARD`` needs all
+        three bank fields (the SDK does not check): ``ValidationFailed`` before anything is sent."""
+        destination = AbnormalRefundDestination(request.destination)
+        if not request.gateway_refund_id:
+            raise ValidationFailed("WeChat's refund_id is needed to apply for an abnormal refund.")
+        kwargs: dict[str, Any] = {
+            "refund_id": request.gateway_refund_id,
+            "out_refund_no": request.refund_no,
+            "type": destination.value,
+        }
+        if destination is AbnormalRefundDestination.USER_BANK_CARD:
+            missing = [n for n in ("bank_type", "bank_account", "real_name") if not getattr(request, n)]
+            if missing:
+                raise ValidationFailed(
+                    "A refund to the user's bank card needs the bank and the account holder.",
+                    details={"missing": missing},
+                )
+            kwargs.update(bank_type=request.bank_type, bank_account=request.bank_account, real_name=request.real_name)
+        _, answer = self._request(lambda c: c.abnormal_refund(**kwargs))
+        return _parsed(lambda a: refund_status_from(a, source=Message.ANSWER), answer)
 
     def bill(self, bill_date: date) -> list[BillEntry]:
         """The day's ``ALL`` trade bill: apply, download (gzip), check the SHA1 of the uncompressed CSV, parse.

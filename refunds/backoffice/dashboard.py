@@ -103,7 +103,12 @@ def window_figures(label: str, since: datetime) -> Window:
 def queues(now: datetime) -> dict[str, int]:
     awaiting = Refund.objects.filter(status=Refund.Status.REQUESTED).aggregate(n=Count("id"), fen=Sum("amount_fen"))
     abnormal = Refund.objects.filter(status=Refund.Status.ABNORMAL).aggregate(n=Count("id"), fen=Sum("amount_fen"))
+    unknown = Refund.objects.filter(status=Refund.Status.PROCESSING, gateway_unknown_since__isnull=False).aggregate(
+        n=Count("id"), fen=Sum("amount_fen")
+    )
     return {
+        "gateway_unknown_count": unknown["n"],
+        "gateway_unknown_fen": unknown["fen"] or 0,
         "awaiting_count": awaiting["n"],
         "awaiting_fen": awaiting["fen"] or 0,
         "abnormal_count": abnormal["n"],

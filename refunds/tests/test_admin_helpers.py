@@ -30,8 +30,8 @@ ROLES = ("finance", "support", "operations", "anonymous")
 def ensure_groups() -> None:
     """Run the migration's function again (a flush between transactional tests drops the groups;
     running it twice also shows it is idempotent)."""
-    migration = importlib.import_module("refunds.migrations.0002_groups")
-    migration.create_groups(django_apps, None)
+    importlib.import_module("refunds.migrations.0002_groups").create_groups(django_apps, None)
+    importlib.import_module("refunds.migrations.0006_refund_gateway_unknown").grant_resend(django_apps, None)
 
 
 def staff_in(*groups: str, username: str | None = None):

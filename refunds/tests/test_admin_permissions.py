@@ -46,6 +46,7 @@ def test_groups_have_exactly_the_documented_permissions():
     assert finance == views | {
         "refunds.approve_refund",
         "refunds.resolve_abnormal_refund",
+        "refunds.resend_refund",
         "refunds.export_finance",
         "payments.replay_gatewaynotification",
     }

@@ -532,3 +532,54 @@ def test_control_expire(sandbox: SandboxHandle, wx: WeChatPay, uid: str) -> None
     assert body(wx.query(out_trade_no=uid))["trade_state"] == "CLOSED"
     with pytest.raises(requests.HTTPError):
         sandbox.control(f"wechat/transactions/{uid}/expire", json={})
+
+
+@pytest.mark.parametrize("mode", ["pubkey", "cert"])
+def test_apply_abnormal_refund(sandbox: SandboxHandle, tmp_path: Path, uid: str, receiver: Receiver, mode: str) -> None:
+    """PROTOCOLS F.2: only an ABNORMAL refund; USER_BANK_CARD needs the encrypted bank fields; the answer is the
+    refund object, which settles SUCCESS later with REFUND.SUCCESS. The account is never kept in full."""
+    wx = make_client(sandbox, tmp_path, mode=mode)
+    jsapi(wx, uid, total=300)
+    sandbox.control(f"wechat/transactions/{uid}/pay", json={})
+    refund = body(
+        wx.refund(
+            out_refund_no="R" + uid,
+            amount={"refund": 300, "total": 300, "currency": "CNY"},
+            out_trade_no=uid,
+            notify_url=receiver.url + "/refund",
+        )
+    )
+    card = {"bank_type": "ICBC_DEBIT", "bank_account": "6222021234567890123", "real_name": "张三"}
+    early = wx.abnormal_refund(refund["refund_id"], "R" + uid, "USER_BANK_CARD", **card)
+    assert early[0] == 400 and json.loads(early[1])["code"] == "INVALID_REQUEST"  # still PROCESSING
+    sandbox.control(f"wechat/refunds/R{uid}/settle", json={"status": "ABNORMAL"})
+
+    missing = wx.abnormal_refund(refund["refund_id"], "R" + uid, "USER_BANK_CARD", bank_type="ICBC_DEBIT")
+    assert missing[0] == 400 and json.loads(missing[1])["code"] == "PARAM_ERROR"
+    applied = wx.abnormal_refund(refund["refund_id"], "R" + uid, "USER_BANK_CARD", **card)
+    answer = body(applied)
+    assert applied[0] == 200 and answer["status"] == "PROCESSING" and answer["channel"] == "OTHER_BANKCARD"
+    assert answer["out_refund_no"] == "R" + uid and answer["amount"]["refund"] == 300
+    assert answer["user_received_account"] == "ICBC_DEBIT ****0123"
+    assert body(wx.abnormal_refund(refund["refund_id"], "R" + uid, "USER_BANK_CARD", **card)) == answer  # again
+
+    sandbox.control(f"wechat/refunds/R{uid}/settle", json={"status": "SUCCESS"})
+    notified = sandbox.wait_for(lambda: [r for r in receiver.received("/refund")], timeout=10)
+    assert notified
+    stored = json.dumps(sandbox.control(f"wechat/refunds/R{uid}"), ensure_ascii=False)
+    assert "6222021234567890123" not in stored and "张三" not in stored
+
+
+def test_apply_abnormal_refund_to_the_merchant_account(sandbox: SandboxHandle, wx: WeChatPay, uid: str) -> None:
+    jsapi(wx, uid, total=200)
+    sandbox.control(f"wechat/transactions/{uid}/pay", json={})
+    refund = body(
+        wx.refund(out_refund_no="R" + uid, amount={"refund": 50, "total": 200, "currency": "CNY"}, out_trade_no=uid)
+    )
+    sandbox.control(f"wechat/refunds/R{uid}/settle", json={"status": "ABNORMAL"})
+
+    answer = body(wx.abnormal_refund(refund["refund_id"], "R" + uid, "MERCHANT_BANK_CARD"))
+
+    assert answer["status"] == "PROCESSING" and answer["channel"] == "OTHER_BALANCE"
+    unknown = wx.abnormal_refund("5000000000000", "R" + uid, "MERCHANT_BANK_CARD")
+    assert unknown[0] == 404 and json.loads(unknown[1])["code"] == "RESOURCE_NOT_EXISTS"

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 
-from config.errors import GatewayRejected, GatewayUnavailable, TradeAlreadyPaid, TradeNotFound
+from config.errors import GatewayRejected, GatewayUnavailable, RefundNotFound, TradeAlreadyPaid, TradeNotFound
 from payments.gateways.alipay import AlipayConfig, AlipayGateway
 from payments.gateways.base import PrepayRequest, RefundRequest, RefundState, TradeState
 
@@ -246,19 +246,23 @@ def test_refund_refused() -> None:
     assert caught.value.gateway_code == "ACQ.SELLER_BALANCE_NOT_ENOUGH"
 
 
-@pytest.mark.parametrize(
-    ("fields", "expected"),
-    [
-        ({"refund_status": "REFUND_SUCCESS", "refund_amount": "10.00"}, RefundState.SUCCEEDED),
-        ({}, RefundState.PROCESSING),
-    ],
-)
-def test_query_refund(fields: dict[str, str], expected: RefundState) -> None:
-    answer = ok(out_trade_no="P1", out_request_no="R1", **fields)
+def test_query_refund() -> None:
+    answer = ok(out_trade_no="P1", out_request_no="R1", refund_status="REFUND_SUCCESS", refund_amount="10.00")
     with stub_server(handler(lambda m, b: answer)) as stub:
         status = gateway_for(stub.base_url).query_refund("R1", payment_no="P1")
 
     sent = json.loads(dict(parse_qsl(urlsplit(stub.requests[0].path).query))["biz_content"])
     assert sent == {"out_request_no": "R1", "out_trade_no": "P1"}
-    assert status.state is expected
-    assert status.amount_fen == (1000 if fields else None)
+    assert status.state is RefundState.SUCCEEDED
+    assert status.amount_fen == 1000
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [ok(out_trade_no="P1", out_request_no="R1"), business_failed("ACQ.TRADE_NOT_EXIST")],
+    ids=["without-refund_status", "trade-not-exist"],
+)
+def test_query_refund_unknown_to_alipay(answer: dict) -> None:
+    """PROTOCOLS B.5: no ``refund_status`` means "not received or failed": the refund never reached Alipay."""
+    with stub_server(handler(lambda m, b: answer)) as stub, pytest.raises(RefundNotFound):
+        gateway_for(stub.base_url).query_refund("R1", payment_no="P1")

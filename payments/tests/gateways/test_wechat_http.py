@@ -24,6 +24,7 @@ from cryptography.x509 import load_pem_x509_certificate
 from config.errors import (
     GatewayRejected,
     GatewayUnavailable,
+    RefundNotFound,
     TradeAlreadyPaid,
     TradeNotFound,
 )
@@ -316,7 +317,7 @@ def test_refund_and_query_refund_map_status(state: str, expected: RefundState) -
 
 @pytest.mark.parametrize("wechat", [lambda r: error(404, "RESOURCE_NOT_EXISTS")], indirect=True)
 def test_query_refund_unknown(wechat: Stubbed) -> None:
-    with pytest.raises(TradeNotFound):
+    with pytest.raises(RefundNotFound):
         wechat[0].query_refund("R404", payment_no="P1")
 
 

@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from config.errors import GatewayUnavailable, SignatureInvalid, TradeAlreadyPaid, TradeNotFound
-from payments.gateways.base import Notification, PrepayRequest, RefundRequest, RefundState, TradeState
+from config.errors import (
+    GatewayUnavailable,
+    RefundNotFound,
+    SignatureInvalid,
+    TradeAlreadyPaid,
+    TradeNotFound,
+    ValidationFailed,
+)
+from payments.gateways.base import (
+    AbnormalRefundDestination,
+    AbnormalRefundRequest,
+    Notification,
+    PrepayRequest,
+    RefundRequest,
+    RefundState,
+    TradeState,
+)
 from payments.gateways.wechat import WeChatConfig, WeChatGateway
 
 from .conftest import Receiver
@@ -135,3 +151,41 @@ def test_bad_notification_signature_is_refused_then_retried(sandbox: Any, receiv
     assert isinstance(first, SignatureInvalid)
     assert isinstance(second, Notification) and second.trade is not None
     assert second.trade.state is TradeState.SUCCEEDED
+
+
+@pytest.mark.parametrize("mode", ["public-key", "certificate"])
+def test_apply_abnormal_refund_and_refund_unknown(sandbox: Any, receiver: Receiver, tmp_path: Path, mode: str) -> None:
+    gateway = make_gateway(sandbox, receiver, cert_dir=tmp_path / "certs" if mode == "certificate" else None)
+    request = prepay("native")
+    gateway.create(request)
+    sandbox.control(f"wechat/transactions/{request.payment_no}/pay", json={})
+    refund_no = f"RF{secrets.token_hex(8)}"
+    with pytest.raises(RefundNotFound):  # 404 RESOURCE_NOT_EXISTS: it never reached WeChat
+        gateway.query_refund(refund_no, payment_no=request.payment_no)
+    sent = gateway.refund(
+        RefundRequest(
+            refund_no=refund_no,
+            payment_no=request.payment_no,
+            gateway_trade_no=None,
+            refund_fen=1234,
+            total_fen=1234,
+            reason="",
+        )
+    )
+    sandbox.control(f"wechat/refunds/{refund_no}/settle", json={"status": "ABNORMAL"})
+    card = AbnormalRefundRequest(
+        refund_no=refund_no,
+        gateway_refund_id=sent.gateway_refund_id or "",
+        destination=AbnormalRefundDestination.USER_BANK_CARD,
+        bank_type="CMB_DEBIT",
+        bank_account="6225880123456789",
+        real_name="李四",
+    )
+    assert "6225880123456789" not in repr(card) and "李四" not in repr(card)
+    with pytest.raises(ValidationFailed):  # the SDK does not check the bank fields: the adapter does
+        gateway.apply_abnormal_refund(replace(card, real_name=""))
+
+    applied = gateway.apply_abnormal_refund(card)
+
+    assert (applied.state, applied.refund_no, applied.amount_fen) == (RefundState.PROCESSING, refund_no, 1234)
+    assert applied.raw["channel"] == "OTHER_BANKCARD" and applied.raw["user_received_account"].endswith("6789")

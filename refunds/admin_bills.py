@@ -71,7 +71,7 @@ def side_html(amount_fen: int | None, status: str) -> SafeString:
     parts = [format_html('<span class="bo-money">{}</span>', format_yuan(amount_fen))] if amount_fen is not None else []
     if status:
         parts.append(format_html("{}", status_word(status)))
-    return format_html_join(mark_safe(" &middot; "), "{}", ((p,) for p in parts))  # noqa: S308 - a constant
+    return format_html_join(mark_safe(" &middot; "), "{}", ((p,) for p in parts))
 
 
 class BillDiscrepancyEventInline(EventInline):

@@ -54,7 +54,7 @@ def qr_svg(data: str) -> str:
 def _rows(pairs: list[tuple[str, Any]]) -> str:
     """Label and value; a number (no spaces) is kept on one line (``<code>``), never broken in the middle."""
     return "".join(
-        f'<tr><td>{esc(k)}</td><td>{f"<code>{esc(v)}</code>" if " " not in str(v) else esc(v)}</td></tr>'
+        f"<tr><td>{esc(k)}</td><td>{f'<code>{esc(v)}</code>' if ' ' not in str(v) else esc(v)}</td></tr>"
         for k, v in pairs
         if v not in (None, "")
     )

@@ -3,7 +3,8 @@ every answer as indented JSON with secrets masked.
 
 ``Refund.gateway_answers`` keeps the last ten answers (refund call, queries, notifications), each
 ``{"state": <ours>, **<the gateway's fields>}``; the page shows the gateway's fields only (``state`` is
-ours, shown as the refund's status), keys in alphabetical order, times in ``TIME_ZONE``. Field names per gateway (PROTOCOLS A.11, B, C):
+ours, shown as the refund's status), keys in alphabetical order, times in ``TIME_ZONE``. Field names
+per gateway (PROTOCOLS A.11, B, C):
 WeChat ``refund_id``, ``status``, ``amount{refund,total,payer_refund}``, ``create_time``,
 ``success_time``; Alipay (no refund id of its own: a refund is known by our ``out_request_no``)
 ``fund_change``, ``refund_status``, ``refund_fee`` (total refunded so far, yuan), ``send_back_fee``,

@@ -132,10 +132,8 @@ def test_payments_csv_covers_the_date_range_only(client):
         "paid_at",
     ]
     # labels for people beside codes for programs, as yuan beside fen
-    assert [r[:12] for r in rows[1:]] == [
-        [payment.payment_no, order.order_no, "Wallet", "wallet", "Succeeded", "succeeded"]
-        + ["¥10.00", "1000", "¥0.00", "0", "", ""]
-    ]
+    labels = [payment.payment_no, order.order_no, "Wallet", "wallet", "Succeeded", "succeeded"]
+    assert [r[:12] for r in rows[1:]] == [[*labels, "¥10.00", "1000", "¥0.00", "0", "", ""]]
     assert rows[1][12].endswith("+08:00")  # times in the site's time zone
 
 

@@ -9,6 +9,7 @@ readable. Screenshots go to artifacts/screenshots/."""
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -172,7 +173,7 @@ def test_the_back_office_fits_from_1024_pixels_and_keeps_numbers_whole(browser, 
         ".map(t => t.getBoundingClientRect().top))"
     )
     assert axes and all(2 <= len(tops) <= 5 for tops in axes), axes
-    assert all(min(abs(a - b) for a, b in zip(t, t[1:], strict=False)) >= 20 for t in axes if len(t) > 1), axes
+    assert all(min(abs(a - b) for a, b in itertools.pairwise(t)) >= 20 for t in axes if len(t) > 1), axes
     _shot(page, "37_dashboard_axes")
 
     # --- times carry the zone's name; the audit log and a payment's timeline fit at 1024 px ----

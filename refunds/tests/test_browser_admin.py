@@ -54,8 +54,8 @@ def _wait_for_server_threads(timeout: float = 10.0) -> None:
         time.sleep(0.1)
 
 
-def _login(browser, base_url: str, username: str):
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+def _login(browser, base_url: str, username: str, width: int = 1280):
+    page = browser.new_context(viewport={"width": width, "height": 900}).new_page()
     page.goto(f"{base_url}/admin/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)

@@ -15,7 +15,7 @@ import re
 import pytest
 
 from refunds.tests.scene import back_office_scene
-from refunds.tests.test_browser_admin import PASSWORD, SHOTS, browser  # noqa: F401 - fixture
+from refunds.tests.test_browser_admin import SHOTS, _login, browser  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 WIDTHS = (1024, 1366, 1920)
@@ -39,17 +39,6 @@ OVERFLOWING = """(selector) => [...document.querySelectorAll(selector)]
   .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => [e.id || e.className, e.scrollWidth, e.clientWidth])"""
 
 
-def _page(browser, base_url: str, username: str, width: int):
-    page = browser.new_context(viewport={"width": width, "height": 900}).new_page()
-    page.set_default_timeout(20_000)
-    page.goto(f"{base_url}/admin/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#site-name")
-    return page
-
-
 def _fits(page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
@@ -61,7 +50,7 @@ def _shot(page, name: str) -> None:
 def test_the_back_office_fits_from_1024_pixels_and_keeps_numbers_whole(browser, live_server, notify_to):
     scene = back_office_scene(notify_to)
     base = live_server.url
-    pages = {width: _page(browser, base, scene.finance.username, width) for width in WIDTHS}
+    pages = {width: _login(browser, base, scene.finance.username, width) for width in WIDTHS}
 
     # --- a refund's page: both audit tables fit their box at every width ----------------------
     for name in ("wechat", "wallyt", "rejected", "wallet"):

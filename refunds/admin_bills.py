@@ -56,6 +56,7 @@ class ResolveForm(forms.Form):
     )
 
 
+SUBJECTS = {"payment": "a payment", "refund": "a refund", "total": "a day total"}
 STATUS_LABELS = {**dict(Payment.Status.choices), **dict(Refund.Status.choices)}
 
 
@@ -217,6 +218,25 @@ class BillDiscrepancyAdmin(FinanceOnly, ReadOnlyAdmin):
     @admin.display(description="gateway")
     def gateway_shown(self, obj: BillDiscrepancy) -> str:
         return obj.gateway_label
+
+    # the detail page: each side as the list shows it, statuses by label, no run-internal token
+    exclude = ("seen_token",)
+
+    @admin.display(description="subject")
+    def subject_shown(self, obj: BillDiscrepancy) -> str:
+        return SUBJECTS.get(obj.subject, obj.subject)
+
+    @admin.display(description="ours")
+    def our_amount_fen_shown(self, obj: BillDiscrepancy) -> SafeString:
+        return side_html(obj.our_amount_fen, obj.our_status)
+
+    @admin.display(description="the bill")
+    def their_amount_fen_shown(self, obj: BillDiscrepancy) -> SafeString:
+        return side_html(obj.their_amount_fen, obj.their_status)
+
+    def get_fields(self, request, obj=None):
+        # a side's status is shown with its amount ("¥15.00 · Succeeded"), not again on its own line
+        return [f for f in super().get_fields(request, obj) if f not in ("our_status", "their_status")]
 
     @admin.action(description="Assign to me", permissions=["finance"])
     def assign_to_me(self, request: HttpRequest, queryset: QuerySet[BillDiscrepancy]) -> None:

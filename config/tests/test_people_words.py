@@ -264,3 +264,26 @@ def test_chart_axes_carry_a_few_round_amounts():
     assert labels == ["¥0.00", "¥50.00", "¥100.00", "¥150.00"]
     heights = [float(y) for y in re.findall(r'<text x="[^"]*" y="([\d.]+)"', y_axis)]
     assert min(abs(a - b) for a, b in itertools.pairwise(heights)) >= 30  # never crammed
+
+
+def test_a_discrepancys_page_shows_each_side_in_words_without_internal_fields(client):
+    client.force_login(staff_in("finance"))
+    now = timezone.now()
+    d = BillDiscrepancy.objects.create(
+        bill_date=timezone.localdate(),
+        gateway="wechat",
+        kind="amount_mismatch",
+        subject="refund",
+        reference="RF20261130101445F0ACDA8405",
+        our_amount_fen=1500,
+        our_status="succeeded",
+        their_amount_fen=1200,
+        their_status="processing",
+        first_seen=now,
+        last_seen=now,
+        seen_token="0123456789abcdef0123456789abcdef",
+    )
+    page = _text(client.get(reverse("admin:refunds_billdiscrepancy_change", args=[d.pk])))
+    assert "¥15.00 · Succeeded" in page and "¥12.00 · Processing" in page and "a refund" in page
+    assert "0123456789abcdef" not in page and "Seen token" not in page
+    assert "succeeded" not in page.replace("Succeeded", "")  # no raw status code

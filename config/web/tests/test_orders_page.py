@@ -50,7 +50,8 @@ def test_request_a_full_refund(web):
     refund = Refund.objects.get()
     assert refund.order == order and refund.amount_fen == 1_000 and refund.requested_by == web.user
     text = response.content.decode()
-    assert f"Refund {refund.refund_no} of ¥10.00 requested" in text
+    assert f"Refund {refund.refund_no} of ¥10.00 requested: it waits for our staff to approve it." in text
+    assert "(requested)" not in text  # the status in words, not its code
     assert refund.refund_no in text and "Changed my plans" in text  # listed under the order
 
 

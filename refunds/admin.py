@@ -80,11 +80,11 @@ class GatewayUnknownFilter(admin.SimpleListFilter):
     """Processing refunds their gateway says it does not know (it never reached it): reconciliation sends them
     again after ``REFUND_RESEND_GRACE_SECONDS``; finance can too (action "Send again")."""
 
-    title = "at the gateway"
+    title = "what the gateway knows"  # Django writes "By what the gateway knows"
     parameter_name = "gateway_unknown"
 
     def lookups(self, request, model_admin):
-        return [("yes", "unknown to the gateway")]
+        return [("yes", "Sent, unknown to the gateway")]
 
     def queryset(self, request, queryset: QuerySet) -> QuerySet:
         if self.value() == "yes":

@@ -103,6 +103,11 @@ def data_html(data: Any) -> SafeString:
     )
 
 
+def name_html(name: str, *, title: str = "") -> SafeString:
+    """A person's name on one line, shortened visibly in a list (``.bo-name``), whole in its title."""
+    return format_html('<span class="bo-name" title="{}">{}</span>', title or name, name)
+
+
 def user_html(user: Any, request: Any) -> SafeString:
     """A staff member or customer by name; a link to their admin page only when the viewer may open it
     (otherwise the link would lead to a bare 403)."""
@@ -117,7 +122,7 @@ def user_html(user: Any, request: Any) -> SafeString:
             url = ""
         if url:
             return format_html('<a href="{}" class="bo-name" title="{}">{}</a>', url, name, name)
-    return format_html('<span class="bo-name" title="{}">{}</span>', name, name)
+    return name_html(name)
 
 
 def actor_names(actors: Any) -> dict[str, str]:
@@ -140,7 +145,7 @@ def actor_html(actor: str, names: dict[str, str] | None = None) -> SafeString:
     ``system:expiry``) as the audit code, kept whole."""
     names = actor_names([actor]) if names is None else names
     if actor in names:
-        return format_html('<span class="bo-name" title="{}">{}</span>', actor, names[actor])
+        return name_html(names[actor], title=actor)
     return ident_html(actor or "-")
 
 
@@ -188,7 +193,7 @@ def plain_field(field: str, label: str) -> Callable[[Any], SafeString]:
         if related is None:
             return mark_safe("-")
         name = related.get_username() if hasattr(related, "get_username") else str(related)
-        return format_html('<span class="bo-name" title="{}">{}</span>', name, name)
+        return name_html(name)
 
     show.__name__ = f"{field}_name"
     show.short_description = label  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
-from config.admin import EventAdmin, EventInline, YuanMixin, ident_html, when_field
+from config.admin import EventAdmin, EventInline, YuanMixin, ident_html, name_html, when_field
 from config.money import format_yuan
 from orders.models import Order, OrderEvent
 
@@ -101,7 +101,7 @@ class OrderAdmin(ViewOnlyAdmin):
     @admin.display(description="customer", ordering="user__username")
     def customer(self, obj: Order) -> SafeString:
         name = obj.user.get_username()
-        return format_html('<span class="bo-name" title="{}">{}</span>', name, name)
+        return name_html(name)
 
     @admin.display(description="pricing")
     def pricing_shown(self, obj: Order) -> str:

@@ -17,7 +17,7 @@ from django.urls import URLPattern, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from config.admin import EventAdmin, EventInline, YuanMixin, ident_html, time_text, when_html
+from config.admin import EventAdmin, EventInline, YuanMixin, ident_html, name_html, time_text, when_html
 from config.audit import Actor
 from config.errors import DomainError
 from config.money import format_yuan, parse_yuan
@@ -254,12 +254,7 @@ class RefundAdmin(YuanMixin, admin.ModelAdmin):
     @admin.display(description="requested", ordering="created_at")
     def requested(self, obj: Refund) -> SafeString:
         who = obj.requested_by.get_username() if obj.requested_by else obj.get_source_display().lower()
-        return format_html(
-            '<span class="bo-name" title="{}">{}</span><span class="bo-sub">{}</span>',
-            who,
-            who,
-            when_html(obj.created_at, seconds=False),
-        )
+        return format_html('{}<span class="bo-sub">{}</span>', name_html(who), when_html(obj.created_at, seconds=False))
 
     @admin.display(description="decision")
     def decision(self, obj: Refund) -> str:

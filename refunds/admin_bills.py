@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from config.admin import EventInline, ReadOnlyAdmin, data_html, ident_html, when_html
+from config.admin import EventInline, ReadOnlyAdmin, data_html, ident_html, name_html, when_html
 from config.errors import DomainError
 from config.money import format_yuan
 from payments.admin import GatewayFilter
@@ -204,9 +204,7 @@ class BillDiscrepancyAdmin(FinanceOnly, ReadOnlyAdmin):
         notes = []
         if obj.assigned_to_id:
             name = obj.assigned_to.get_username()
-            notes.append(
-                format_html('<span class="bo-sub">to <span class="bo-name" title="{}">{}</span></span>', name, name)
-            )
+            notes.append(format_html('<span class="bo-sub">to {}</span>', name_html(name)))
         if obj.auto_repaired:
             notes.append(format_html('<span class="bo-sub bo-quiet">{}</span>', "auto-repaired"))
         return format_html("{}{}", obj.get_status_display(), format_html_join("", "{}", ((n,) for n in notes)))

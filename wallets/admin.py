@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from config.admin import ReadOnlyInline, YuanMixin, ident_html, when_field
+from config.admin import ReadOnlyInline, YuanMixin, ident_html, name_html, when_field
 from config.money import format_yuan
 from wallets.models import Wallet, WalletTransaction
 
@@ -52,7 +52,7 @@ class WalletTransactionAdmin(_ViewOnly):
     @admin.display(description="wallet of", ordering="wallet__user__username")
     def customer(self, obj: WalletTransaction) -> SafeString:
         name = obj.wallet.user.get_username()
-        return format_html('<span class="bo-name" title="{}">{}</span>', name, name)
+        return name_html(name)
 
     @admin.display(description="entry / reference", ordering="type")
     def entry(self, obj: WalletTransaction) -> SafeString:

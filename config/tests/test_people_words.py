@@ -17,8 +17,9 @@ from config.logging import masked_text
 from lockers.models import PricePlan
 from orders.models import Order, OrderEvent
 from payments.models import PaymentEvent
-from refunds.models import BillDiscrepancy, BillRun, RefundEvent
+from refunds.models import BillRun, RefundEvent
 from refunds.services import refund_reject
+from refunds.tests.factories import BillDiscrepancyFactory
 from refunds.tests.test_admin_helpers import paid_wallet_order, paid_wechat_order, requested_refund, staff_in
 from wallets.models import WalletTransaction
 
@@ -140,18 +141,7 @@ def test_labels_people_read_for_kinds_types_and_statuses(admin_client):
 
 def test_discrepancies_and_runs_are_named_with_gateway_and_kind_labels(client):
     client.force_login(staff_in("finance"))
-    now = timezone.now()
-    d = BillDiscrepancy.objects.create(
-        bill_date=timezone.localdate(),
-        gateway="wallyt",
-        kind="missing_remote",
-        subject="payment",
-        reference="PY20261130101445F0ACDA8405",
-        our_amount_fen=1500,
-        our_status="succeeded",
-        first_seen=now,
-        last_seen=now,
-    )
+    d = BillDiscrepancyFactory(reference="PY20261130101445F0ACDA8405", our_amount_fen=1500, our_status="succeeded")
     assert str(d) == f"Wallyt {d.bill_date:%Y-%m-%d}: Settled here, in no bill PY20261130101445F0ACDA8405"
     listed = _text(client.get(reverse("admin:refunds_billdiscrepancy_changelist")))
     assert "wallyt" not in listed and "missing_remote" not in listed
@@ -176,9 +166,7 @@ def test_confirmations_show_labels_and_mark_the_required_note(client):
     ).content.decode()
     assert re.search(r"<td>\s*Requested\s*</td>", page) and "<td>requested</td>" not in page
     assert '<label for="id_note" class="required">' in page and "Required: it is kept with the decision" in page
-    now = timezone.now()
-    d = BillDiscrepancy.objects.create(
-        bill_date=timezone.localdate(),
+    d = BillDiscrepancyFactory(
         gateway="wechat",
         kind="total_mismatch",
         subject="total",
@@ -186,8 +174,6 @@ def test_confirmations_show_labels_and_mark_the_required_note(client):
         our_amount_fen=12_400,
         their_amount_fen=12_500,
         status="assigned",
-        first_seen=now,
-        last_seen=now,
     )
     page = client.post(
         reverse("admin:refunds_billdiscrepancy_changelist"), {"action": "resolve_with_note", "_selected_action": [d.pk]}
@@ -268,9 +254,7 @@ def test_chart_axes_carry_a_few_round_amounts():
 
 def test_a_discrepancys_page_shows_each_side_in_words_without_internal_fields(client):
     client.force_login(staff_in("finance"))
-    now = timezone.now()
-    d = BillDiscrepancy.objects.create(
-        bill_date=timezone.localdate(),
+    d = BillDiscrepancyFactory(
         gateway="wechat",
         kind="amount_mismatch",
         subject="refund",
@@ -279,8 +263,6 @@ def test_a_discrepancys_page_shows_each_side_in_words_without_internal_fields(cl
         our_status="succeeded",
         their_amount_fen=1200,
         their_status="processing",
-        first_seen=now,
-        last_seen=now,
         seen_token="0123456789abcdef0123456789abcdef",
     )
     page = _text(client.get(reverse("admin:refunds_billdiscrepancy_change", args=[d.pk])))

@@ -64,7 +64,7 @@ class _Settings:
         self.gateway = gateway
         self.values: dict[str, Any] = {name: getattr(settings, name, None) for name in names}
         if getattr(settings, "SANDBOX_ENABLED", False):
-            for name, value in _sandbox_values(gateway, self.values).items():
+            for name, value in sandbox_values(gateway, self.values).items():
                 if _is_empty(self.values.get(name)):
                     self.values[name] = value
 
@@ -86,7 +86,7 @@ class _Settings:
             ) from exc
 
 
-def _sandbox_values(gateway: str, current: dict[str, Any]) -> dict[str, Any]:
+def sandbox_values(gateway: str, current: dict[str, Any]) -> dict[str, Any]:
     """Defaults from the sandbox's generated credentials (layout fixed by the sandbox)."""
     data_dir = Path(getattr(settings, "SANDBOX_DATA_DIR", "") or "")
     try:

@@ -267,3 +267,15 @@ def test_a_clock_apart_from_the_databases_is_reported(live, db, monkeypatch, war
     monkeypatch.setattr(doctor, "CLOCK_SKEW_ERROR", dt.timedelta(seconds=error))
     reported = found(databases=["default"])
     assert set(reported) == {expected} and "database server" in reported[expected]
+
+
+def test_development_judges_the_values_the_gateways_will_use(live, sandbox):
+    """With the sandbox on, an empty setting is the sandbox's generated one (the registry fills it):
+    setting only the Alipay key path is a whole configuration, as `make run` uses it."""
+    for name in (*doctor.WECHAT, *doctor.ALIPAY, *doctor.WALLYT, "ALIPAY_APP_ID"):
+        setattr(live, name, "")
+    live.PRODUCTION, live.SANDBOX_ENABLED, live.SANDBOX_DATA_DIR = False, True, sandbox.data_dir
+    live.ALIPAY_PRIVATE_KEY_PATH = str(sandbox.path("alipay/app_private_key.pem"))
+    assert found() == {}
+    live.SANDBOX_ENABLED = False  # without the sandbox the same setting is half a configuration
+    assert "payments.E001" in found()

@@ -73,6 +73,53 @@ def is_secret_name(name: str) -> bool:
     return bool(_SECRET_KEY_NAME.search(name))
 
 
+def is_secret_field(name: str) -> bool:
+    """A secret as ``is_secret_name`` says, or a signature of a gateway message (``sign``,
+    ``paySign``): what a page masks in what a gateway sent us."""
+    return is_secret_name(name) or name.lower().endswith("sign")
+
+
+def masked(value: Any) -> Any:
+    """A copy of a JSON value with the value of every secret field (``is_secret_field``) replaced."""
+    if isinstance(value, dict):
+        return {k: REDACTED if is_secret_field(str(k)) else masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v) for v in value]
+    return value
+
+
+_XML_ELEMENT = re.compile(r"<([A-Za-z_][\w.:-]*)>(.*?)</\1>", re.DOTALL)
+_JSON_STRING_MEMBER = re.compile(r'"((?:[^"\\]|\\.)+)"(\s*:\s*)"((?:[^"\\]|\\.)*)"')
+_FORM_PAIR = re.compile(r"(^|&)([^=&\s]+)=([^&]*)")
+
+
+def masked_text(body: str) -> str:
+    """A gateway's message body as received, with the value of every secret field replaced and
+    everything else left as it was: XML elements (``<sign>...</sign>``, Wallyt), JSON string
+    members (``"sign": "..."``) and form fields (``sign=...&``, Alipay)."""
+
+    def xml(match: re.Match[str]) -> str:
+        name, inner = match.group(1), match.group(2)
+        inner = REDACTED if is_secret_field(name) else _XML_ELEMENT.sub(xml, inner)
+        return f"<{name}>{inner}</{name}>"
+
+    def member(match: re.Match[str]) -> str:
+        if not is_secret_field(match.group(1)):
+            return match.group(0)
+        return f'"{match.group(1)}"{match.group(2)}"{REDACTED}"'
+
+    def pair(match: re.Match[str]) -> str:
+        if not is_secret_field(match.group(2)):
+            return match.group(0)
+        return f"{match.group(1)}{match.group(2)}={REDACTED}"
+
+    text = _XML_ELEMENT.sub(xml, body)
+    text = _JSON_STRING_MEMBER.sub(member, text)
+    if "=" in text and not text.lstrip().startswith(("{", "[", "<")):
+        text = _FORM_PAIR.sub(pair, text)
+    return text
+
+
 def _safe(name: str, value: Any) -> Any:
     return REDACTED if is_secret_name(name) else value
 

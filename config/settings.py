@@ -85,7 +85,10 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
-            "libraries": {"money": "config.templatetags.money"},  # {{ fen|yuan }} -> ¥3,322.71
+            "libraries": {
+                "money": "config.templatetags.money",  # {{ fen|yuan }} -> ¥3,322.71
+                "backoffice": "config.templatetags.backoffice",  # {{ refund_no|ident }}, {{ at|when }}
+            },
         },
     },
 ]

@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
+from django.utils.safestring import SafeString
 
-from config.admin import ReadOnlyAdmin, ReadOnlyInline, YuanMixin
+from config.admin import EventAdmin, EventInline, ReadOnlyAdmin, YuanMixin, ident_html, when_field
 from config.audit import Actor
 from config.errors import DomainError
 from lockers import services
@@ -23,16 +24,22 @@ class CabinetAdmin(admin.ModelAdmin):
     inlines = [CompartmentInline]
 
 
-class LockerEventInline(ReadOnlyInline):
+class LockerEventInline(EventInline):
     model = LockerEvent
-    fields = ("created_at", "action", "from_status", "to_status", "actor", "reference", "reason", "data")
-    readonly_fields = fields
     ordering = ("-id",)
+    status_labels = dict(Compartment.Status.choices)
+    fields = ("event_time", "order", *EventInline.fields[1:])
+    readonly_fields = fields
+
+    @admin.display(description="order")
+    def order(self, obj: LockerEvent) -> str:
+        return ident_html(obj.reference)
 
 
 @admin.register(Compartment)
 class CompartmentAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "cabinet", "label", "size", "status", "reference")
+    list_display = ("__str__", "cabinet", "status", "order")
+    list_select_related = ("cabinet",)
     list_filter = ("status", "size", "cabinet")
     search_fields = ("label", "cabinet__code", "reference")
     readonly_fields = ("status", "reference", "updated_at")
@@ -41,6 +48,10 @@ class CompartmentAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description="order", ordering="reference")
+    def order(self, obj: Compartment) -> SafeString:
+        return ident_html(obj.reference) if obj.reference else "-"
 
     def _run(self, request, queryset, fn, **kwargs):
         for compartment in queryset:
@@ -62,7 +73,7 @@ class CompartmentAdmin(admin.ModelAdmin):
 class PricePlanAdmin(YuanMixin, admin.ModelAdmin):
     """Tariffs are configuration: operations set them; changes land in Django's admin log."""
 
-    list_display = ("size", "price_per_hour_fen", "min_hours", "cap_fen", "is_active")
+    list_display = ("size", "price_per_hour_fen", "min_hours", "cap_fen", "is_active")  # amounts in yuan, typed in yuan
 
 
 class ViewOnlyAdmin(ReadOnlyAdmin):
@@ -74,14 +85,23 @@ class ViewOnlyAdmin(ReadOnlyAdmin):
 
 @admin.register(PickupCode)
 class PickupCodeAdmin(ViewOnlyAdmin):
-    list_display = ("reference", "compartment", "status", "valid_until", "created_at")
+    list_display = ("order", "compartment", "status", when_field("valid_until", "valid until"))
+    list_display_links = ("order",)
+    list_select_related = ("compartment__cabinet",)
     list_filter = ("status",)
     search_fields = ("reference",)
     exclude = ("code",)  # the code opens a door: staff see the order, not the secret
 
+    @admin.display(description="order", ordering="reference")
+    def order(self, obj: PickupCode) -> SafeString:
+        return ident_html(obj.reference)
+
 
 @admin.register(LockerEvent)
-class LockerEventAdmin(ViewOnlyAdmin):
-    list_display = ("created_at", "compartment", "action", "from_status", "to_status", "actor", "reference")
+class LockerEventAdmin(EventAdmin):
+    subject = "reference"
+    status_labels = dict(Compartment.Status.choices)
+    list_display = ("event_time", "compartment", "event_subject", "event_change", "event_actor")
     list_filter = ("action",)
+    list_select_related = ("compartment__cabinet",)
     search_fields = ("reference", "actor")

@@ -2,6 +2,7 @@ from django.db import models
 from django.db.models import Q
 
 from config.audit import AuditEvent
+from config.money import format_yuan
 
 
 class Size(models.TextChoices):
@@ -71,7 +72,8 @@ class PricePlan(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.size}: {self.price_per_hour_fen} fen/h"
+        """``Large: ¥8.00/h``: people read it (admin titles, breadcrumbs, the admin log)."""
+        return f"{self.get_size_display()}: {format_yuan(self.price_per_hour_fen)}/h"
 
 
 class PickupCode(models.Model):

@@ -7,9 +7,12 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.http import urlencode
+from django.utils.safestring import SafeString
 
-from config.admin import ReadOnlyInline, YuanMixin
+from config.admin import EventAdmin, EventInline, YuanMixin, ident_html, name_html, when_field
+from config.money import format_yuan
 from orders.models import Order, OrderEvent
 
 
@@ -36,10 +39,9 @@ def request_refund_redirect(model_admin: admin.ModelAdmin, request: HttpRequest,
     return HttpResponseRedirect(f"{reverse('admin:refunds_refund_request')}?{query}")
 
 
-class OrderEventInline(ReadOnlyInline):
+class OrderEventInline(EventInline):
     model = OrderEvent
-    fields = ("created_at", "action", "from_status", "to_status", "actor", "reason", "data")
-    readonly_fields = fields
+    status_labels = dict(Order.Status.choices)
 
 
 class StuckFilter(admin.SimpleListFilter):
@@ -47,7 +49,7 @@ class StuckFilter(admin.SimpleListFilter):
     parameter_name = "stuck"
 
     def lookups(self, request, model_admin):
-        return [("yes", "pending_payment past expiry")]
+        return [("yes", "awaiting payment past expiry")]
 
     def queryset(self, request, queryset: QuerySet) -> QuerySet:
         if self.value() == "yes":
@@ -55,9 +57,32 @@ class StuckFilter(admin.SimpleListFilter):
         return queryset
 
 
+def pricing_text(pricing: dict) -> str:
+    """The server's quote (``Order.pricing``, fen) for people: "2 h at ¥5.00/h (at least 1 h billed,
+    capped at ¥50.00) = ¥10.00"."""
+    if not pricing:
+        return "-"
+    hours, billed = pricing.get("hours"), pricing.get("billed_hours")
+    text = f"{hours} h" if hours is not None else ""
+    if pricing.get("price_per_hour_fen") is not None:
+        text += f" at {format_yuan(pricing['price_per_hour_fen'])}/h"
+    notes = []
+    if billed is not None and billed != hours:
+        notes.append(f"{billed} h billed")
+    if pricing.get("cap_fen") is not None:
+        notes.append(f"capped at {format_yuan(pricing['cap_fen'])}")
+    if notes:
+        text += f" ({', '.join(notes)})"
+    if pricing.get("amount_fen") is not None:
+        text += f" = {format_yuan(pricing['amount_fen'])}"
+    return text.strip() or "-"
+
+
 @admin.register(Order)
 class OrderAdmin(ViewOnlyAdmin):
-    list_display = ("order_no", "user", "kind", "status", "amount_fen", "created_at", "paid_at", "expires_at")
+    # fits a list at 1366 px: the number over the kind, the customer, status, amount, created
+    list_display = ("order_cell", "customer", "status", "amount_fen", when_field("created_at", "created"))
+    list_display_links = None
     list_filter = ("status", "kind", StuckFilter, "created_at")
     search_fields = ("order_no", "user__username")
     date_hierarchy = "created_at"
@@ -68,13 +93,29 @@ class OrderAdmin(ViewOnlyAdmin):
     def has_request_refund_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("refunds.request_refund")
 
+    @admin.display(description="order / kind", ordering="order_no")
+    def order_cell(self, obj: Order) -> SafeString:
+        link = ident_html(obj.order_no, href=reverse("admin:orders_order_change", args=[obj.pk]))
+        return format_html('{}<span class="bo-sub bo-quiet">{}</span>', link, obj.get_kind_display())
+
+    @admin.display(description="customer", ordering="user__username")
+    def customer(self, obj: Order) -> SafeString:
+        name = obj.user.get_username()
+        return name_html(name)
+
+    @admin.display(description="pricing")
+    def pricing_shown(self, obj: Order) -> str:
+        return pricing_text(obj.pricing)
+
     @admin.action(description="Request a refund of this order", permissions=["request_refund"])
     def request_refund(self, request: HttpRequest, queryset: QuerySet):
         return request_refund_redirect(self, request, list(queryset.values_list("order_no", flat=True)[:2]))
 
 
 @admin.register(OrderEvent)
-class OrderEventAdmin(ViewOnlyAdmin):
-    list_display = ("created_at", "order", "action", "from_status", "to_status", "actor")
+class OrderEventAdmin(EventAdmin):
+    subject = "order__order_no"
+    status_labels = dict(Order.Status.choices)
     list_filter = ("action",)
+    list_select_related = ("order",)
     search_fields = ("order__order_no", "actor")

@@ -7,16 +7,16 @@ from config.audit import AuditEvent
 
 class Order(models.Model):
     class Kind(models.TextChoices):
-        LOCKER_RENTAL = "locker_rental"
-        WALLET_TOPUP = "wallet_topup"
+        LOCKER_RENTAL = "locker_rental", "Locker rental"
+        WALLET_TOPUP = "wallet_topup", "Wallet top-up"
 
-    class Status(models.TextChoices):
-        PENDING_PAYMENT = "pending_payment"
-        PAID = "paid"
-        COMPLETED = "completed"
-        CANCELLED = "cancelled"
-        PARTIALLY_REFUNDED = "partially_refunded"
-        REFUNDED = "refunded"
+    class Status(models.TextChoices):  # the label is what people read (admin, customer pages, exports)
+        PENDING_PAYMENT = "pending_payment", "Awaiting payment"
+        PAID = "paid", "Paid"
+        COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled"
+        PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
+        REFUNDED = "refunded", "Refunded"
 
     # The order state machine (DESIGN.md). Only the transition functions in services.py use it.
     TRANSITIONS = {

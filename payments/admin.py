@@ -12,13 +12,17 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
-from config.admin import ReadOnlyInline
+from config.admin import EventInline, ReadOnlyInline, ident_html, time_text, when_field, when_html
 from config.audit import Actor
 from config.errors import DomainError
+from config.logging import masked_text
+from config.money import format_yuan
 from orders.admin import ViewOnlyAdmin, request_refund_redirect
 from payments.models import (
+    GATEWAY_LABELS,
     GatewayNotification,
     Payment,
     PaymentEvent,
@@ -33,10 +37,9 @@ from payments.webhooks import notification_replay
 REPLAY_PERM = "payments.replay_gatewaynotification"  # created by refunds/migrations/0002_groups.py
 
 
-class PaymentEventInline(ReadOnlyInline):
+class PaymentEventInline(EventInline):
     model = PaymentEvent
-    fields = ("created_at", "action", "from_status", "to_status", "actor", "reason", "data")
-    readonly_fields = fields
+    status_labels = dict(Payment.Status.choices)
 
 
 class NotificationInline(ReadOnlyInline):
@@ -48,17 +51,10 @@ class NotificationInline(ReadOnlyInline):
 
 @admin.register(Payment)
 class PaymentAdmin(ViewOnlyAdmin):
-    list_display = (
-        "payment_no",
-        "order",
-        "channel",
-        "status",
-        "amount_fen",
-        "refunded_fen",
-        "flag",
-        "created_at",
-        "timeline",
-    )
+    # fits a list at 1366 px: the number over its order and timeline, channel, status (and flag),
+    # amount (and refunded), created
+    list_display = ("payment_cell", "channel", "status_cell", "amount_cell", when_field("created_at", "created"))
+    list_display_links = None
     list_filter = ("status", "channel", "flag", "created_at")
     search_fields = ("payment_no", "order__order_no", "gateway_trade_no")
     date_hierarchy = "created_at"
@@ -75,6 +71,32 @@ class PaymentAdmin(ViewOnlyAdmin):
     def timeline(self, obj: Payment) -> str:
         return format_html('<a href="{}">timeline</a>', reverse("admin:backoffice_payment_timeline", args=[obj.pk]))
 
+    @admin.display(description="payment / order", ordering="payment_no")
+    def payment_cell(self, obj: Payment) -> SafeString:
+        return format_html(
+            '{}<span class="bo-sub">{}</span><span class="bo-sub">{}</span>',
+            ident_html(obj.payment_no, href=reverse("admin:payments_payment_change", args=[obj.pk])),
+            ident_html(obj.order.order_no, href=reverse("admin:orders_order_change", args=[obj.order_id])),
+            self.timeline(obj),
+        )
+
+    @admin.display(description="status", ordering="status")
+    def status_cell(self, obj: Payment) -> SafeString:
+        if not obj.flag:
+            return format_html("{}", obj.get_status_display())
+        return format_html(
+            '{}<span class="bo-sub bo-warn">{}</span>', obj.get_status_display(), obj.flag.replace("_", " ")
+        )
+
+    @admin.display(description="amount", ordering="amount_fen")
+    def amount_cell(self, obj: Payment) -> SafeString:
+        amount = format_html('<span class="bo-money">{}</span>', format_yuan(obj.amount_fen))
+        if not obj.refunded_fen:
+            return amount
+        return format_html(
+            '{}<span class="bo-sub bo-quiet bo-money">refunded {}</span>', amount, format_yuan(obj.refunded_fen)
+        )
+
     @admin.action(description="Ask the gateway now and apply its answer", permissions=["view"])
     def sync_with_gateway(self, request: HttpRequest, queryset: QuerySet) -> None:
         for payment in queryset[:50]:
@@ -88,21 +110,27 @@ class PaymentAdmin(ViewOnlyAdmin):
         return request_refund_redirect(self, request, list(queryset.values_list("order__order_no", flat=True)[:2]))
 
 
+class GatewayFilter(admin.SimpleListFilter):
+    """A gateway by its name ("WeChat Pay"), not its code; the parameter stays ``gateway``."""
+
+    title = "gateway"
+    parameter_name = "gateway"
+
+    def lookups(self, request, model_admin):
+        return [(code, label) for code, label in GATEWAY_LABELS.items() if code != "wallet"]
+
+    def queryset(self, request, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(gateway=self.value()) if self.value() else queryset
+
+
 @admin.register(GatewayNotification)
 class GatewayNotificationAdmin(ViewOnlyAdmin):
     """The inbox. The body is the gateway's (no secret of ours); headers hold its signature, not keys."""
 
-    list_display = (
-        "received_at",
-        "gateway",
-        "event_type",
-        "reference",
-        "verified",
-        "duplicate",
-        "processed_at",
-        "error",
-    )
-    list_filter = ("gateway", "verified", "duplicate", "event_type", ("processed_at", admin.EmptyFieldListFilter))
+    # fits a list at 1366 px: when, from which gateway, what about (event over reference), its state
+    list_display = ("received", "gateway_shown", "about", "state", "error_shown")
+    list_display_links = ("received",)
+    list_filter = (GatewayFilter, "verified", "duplicate", "event_type", ("processed_at", admin.EmptyFieldListFilter))
     search_fields = ("reference", "event_id")
     readonly_fields = ("body_text",)
     actions = ("replay",)
@@ -110,9 +138,40 @@ class GatewayNotificationAdmin(ViewOnlyAdmin):
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(REPLAY_PERM)
 
-    @admin.display(description="body")
-    def body_text(self, obj: GatewayNotification) -> str:
-        return bytes(obj.body).decode("utf-8", errors="replace")
+    @admin.display(description="received", ordering="received_at")
+    def received(self, obj: GatewayNotification) -> SafeString:
+        return when_html(obj.received_at)
+
+    @admin.display(description="gateway", ordering="gateway")
+    def gateway_shown(self, obj: GatewayNotification) -> str:
+        return GATEWAY_LABELS.get(obj.gateway, obj.gateway)
+
+    @admin.display(description="event / reference", ordering="reference")
+    def about(self, obj: GatewayNotification) -> SafeString:
+        return format_html(
+            '<span class="bo-action">{}</span><span class="bo-sub">{}</span>',
+            obj.event_type or "(unparsed)",
+            ident_html(obj.reference),
+        )
+
+    @admin.display(description="state")
+    def state(self, obj: GatewayNotification) -> str:
+        if not obj.verified:
+            return "not verified"
+        if obj.duplicate:
+            return "duplicate"
+        return f"processed {time_text(obj.processed_at)}" if obj.processed_at else "not processed"
+
+    @admin.display(description="error", ordering="error")
+    def error_shown(self, obj: GatewayNotification) -> SafeString:
+        if not obj.error:
+            return "-"
+        return format_html('<span class="bo-warn bo-clip" title="{}">{}</span>', obj.error, obj.error)
+
+    @admin.display(description="body (signature masked)")
+    def body_text(self, obj: GatewayNotification) -> SafeString:
+        body = masked_text(bytes(obj.body).decode("utf-8", errors="replace"))
+        return format_html('<pre class="bo-json">{}</pre>', body)
 
     def _replay_one(self, request: HttpRequest, row: GatewayNotification) -> None:
         """Replay through the webhook service; Django's admin log records who replayed it (the
@@ -154,10 +213,9 @@ class WeChatIdentityAdmin(ViewOnlyAdmin):
     search_fields = ("openid", "user__username")
 
 
-class ServiceOrderEventInline(ReadOnlyInline):
+class ServiceOrderEventInline(EventInline):
     model = ServiceOrderEvent
-    fields = ("created_at", "action", "from_status", "to_status", "actor", "reason", "data")
-    readonly_fields = fields
+    status_labels = dict(ServiceOrder.Status.choices)
 
 
 class UnpaidFilter(admin.SimpleListFilter):

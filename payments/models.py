@@ -213,7 +213,7 @@ class GatewayNotification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.gateway} {self.event_type or '?'} {self.reference}"
+        return f"{GATEWAY_LABELS.get(self.gateway, self.gateway)} {self.event_type or '?'} {self.reference}"
 
 
 class IdempotencyRecord(models.Model):

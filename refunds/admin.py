@@ -15,13 +15,14 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, reverse
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
-from config.admin import ReadOnlyInline
+from config.admin import EventAdmin, EventInline, YuanMixin, ident_html, name_html, time_text, when_html
 from config.audit import Actor
 from config.errors import DomainError
 from config.money import format_yuan, parse_yuan
 from refunds.backoffice.refund_page import gateway_answer
-from refunds.backoffice.timeline import data_text, payment_timeline
+from refunds.backoffice.timeline import TIMELINE_PERMS, payment_timeline
 from refunds.backoffice.urls import backoffice_urls
 from refunds.models import Refund, RefundEvent
 from refunds.services import (
@@ -79,11 +80,11 @@ class GatewayUnknownFilter(admin.SimpleListFilter):
     """Processing refunds their gateway says it does not know (it never reached it): reconciliation sends them
     again after ``REFUND_RESEND_GRACE_SECONDS``; finance can too (action "Send again")."""
 
-    title = "at the gateway"
+    title = "what the gateway knows"  # Django writes "By what the gateway knows"
     parameter_name = "gateway_unknown"
 
     def lookups(self, request, model_admin):
-        return [("yes", "unknown to the gateway")]
+        return [("yes", "Sent, unknown to the gateway")]
 
     def queryset(self, request, queryset: QuerySet) -> QuerySet:
         if self.value() == "yes":
@@ -91,27 +92,27 @@ class GatewayUnknownFilter(admin.SimpleListFilter):
         return queryset
 
 
-class RefundEventInline(ReadOnlyInline):
+class RefundEventInline(EventInline):
     model = RefundEvent
-    fields = ("created_at", "action", "from_status", "to_status", "actor", "reason", "details")
-    readonly_fields = fields
     verbose_name_plural = "audit trail of this refund"
+    status_labels = dict(Refund.Status.choices)
 
-    @admin.display(description="details")
-    def details(self, obj: RefundEvent) -> str:
-        return data_text(obj.data) or "-"
+
+NOTE_HELP = "Required: it is kept with the decision in the audit trail."
 
 
 class DecisionForm(forms.Form):
-    note = forms.CharField(max_length=200, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
+    required_css_class = "required"
+    note = forms.CharField(max_length=200, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), help_text=NOTE_HELP)
 
 
 class ResolveForm(forms.Form):
+    required_css_class = "required"
     resolution = forms.ChoiceField(
         choices=[("retry", "Retry to the original route"), ("offline", "Mark as paid out offline")],
         widget=forms.RadioSelect,
     )
-    note = forms.CharField(max_length=200, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
+    note = forms.CharField(max_length=200, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), help_text=NOTE_HELP)
 
 
 class _NoEcho(forms.TextInput):
@@ -157,23 +158,18 @@ class ApplyAbnormalForm(forms.Form):
 
 
 @admin.register(Refund)
-class RefundAdmin(admin.ModelAdmin):
-    list_display = (
-        "refund_no",
-        "order_link",
-        "channel",
-        "amount",
-        "status",
-        "requested_by",
-        "created_at",
-    )
+class RefundAdmin(YuanMixin, admin.ModelAdmin):
+    # fits a list at 1366 px: the refund's number over its order's, the channel, amount, status,
+    # who asked and when
+    list_display = ("refund_cell", "channel", "amount", "status", "requested")
+    list_display_links = None  # the first column links the refund (and its order) itself
     list_filter = ("status", GatewayUnknownFilter, "payment__channel", "created_at", AmountRangeFilter, "source")
     search_fields = ("refund_no", "order__order_no", "payment__payment_no", "gateway_refund_id")
     date_hierarchy = "created_at"
     list_select_related = ("order", "payment", "requested_by", "approved_by")
     fieldsets = (
         (None, {"fields": ("refund_no", "status", "amount", "reason", "source", "order", "payment")}),
-        ("Decision", {"fields": ("requested_by", "approved_by", "decision_note", "decided_at")}),
+        ("Decision", {"fields": ("requested_by", "decision", "decision_note")}),
         (
             "At the gateway",
             {
@@ -193,6 +189,7 @@ class RefundAdmin(admin.ModelAdmin):
     )
     readonly_fields = (
         "amount",
+        "decision",
         "gateway_refund_id_shown",
         "gateway_state_shown",
         "gateway_amounts",
@@ -246,15 +243,32 @@ class RefundAdmin(admin.ModelAdmin):
     def channel(self, obj: Refund) -> str:
         return obj.payment.get_channel_display()
 
-    @admin.display(description="order", ordering="order__order_no")
-    def order_link(self, obj: Refund) -> str:
+    @admin.display(description="refund / order", ordering="refund_no")
+    def refund_cell(self, obj: Refund) -> SafeString:
         return format_html(
-            '<a href="{}">{}</a>', reverse("admin:orders_order_change", args=[obj.order_id]), obj.order.order_no
+            '{}<span class="bo-sub">{}</span>',
+            ident_html(obj.refund_no, href=reverse("admin:refunds_refund_change", args=[obj.pk])),
+            ident_html(obj.order.order_no, href=reverse("admin:orders_order_change", args=[obj.order_id])),
         )
+
+    @admin.display(description="requested", ordering="created_at")
+    def requested(self, obj: Refund) -> SafeString:
+        who = obj.requested_by.get_username() if obj.requested_by else obj.get_source_display().lower()
+        return format_html('{}<span class="bo-sub">{}</span>', name_html(who), when_html(obj.created_at, seconds=False))
+
+    @admin.display(description="decision")
+    def decision(self, obj: Refund) -> str:
+        """Who decided what, and when: "Rejected by finance at 2026-11-30 10:16:47 CST"."""
+        if obj.decided_at is None:
+            return "not decided yet" if obj.status == Refund.Status.REQUESTED else "-"
+        verb = "Rejected" if obj.status == Refund.Status.REJECTED else "Approved"
+        who = f"by {obj.approved_by.get_username()}" if obj.approved_by else "automatically"
+        return f"{verb} {who} at {time_text(obj.decided_at)}"
 
     @admin.display(description="gateway refund id")
     def gateway_refund_id_shown(self, obj: Refund) -> str:
-        return gateway_answer(obj).refund_id_text
+        text = gateway_answer(obj).refund_id_text
+        return text if " " in text else ident_html(text)
 
     @admin.display(description="state at the gateway")
     def gateway_state_shown(self, obj: Refund) -> str:
@@ -291,7 +305,12 @@ class RefundAdmin(admin.ModelAdmin):
                     Refund.objects.filter(order=order).exclude(pk=refund.pk).select_related("payment").order_by("id")
                 ),
                 trail=payment_timeline(payment),
-                timeline_url=reverse("admin:backoffice_payment_timeline", args=[payment.pk]),
+                timeline_url=reverse("admin:backoffice_payment_timeline", args=[payment.pk])
+                if request.user.has_perms(TIMELINE_PERMS)
+                else "",
+                can_open_order=self._may_open(request, type(order)),
+                can_open_payment=self._may_open(request, type(payment)),
+                decision=self.decision(refund),
             )
         return super().change_view(request, object_id, form_url, extra_context=extra)
 
@@ -419,19 +438,12 @@ class RefundAdmin(admin.ModelAdmin):
 
 
 @admin.register(RefundEvent)
-class RefundEventAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "refund", "action", "from_status", "to_status", "actor", "reason")
+class RefundEventAdmin(EventAdmin):
+    subject = "refund__refund_no"
+    status_labels = dict(Refund.Status.choices)
     list_filter = ("action",)
+    list_select_related = ("refund",)
     search_fields = ("refund__refund_no", "actor")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 # bill reconciliation admin (runs, discrepancies): its own module, registered with the refunds admin

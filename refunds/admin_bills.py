@@ -13,16 +13,23 @@ from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 
-from config.admin import ReadOnlyAdmin, ReadOnlyInline
+from config.admin import EventInline, ReadOnlyAdmin, data_html, ident_html, name_html, when_html
 from config.errors import DomainError
+from config.money import format_yuan
+from payments.admin import GatewayFilter
+from payments.models import Payment
+from refunds.bills import FIGURES
 from refunds.bills_workflow import (
     bill_discrepancy_assign,
     bill_discrepancy_auto_repair,
     bill_discrepancy_resolve,
     is_finance,
 )
-from refunds.models import BillDiscrepancy, BillDiscrepancyEvent, BillRun
+from refunds.models import BillDiscrepancy, BillDiscrepancyEvent, BillRun, Refund
 
 MAX_PER_ACTION = 100
 
@@ -41,43 +48,119 @@ class FinanceOnly:
 
 
 class ResolveForm(forms.Form):
-    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=2000)
+    required_css_class = "required"
+    note = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        max_length=2000,
+        help_text="Required: what was done, kept with the discrepancy in its audit trail.",
+    )
 
 
-class BillDiscrepancyEventInline(ReadOnlyInline):
+SUBJECTS = {"payment": "a payment", "refund": "a refund", "total": "a day total"}
+STATUS_LABELS = {**dict(Payment.Status.choices), **dict(Refund.Status.choices)}
+
+
+def status_word(status: str) -> str:
+    """A payment's or refund's status as a bill or our row states it, by its label ("Succeeded")."""
+    return STATUS_LABELS.get(status, status.replace("_", " ").capitalize())
+
+
+def side_html(amount_fen: int | None, status: str) -> SafeString:
+    """One side of a discrepancy: "¥15.00 · Succeeded", or "none" when that side has nothing."""
+    if amount_fen is None and not status:
+        return format_html('<span class="bo-quiet">{}</span>', "none")
+    parts = [format_html('<span class="bo-money">{}</span>', format_yuan(amount_fen))] if amount_fen is not None else []
+    if status:
+        parts.append(format_html("{}", status_word(status)))
+    return format_html_join(mark_safe(" &middot; "), "{}", ((p,) for p in parts))
+
+
+class BillDiscrepancyEventInline(EventInline):
     model = BillDiscrepancyEvent
-    fields = ("created_at", "action", "from_status", "to_status", "actor", "reason")
-    readonly_fields = fields
+    status_labels = dict(BillDiscrepancy.Status.choices)
 
 
 @admin.register(BillRun)
 class BillRunAdmin(FinanceOnly, ReadOnlyAdmin):
-    list_display = ("bill_date", "gateway", "status", "attempts", "started_at", "finished_at", "counts", "error")
-    list_filter = ("gateway", "status", "bill_date")
+    # fits a list at 1366 px: the day and gateway, status and attempts, when, what it counted
+    list_display = ("run", "status_cell", "times", "counts_shown")
+    list_display_links = None
+    list_filter = (GatewayFilter, "status", "bill_date")
     date_hierarchy = "bill_date"
+
+    @admin.display(description="bill", ordering="bill_date")
+    def run(self, obj: BillRun) -> SafeString:
+        link = reverse("admin:refunds_billrun_change", args=[obj.pk])
+        return format_html(
+            '<a href="{}">{}</a><span class="bo-sub">{}</span>', link, obj.bill_date.isoformat(), obj.gateway_label
+        )
+
+    @admin.display(description="status", ordering="status")
+    def status_cell(self, obj: BillRun) -> SafeString:
+        tries = f"{obj.attempts} attempt{'s' if obj.attempts != 1 else ''}"
+        error = (
+            format_html('<span class="bo-sub bo-warn bo-clip" title="{}">{}</span>', obj.error, obj.error)
+            if obj.error
+            else ""
+        )
+        return format_html('{}<span class="bo-sub bo-quiet">{}</span>{}', obj.get_status_display(), tries, error)
+
+    @admin.display(description="started / finished", ordering="started_at")
+    def times(self, obj: BillRun) -> SafeString:
+        return format_html("{}<br>{}", when_html(obj.started_at), when_html(obj.finished_at))
+
+    @admin.display(description="counts")
+    def counts_shown(self, obj: BillRun) -> SafeString:
+        return data_html(obj.counts)
+
+    @admin.display(description="gateway")
+    def gateway_shown(self, obj: BillRun) -> str:
+        return obj.gateway_label
+
+    @admin.display(description="settlement check (the bill's own totals against ours)")
+    def totals_shown(self, obj: BillRun) -> SafeString:
+        """The bill's totals, ours on its basis and the sum of its lines, per figure, in yuan."""
+        totals = obj.totals or {}
+        if not totals:
+            return format_html("{}", "not checked yet")
+        sides = [("bill", "the bill says"), ("ours", "ours"), ("lines", "its lines add up to")]
+        head = format_html_join("", '<th scope="col" class="num">{}</th>', ((label,) for _, label in sides))
+
+        def cell(side: str, figure: str) -> str:
+            value = (totals.get(side) or {}).get(figure)
+            return "-" if value is None else format_yuan(value)
+
+        rows = format_html_join(
+            "",
+            '<tr{}><th scope="row">{}</th><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td></tr>',
+            (
+                (
+                    format_html(' class="{}"', "bo-warn") if figure in (totals.get("mismatches") or []) else "",
+                    figure,
+                    *(cell(side, figure) for side, _ in sides),
+                )
+                for figure in FIGURES
+            ),
+        )
+        stated = "" if totals.get("stated", True) else format_html("<p>{}</p>", "The bill states no totals.")
+        return format_html(
+            '<table class="bo-table bo-totals"><thead><tr><th></th>{}</tr></thead><tbody>{}</tbody></table>{}',
+            head,
+            rows,
+            stated,
+        )
 
 
 @admin.register(BillDiscrepancy)
 class BillDiscrepancyAdmin(FinanceOnly, ReadOnlyAdmin):
-    list_display = (
-        "bill_date",
-        "gateway",
-        "kind",
-        "subject",
-        "reference",
-        "our_amount_fen",
-        "their_amount_fen",
-        "our_status",
-        "their_status",
-        "status",
-        "assigned_to",
-        "auto_repaired",
-        "last_seen",
-    )
+    # fits a list at 1366 px: the day and gateway, what differs (over its reference), ours and the
+    # bill's side, where it stands, when it was last seen
+    list_display = ("day", "what", "sides", "state", "seen")
+    list_display_links = None
     list_filter = (
         "status",
         "kind",
-        "gateway",
+        GatewayFilter,
         "subject",
         "auto_repaired",
         "bill_date",
@@ -88,6 +171,70 @@ class BillDiscrepancyAdmin(FinanceOnly, ReadOnlyAdmin):
     list_select_related = ("assigned_to",)
     inlines = [BillDiscrepancyEventInline]
     actions = ("assign_to_me", "resolve_with_note", "auto_repair")
+
+    @admin.display(description="day", ordering="bill_date")
+    def day(self, obj: BillDiscrepancy) -> SafeString:
+        return format_html(
+            '<span class="bo-nowrap">{}</span><span class="bo-sub">{}</span>',
+            obj.bill_date.isoformat(),
+            obj.gateway_label,
+        )
+
+    @admin.display(description="what differs", ordering="kind")
+    def what(self, obj: BillDiscrepancy) -> SafeString:
+        link = reverse("admin:refunds_billdiscrepancy_changelist") + f"{obj.pk}/change/"
+        return format_html(
+            '<a href="{}">{}</a><span class="bo-sub">{} {}</span>',
+            link,
+            obj.get_kind_display(),
+            obj.subject,
+            ident_html(obj.reference),
+        )
+
+    @admin.display(description="ours / the bill")
+    def sides(self, obj: BillDiscrepancy) -> SafeString:
+        return format_html(
+            '<span class="bo-quiet">ours</span> {}<br><span class="bo-quiet">bill</span> {}',
+            side_html(obj.our_amount_fen, obj.our_status),
+            side_html(obj.their_amount_fen, obj.their_status),
+        )
+
+    @admin.display(description="status", ordering="status")
+    def state(self, obj: BillDiscrepancy) -> SafeString:
+        notes = []
+        if obj.assigned_to_id:
+            name = obj.assigned_to.get_username()
+            notes.append(format_html('<span class="bo-sub">to {}</span>', name_html(name)))
+        if obj.auto_repaired:
+            notes.append(format_html('<span class="bo-sub bo-quiet">{}</span>', "auto-repaired"))
+        return format_html("{}{}", obj.get_status_display(), format_html_join("", "{}", ((n,) for n in notes)))
+
+    @admin.display(description="last seen", ordering="last_seen")
+    def seen(self, obj: BillDiscrepancy) -> SafeString:
+        return when_html(obj.last_seen)
+
+    @admin.display(description="gateway")
+    def gateway_shown(self, obj: BillDiscrepancy) -> str:
+        return obj.gateway_label
+
+    # the detail page: each side as the list shows it, statuses by label, no run-internal token
+    exclude = ("seen_token",)
+
+    @admin.display(description="subject")
+    def subject_shown(self, obj: BillDiscrepancy) -> str:
+        return SUBJECTS.get(obj.subject, obj.subject)
+
+    @admin.display(description="ours")
+    def our_amount_fen_shown(self, obj: BillDiscrepancy) -> SafeString:
+        return side_html(obj.our_amount_fen, obj.our_status)
+
+    @admin.display(description="the bill")
+    def their_amount_fen_shown(self, obj: BillDiscrepancy) -> SafeString:
+        return side_html(obj.their_amount_fen, obj.their_status)
+
+    def get_fields(self, request, obj=None):
+        # a side's status is shown with its amount ("¥15.00 · Succeeded"), not again on its own line
+        return [f for f in super().get_fields(request, obj) if f not in ("our_status", "their_status")]
 
     @admin.action(description="Assign to me", permissions=["finance"])
     def assign_to_me(self, request: HttpRequest, queryset: QuerySet[BillDiscrepancy]) -> None:
@@ -103,6 +250,9 @@ class BillDiscrepancyAdmin(FinanceOnly, ReadOnlyAdmin):
     @admin.action(description="Resolve with a note…", permissions=["finance"])
     def resolve_with_note(self, request: HttpRequest, queryset: QuerySet[BillDiscrepancy]):
         chosen = list(queryset[:MAX_PER_ACTION])
+        for d in chosen:  # each side as people read it: "¥124.00 · Succeeded", "none"
+            d.ours = side_html(d.our_amount_fen, d.our_status)
+            d.theirs = side_html(d.their_amount_fen, d.their_status)
         form = ResolveForm(request.POST if request.POST.get("confirm") == "yes" else None)
         if form.is_bound and form.is_valid():
             done = 0

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from config.audit import Actor
 from config.errors import Conflict, DomainError, InvalidTransition, ValidationFailed
+from config.money import format_yuan
 from payments.models import Payment
 from payments.services import payment_sync
 from refunds.models import BillDiscrepancy, BillDiscrepancyEvent, Refund
@@ -103,7 +104,10 @@ def bill_discrepancy_auto_repair(*, discrepancy_id: int, user) -> tuple[BillDisc
     if d.status == DStatus.RESOLVED:
         return d, "already resolved"
     if d.kind not in REPAIRABLE:
-        raise Conflict(f"A {d.kind} cannot be repaired by a gateway query.", code="not_repairable")
+        raise Conflict(
+            f'"{d.get_kind_display()}" cannot be repaired by asking the gateway: check it and resolve it with a note.',
+            code="not_repairable",
+        )
     local = local_row(d)
     if local is None:
         raise Conflict(f"{d.reference} is not known here: a query cannot repair it.", code="not_repairable")
@@ -123,10 +127,17 @@ def bill_discrepancy_auto_repair(*, discrepancy_id: int, user) -> tuple[BillDisc
         )
         return d, "repaired"
     message = (
-        f"queried; still differs (ours {local.status}/{local.amount_fen}, bill {d.their_status}/{d.their_amount_fen})"
+        f"asked the gateway; still differs: ours {_side_text(local.amount_fen, local.status)}, "
+        f"the bill {_side_text(d.their_amount_fen, d.their_status)}"
     )
     _note(d, actor=actor, note=message)
     return d, message
+
+
+def _side_text(amount_fen: int | None, status: str) -> str:
+    """``¥15.00 (succeeded)``: one side of a discrepancy in a message for people."""
+    amount = format_yuan(amount_fen) if amount_fen is not None else "nothing"
+    return f"{amount} ({status.replace('_', ' ')})" if status else amount
 
 
 @transaction.atomic

@@ -3,6 +3,7 @@ from django.db import models
 from django.db.models import Q
 
 from config.audit import AuditEvent
+from payments.models import GATEWAY_LABELS
 
 
 class Refund(models.Model):
@@ -124,7 +125,12 @@ class BillRun(models.Model):
         constraints = [models.UniqueConstraint(fields=("gateway", "bill_date"), name="bill_run_once_per_day")]
 
     def __str__(self) -> str:
-        return f"{self.gateway} {self.bill_date} {self.status}"
+        """``WeChat Pay bill of 2026-11-30 (Done)``: people read it (titles, breadcrumbs, messages)."""
+        return f"{self.gateway_label} bill of {self.bill_date:%Y-%m-%d} ({self.get_status_display()})"
+
+    @property
+    def gateway_label(self) -> str:
+        return GATEWAY_LABELS.get(self.gateway, self.gateway)
 
 
 class BillLine(models.Model):
@@ -215,7 +221,12 @@ class BillDiscrepancy(models.Model):
         indexes = [models.Index(fields=("gateway", "bill_date", "status"), name="bill_discrepancy_day")]
 
     def __str__(self) -> str:
-        return f"{self.gateway} {self.kind} {self.reference}"
+        """``Wallyt 2026-11-30: Settled here, in no bill PY2026...``: people read it (titles, messages)."""
+        return f"{self.gateway_label} {self.bill_date:%Y-%m-%d}: {self.get_kind_display()} {self.reference}"
+
+    @property
+    def gateway_label(self) -> str:
+        return GATEWAY_LABELS.get(self.gateway, self.gateway)
 
 
 class BillDiscrepancyEvent(AuditEvent):

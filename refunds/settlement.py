@@ -11,6 +11,12 @@ Definitions (all integer fen; days are ``settings.TIME_ZONE`` days, the day the 
   ``unbilled`` and is provisional;
 * net = gross - refunds - fees: what the gateway owes us for the day.
 
+Net settled is what the gateways settle to us, so only the gateways' channels count in it. The
+wallet's money reached us when it was topped up, through a gateway (a top-up is a payment on a
+gateway's channel, counted there); spending it later (a rental paid from the wallet) and refunds
+back to it move money inside this system only. Those are shown apart (``SettlementReport.wallet_rows``:
+wallet spending, internal, no gateway settles it) and kept out of every settled total.
+
 The bill check of a (day, gateway) comes from its reconciliation run (``BillRun.totals``, see
 ``refunds.bills``): the bill's stated totals against ours on the bill's basis, and any open
 ``total_mismatch`` discrepancy. Reads only; nothing here writes.
@@ -75,12 +81,14 @@ class SettlementRow:
 
 @dataclass(frozen=True)
 class BillCheck:
-    """One (day, gateway): the reconciliation run's settlement check, if it ran."""
+    """One (day, gateway): the reconciliation run's settlement check, if it ran, and the day's
+    discrepancies still open (any kind: a payment missing from the bill as well as a total)."""
 
     day: date
     gateway: str
     run: BillRun | None
-    open_mismatches: list[BillDiscrepancy]
+    open_mismatches: list[BillDiscrepancy]  # the day totals that differ (they decide ``state``)
+    open_discrepancies: int = 0  # every discrepancy of the day and gateway not resolved yet
 
     @property
     def state(self) -> str:
@@ -106,10 +114,14 @@ class BillCheck:
 
 @dataclass
 class SettlementReport:
+    """``rows``: the gateways' channels (what they settle to us; every total is over these);
+    ``wallet_rows``: spending from the wallet and refunds to it, internal, settled by no gateway."""
+
     date_from: date
     date_to: date
     rows: list[SettlementRow]
     checks: list[BillCheck]
+    wallet_rows: list[SettlementRow] = field(default_factory=list)
     by_day: dict[date, Figures] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -117,6 +129,13 @@ class SettlementReport:
         for row in self.rows:
             days[row.day] = days[row.day] + row.figures
         self.by_day = dict(sorted(days.items()))
+
+    @property
+    def wallet_total(self) -> Figures:
+        return sum((row.figures for row in self.wallet_rows), Figures())
+
+    def wallet_of(self, day: date) -> Figures | None:
+        return next((row.figures for row in self.wallet_rows if row.day == day), None)
 
     @property
     def total(self) -> Figures:
@@ -173,7 +192,7 @@ def _grouped(qs: QuerySet, *, at: str, channel: str, kind: str, reference: str, 
 def settlement_report(*, date_from: date, date_to: date) -> SettlementReport:
     """The report of ``date_from`` through ``date_to`` (both included, ``TIME_ZONE`` days).
 
-    Raises ``ValueError`` for an empty or longer-than-``MAX_DAYS`` range. Four queries, whatever
+    Raises ``ValueError`` for an empty or longer-than-``MAX_DAYS`` range. Five queries, whatever
     the number of payments."""
     if date_to < date_from or (date_to - date_from).days >= MAX_DAYS:
         raise ValueError(f"choose 1 to {MAX_DAYS} days, the first not after the last")
@@ -204,11 +223,17 @@ def settlement_report(*, date_from: date, date_to: date) -> SettlementReport:
         SettlementRow(day=day, channel=channel, figures=figures)
         for (day, channel), figures in sorted(cells.items(), key=lambda item: (item[0][0], order[item[0][1]]))
     ]
-    return SettlementReport(date_from, date_to, rows, bill_checks(date_from=date_from, date_to=date_to))
+    return SettlementReport(
+        date_from,
+        date_to,
+        rows=[row for row in rows if row.channel != Channel.WALLET],
+        checks=bill_checks(date_from=date_from, date_to=date_to),
+        wallet_rows=[row for row in rows if row.channel == Channel.WALLET],
+    )
 
 
 def bill_checks(*, date_from: date, date_to: date) -> list[BillCheck]:
-    """Every (day, gateway) of the range for the reconciled gateways, oldest first (two queries)."""
+    """Every (day, gateway) of the range for the reconciled gateways, oldest first (three queries)."""
     gateways = bill_gateways()
     runs = {
         (run.bill_date, run.gateway): run
@@ -219,9 +244,22 @@ def bill_checks(*, date_from: date, date_to: date) -> list[BillCheck]:
         kind=BillDiscrepancy.Kind.TOTAL_MISMATCH, bill_date__range=(date_from, date_to), gateway__in=gateways
     ).exclude(status=BillDiscrepancy.Status.RESOLVED):
         open_totals[(d.bill_date, d.gateway)].append(d)
+    still_open = {
+        (row["bill_date"], row["gateway"]): row["n"]
+        for row in BillDiscrepancy.objects.filter(bill_date__range=(date_from, date_to), gateway__in=gateways)
+        .exclude(status=BillDiscrepancy.Status.RESOLVED)
+        .values("bill_date", "gateway")
+        .annotate(n=Count("id"))
+    }
     days = [date_from + timedelta(days=i) for i in range((date_to - date_from).days + 1)]
     return [
-        BillCheck(day=day, gateway=gateway, run=runs.get((day, gateway)), open_mismatches=open_totals[(day, gateway)])
+        BillCheck(
+            day=day,
+            gateway=gateway,
+            run=runs.get((day, gateway)),
+            open_mismatches=open_totals[(day, gateway)],
+            open_discrepancies=still_open.get((day, gateway), 0),
+        )
         for day in days
         for gateway in gateways
     ]

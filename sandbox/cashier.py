@@ -52,7 +52,12 @@ def qr_svg(data: str) -> str:
 
 
 def _rows(pairs: list[tuple[str, Any]]) -> str:
-    return "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in pairs if v not in (None, ""))
+    """Label and value; a number (no spaces) is kept on one line (``<code>``), never broken in the middle."""
+    return "".join(
+        f"<tr><td>{esc(k)}</td><td>{f'<code>{esc(v)}</code>' if ' ' not in str(v) else esc(v)}</td></tr>"
+        for k, v in pairs
+        if v not in (None, "")
+    )
 
 
 def render_cashier(
@@ -156,7 +161,7 @@ def _index_row(t: Trade) -> str:
         f'<tr><td class="nowrap">{esc(_local(t.created_at))}</td>'
         f"<td>{esc(brand)}<br><small>{esc(product)}</small></td>"
         f'<td><a href="{esc(href)}"><code>{esc(t.out_trade_no)}</code></a><br><small>{esc(t.description)}</small></td>'
-        f'<td class="num">¥{yuan_grouped(t.amount)}</td></tr>'
+        f'<td class="num amount-cell">¥{yuan_grouped(t.amount)}</td></tr>'
     )
 
 
@@ -165,7 +170,18 @@ def yuan_grouped(fen: int) -> str:
     return f"{fen // 100:,}.{fen % 100:02d}"
 
 
+# the sandbox's icon (a grey square with "S"): browsers ask every server for /favicon.ico
+FAVICON = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#555"/>'
+    b'<text x="8" y="12.5" font-family="sans-serif" font-size="12" font-weight="bold" fill="#fff" '
+    b'text-anchor="middle">S</text></svg>'
+)
+
+
 def register(sb: Sandbox) -> None:
+    def favicon(req: Request) -> Response:
+        return Response(body=FAVICON, content_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
     def index(req: Request) -> Response:
         query = req.query.get("q", "").strip()
         with sb.store.lock:
@@ -200,6 +216,7 @@ def register(sb: Sandbox) -> None:
             return render_result(gateway, "支付成功 / paid", trade)
         return render_result(gateway, "支付失败 / payment failed", trade, link=redirect)
 
+    sb.router.add("GET", r"/favicon\.ico", favicon)
     sb.router.add("GET", r"/cashier/?", index)
     sb.router.add("GET", r"/cashier/(?P<gateway>wechat|alipay|wallyt)/(?P<no>[^/]+)", show)
     sb.router.add(

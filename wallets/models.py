@@ -2,6 +2,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from config.money import format_yuan
+
 
 class Wallet(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="wallet")
@@ -19,15 +21,15 @@ class Wallet(models.Model):
 class WalletTransaction(models.Model):
     """Append-only ledger: a database trigger refuses UPDATE and DELETE (migration 0002)."""
 
-    class Type(models.TextChoices):
-        TOPUP = "topup"
-        PAYMENT = "payment"
-        REFUND = "refund"
-        ADJUSTMENT = "adjustment"
+    class Type(models.TextChoices):  # the label is what people read (wallet page, admin, exports)
+        TOPUP = "topup", "Wallet top-up"
+        PAYMENT = "payment", "Payment"
+        REFUND = "refund", "Refund"
+        ADJUSTMENT = "adjustment", "Adjustment"
         # a top-up refunded to the payer's gateway account: the money leaves the wallet when the refund is
         # asked for, and comes back if the refund is rejected or fails
-        TOPUP_REFUND = "topup_refund"
-        REFUND_UNDONE = "refund_undone"
+        TOPUP_REFUND = "topup_refund", "Top-up refunded"
+        REFUND_UNDONE = "refund_undone", "Top-up refund undone"
 
     wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="transactions")
     type = models.CharField(max_length=16, choices=Type.choices)
@@ -50,4 +52,5 @@ class WalletTransaction(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.type} {self.amount_fen:+d} ({self.reference})"
+        """``Wallet top-up +¥100.00 (LK2026...)``: people read it (the admin's breadcrumbs and titles)."""
+        return f"{self.get_type_display()} {format_yuan(self.amount_fen, signed=True)} ({self.reference})"

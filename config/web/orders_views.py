@@ -12,6 +12,7 @@ from config.throttling import throttle_page
 from config.web import selectors
 from config.web.forms import RefundRequestForm, add_domain_error
 from config.web.views import page
+from refunds.models import Refund
 from refunds.services import refund_request
 
 
@@ -27,6 +28,15 @@ def _render_orders(request: HttpRequest, *, failed_form: RefundRequestForm | Non
 @require_GET
 def orders(request: HttpRequest) -> HttpResponse:
     return _render_orders(request)
+
+
+# what happens next to a refund just asked for, in the customer's words
+REFUND_NEXT = {
+    Refund.Status.REQUESTED: "it waits for our staff to approve it",
+    Refund.Status.APPROVED: "approved, on its way back to you",
+    Refund.Status.PROCESSING: "approved, on its way back to you",
+    Refund.Status.SUCCEEDED: "done, the money is back",
+}
 
 
 @page
@@ -48,7 +58,8 @@ def refund(request: HttpRequest, order_no: str) -> HttpResponse:
         else:
             messages.success(
                 request,
-                f"Refund {created.refund_no} of ¥{selectors.yuan(created.amount_fen)} requested ({created.status}).",
+                f"Refund {created.refund_no} of ¥{selectors.yuan(created.amount_fen)} requested: "
+                f"{REFUND_NEXT.get(created.status, created.get_status_display().lower())}.",
             )
             return redirect("web:orders")
     return _render_orders(request, failed_form=form, failed_order=order.order_no)

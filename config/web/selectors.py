@@ -92,6 +92,14 @@ def wallet_ledger(*, user, limit: int = 50) -> list[WalletTransaction]:
     return entries
 
 
+def order_refunds(order: Order) -> list[Refund]:
+    """The order's refunds, oldest first, each with its amount in yuan (``amount_display``)."""
+    refunds = list(Refund.objects.filter(order=order).order_by("id"))
+    for refund in refunds:
+        refund.amount_display = yuan(refund.amount_fen)  # type: ignore[attr-defined]
+    return refunds
+
+
 @dataclass
 class OrderRow:
     order: Order

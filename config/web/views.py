@@ -407,6 +407,8 @@ def result(request: HttpRequest) -> HttpResponse:
         outcome = "failed"
     elif order.status == Order.Status.CANCELLED:
         outcome = "cancelled"
+    elif order.status == Order.Status.REFUNDED:
+        outcome = "refunded"  # paid, then every fen given back: no rental, no time left
     else:
         outcome = "paid"
     now = timezone.now()
@@ -421,6 +423,8 @@ def result(request: HttpRequest) -> HttpResponse:
         "pickup_code": code.code if code else "",
         "time_left": selectors.duration_text(order.rental_ends_at - now) if order.rental_ends_at else "",
         "rental_over": bool(order.rental_ends_at and order.rental_ends_at <= now),
+        "running": clock.time_left_seconds is not None,
+        "refunds": selectors.order_refunds(order),
         "balance": selectors.yuan(selectors.wallet_balance_fen(user=request.user)),
         "clock": clock,
     }

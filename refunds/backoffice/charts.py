@@ -39,6 +39,25 @@ def _fen_label(value: float | None) -> str:
     return "" if value is None else format_yuan(round(value))
 
 
+MAX_Y_LABELS = 5  # a 280-pixel chart reads 5 amounts on its axis; every ¥10 of ¥120 crams 13 together
+
+
+def y_ticks(values: list[int], *, most: int = MAX_Y_LABELS) -> list[int]:
+    """Round amounts (fen) for the y axis, from 0 past the largest value, at most ``most`` of them:
+    the step is 1, 2 or 5 times a power of ten yuan (or fen, below a yuan)."""
+    top = max([0, *values])
+    if top <= 0:
+        return [0]
+    step = 1
+    while True:
+        for factor in (1, 2, 5):
+            size = step * factor
+            count = -(-top // size)  # intervals needed to reach the top
+            if count + 1 <= most:
+                return [i * size for i in range(count + 1)]
+        step *= 10
+
+
 def bar_chart(
     labels: list[str], series: dict[str, list[int]], *, title: str, width: int = 760, height: int = 280
 ) -> SafeString:
@@ -55,11 +74,11 @@ def bar_chart(
         legend_at_bottom=True,
         legend_at_bottom_columns=max(len(series), 1),
         value_formatter=_fen_label,
-        y_labels_major_count=5,
         print_values=False,
         margin=8,
     )
     chart.x_labels = labels
+    chart.y_labels = y_ticks([v for values in series.values() for v in values])
     if len(labels) > 16:
         chart.x_labels_major_every = max(len(labels) // 10, 1)
     for name, values in series.items():

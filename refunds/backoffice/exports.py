@@ -1,7 +1,10 @@
-"""Streaming CSV exports of payments, refunds and wallet ledger rows for a date range.
+"""Streaming CSV exports of payments, refunds and wallet ledger rows for a date range, for people
+(Excel opens them right: UTF-8 with a byte-order mark).
 
 Each amount comes twice: as people read it (``amount``: ``¥3,322.71``) and, for programs, in fen
-in its own column (``amount_fen``: ``332271``). Times are ISO 8601 in ``settings.TIME_ZONE``."""
+in its own column (``amount_fen``: ``332271``). Each coded value likewise: its label (``channel``:
+``WeChat Pay (QR code)``) and its code (``channel_code``: ``wechat_native``). Times are ISO 8601
+in ``settings.TIME_ZONE``."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from django.db.models import Model, QuerySet
 from django.utils import timezone
 
 from config.money import format_yuan
-from payments.models import Payment
+from payments.models import Channel, Payment
 from refunds.backoffice.auditlog import day_start
 from refunds.models import Refund
 from wallets.models import WalletTransaction
@@ -74,6 +77,18 @@ DATASETS: dict[str, tuple[type[Model], list[tuple[str, str]]]] = {
 }
 
 
+BOM = "\ufeff"  # Excel reads a CSV as UTF-8 (¥, Chinese) only after it
+# (dataset, CSV header) -> the labels of its codes: the column is written as the label, then ``<header>_code``
+LABELS: dict[tuple[str, str], dict[str, str]] = {
+    ("payments", "channel"): dict(Channel.choices),
+    ("payments", "status"): dict(Payment.Status.choices),
+    ("refunds", "channel"): dict(Channel.choices),
+    ("refunds", "status"): dict(Refund.Status.choices),
+    ("refunds", "source"): dict(Refund.Source.choices),
+    ("ledger", "type"): dict(WalletTransaction.Type.choices),
+}
+
+
 def _rows(dataset: str, start, end) -> QuerySet:
     model, columns = DATASETS[dataset]
     rows = model.objects.filter(created_at__gte=start, created_at__lt=end).order_by("id")
@@ -117,26 +132,33 @@ def _cell(value: Any) -> Any:
 
 
 def headers(dataset: str) -> list[str]:
-    """The CSV header: every ``x_fen`` column preceded by ``x``, the same amount in yuan."""
+    """The CSV header: every ``x_fen`` column preceded by ``x``, the same amount in yuan; every coded
+    column ``x`` (its label) followed by ``x_code``."""
     out: list[str] = []
     for header, _ in DATASETS[dataset][1]:
         if header.endswith("_fen"):
             out.append(header.removesuffix("_fen"))
         out.append(header)
+        if (dataset, header) in LABELS:
+            out.append(f"{header}_code")
     return out
 
 
 def export_rows(dataset: str, date_from: date, date_to: date) -> Iterator[str]:
-    """CSV lines (header first) of one dataset, rows created from ``date_from`` through ``date_to``."""
+    """CSV lines (a byte-order mark, the header, then the rows) of one dataset, rows created from
+    ``date_from`` through ``date_to``."""
     writer = csv.writer(_Echo())
-    yield writer.writerow(headers(dataset))
-    money = [header.endswith("_fen") for header, _ in DATASETS[dataset][1]]
+    yield BOM + writer.writerow(headers(dataset))
+    columns = [(header.endswith("_fen"), LABELS.get((dataset, header))) for header, _ in DATASETS[dataset][1]]
     start, end = day_start(date_from), day_start(date_to + timedelta(days=1))
     rows: Iterable = _rows(dataset, start, end).iterator(chunk_size=2000)
     for row in rows:
         cells: list[Any] = []
-        for is_money, value in zip(money, row, strict=True):
+        for (is_money, labels), value in zip(columns, row, strict=True):
             if is_money:
                 cells.append(format_yuan(value))
-            cells.append(_cell(value))
+            if labels is not None:
+                cells.extend([labels.get(value, value), value])
+            else:
+                cells.append(_cell(value))
         yield writer.writerow(cells)

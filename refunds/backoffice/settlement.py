@@ -1,6 +1,8 @@
 """The settlement report in the back office: the page (figures, chart, bill checks) and its exports,
-CSV (yuan for people beside fen for machines) and an Excel workbook (openpyxl: numbers, not text,
-so a spreadsheet can add them up). Finance only (``refunds.export_finance`` or ``approve_refund``).
+CSV (yuan and labels for people beside fen and codes for machines, a totals row, the bill checks)
+and an Excel workbook (openpyxl: numbers, not text, so a spreadsheet can add them up). Finance only
+(``refunds.export_finance`` or ``approve_refund``). Net settled counts the gateways' channels only:
+wallet spending is internal and shown apart (see ``refunds.settlement``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from django import forms
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from openpyxl import Workbook
 from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
@@ -85,7 +89,10 @@ def settlement_view(request: HttpRequest, admin_site) -> HttpResponse:
 def _days(report: SettlementReport) -> list[dict]:
     """Per day, newest first: its channel rows, its total and its bill checks, ready to print."""
     days = []
-    for day in sorted({r.day for r in report.rows} | {c.day for c in report.checks if c.run}, reverse=True):
+    days_shown = (
+        {r.day for r in report.rows} | {r.day for r in report.wallet_rows} | {c.day for c in report.checks if c.run}
+    )
+    for day in sorted(days_shown, reverse=True):
         days.append(
             {
                 "day": day,
@@ -94,6 +101,7 @@ def _days(report: SettlementReport) -> list[dict]:
                     for r in report.rows_of(day)
                 ],
                 "total": report.by_day.get(day, Figures()),
+                "wallet": report.wallet_of(day),
                 "checks": [
                     {
                         "check": check,
@@ -101,12 +109,21 @@ def _days(report: SettlementReport) -> list[dict]:
                         "label": check_label(check),
                         "bill": [check.side("bill").get(f) for f in FIGURES],
                         "differences": [(f, v) for f, v in check.differences.items() if v],
+                        "open_url": open_discrepancies_url(check),
                     }
                     for check in report.checks_of(day)
                 ],
             }
         )
     return days
+
+
+def open_discrepancies_url(check: BillCheck) -> str:
+    """The discrepancy list filtered to this day and gateway, every kind, all not resolved."""
+    query = urlencode(
+        {"gateway": check.gateway, "bill_date": check.day.isoformat(), "status__in": "open,assigned,held"}
+    )
+    return f"{reverse('admin:refunds_billdiscrepancy_changelist')}?{query}"
 
 
 def _chart(report: SettlementReport):
@@ -133,77 +150,122 @@ def _download(content: bytes, content_type: str, report: SettlementReport, ext: 
 
 # --- exports ---------------------------------------------------------------------------------------
 
-COLUMNS = ("day", "channel", "payments", "refund_count", "gross", "refunds", "fees", "net", "unbilled")
-
 
 def _money_cells(figures: Figures) -> dict[str, int]:
     return {name: figures.figure(name) for name in FIGURES}
 
 
 def settlement_csv(report: SettlementReport) -> bytes:
-    """One line per day and channel. Each amount twice: ``gross`` as people read it (``¥3,322.71``)
-    and ``gross_fen`` (an integer) for programs. UTF-8 with a BOM so that Excel reads ¥ right."""
+    """For people, in Excel too (UTF-8 with a BOM, so ¥ and Chinese read right): one line per day
+    and gateway channel, each amount twice (``gross``: ``¥3,322.71`` for people, ``gross_fen``:
+    ``332271`` for programs) and the channel by label and code; then the total of the period
+    (net settled: the gateways' channels only); then wallet spending (internal, settled by no
+    gateway, in no total); then each day's bill check (the bill's own totals against ours)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(
-        ["day", "channel", "payments", "refunds_count"]
-        + [col for name in FIGURES for col in (name, f"{name}_fen")]
-        + ["unbilled"]
-    )
-    for row in report.rows:
-        f = row.figures
+    money_head = [col for name in FIGURES for col in (name, f"{name}_fen")]
+    writer.writerow(["day", "channel", "channel_code", "payments", "refunds_count", *money_head, "unbilled"])
+
+    def line(day: str, label: str, code: str, f: Figures) -> list:
         money = _money_cells(f)
+        cells = [cell for name in FIGURES for cell in (format_yuan(money[name]), money[name])]
+        return [day, label, code, f.payments, f.refund_count, *cells, f.unbilled]
+
+    for row in report.rows:
+        writer.writerow(line(row.day.isoformat(), channel_label(row.channel), row.channel, row.figures))
+    writer.writerow(line("Total", "gateways' channels: net settled", "", report.total))
+    if report.wallet_rows:
+        writer.writerow([])
+        writer.writerow(["Wallet spending: internal, settled by no gateway, not in the total"])
+        for row in report.wallet_rows:
+            writer.writerow(line(row.day.isoformat(), channel_label(row.channel), row.channel, row.figures))
+    writer.writerow([])
+    writer.writerow(["Bill checks: each bill's own totals against ours"])
+    bill_head = [f"bill_{name}" for name in FIGURES] + [f"ours_{name}" for name in FIGURES]
+    writer.writerow(
+        ["day", "gateway", "gateway_code", "state", "state_code", *bill_head, "differences", "open_discrepancies"]
+    )
+    for check in report.checks:
+        bill, ours = check.side("bill"), check.side("ours")
+        values = [format_yuan(bill.get(f)) for f in FIGURES] + [format_yuan(ours.get(f)) for f in FIGURES]
         writer.writerow(
-            [row.day.isoformat(), row.channel, f.payments, f.refund_count]
-            + [cell for name in FIGURES for cell in (format_yuan(money[name]), money[name])]
-            + [f.unbilled]
+            [
+                check.day.isoformat(),
+                GATEWAY_LABELS.get(check.gateway, check.gateway),
+                check.gateway,
+                check_label(check),
+                check.state,
+                *values,
+                differences_text(check),
+                check.open_discrepancies,
+            ]
         )
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
+def differences_text(check: BillCheck) -> str:
+    """``fees -¥0.01, net +¥0.01`` (ours minus the bill's), ``""`` when they agree."""
+    return ", ".join(f"{f} {format_yuan(v, signed=True)}" for f, v in check.differences.items() if v)
+
+
 def settlement_xlsx(report: SettlementReport) -> bytes:
-    """A workbook: "Settlement" (a row per day and channel, yuan as numbers formatted ¥, fen beside
-    them, a totals row of formulas) and "Bill checks" (each day's bill totals against ours)."""
+    """A workbook: "Settlement" (a row per day and gateway channel, yuan as numbers formatted ¥, fen
+    beside them, a totals row of formulas over them; below it, apart, wallet spending, which no
+    gateway settles) and "Bill checks" (each day's bill totals against ours)."""
     book = Workbook()
     sheet = book.active
     sheet.title = "Settlement"
     head = ["Day", "Channel", "Payments", "Refunds (count)", "Gross paid", "Refunds", "Fees", "Net settled"]
     head += ["Gross (fen)", "Refunds (fen)", "Fees (fen)", "Net (fen)", "Awaiting a bill"]
     sheet.append(head)
-    for row in report.rows:
-        f = row.figures
+
+    def append(day, row_figures: Figures, label: str) -> None:
+        f = row_figures
         money = [f.gross_fen, f.refunds_fen, f.fees_fen, f.net_fen]
-        sheet.append([row.day, channel_label(row.channel), f.payments, f.refund_count, *map(yuan_decimal, money)])
+        sheet.append([day, label, f.payments, f.refund_count, *map(yuan_decimal, money)])
         sheet.cell(sheet.max_row, 1).number_format = "yyyy-mm-dd"
         for i, fen in enumerate([*money, f.unbilled]):
             sheet.cell(sheet.max_row, 9 + i, fen)
+        for c in range(5, 9):
+            sheet.cell(sheet.max_row, c).number_format = YUAN_FORMAT
+
+    for row in report.rows:
+        append(row.day, row.figures, channel_label(row.channel))
     last = sheet.max_row
     if report.rows:
-        total = ["Total", "", *(f"=SUM({get_column_letter(c)}2:{get_column_letter(c)}{last})" for c in range(3, 14))]
+        total = ["Total", "net settled by the gateways"]
+        total += [f"=SUM({get_column_letter(c)}2:{get_column_letter(c)}{last})" for c in range(3, 14)]
         sheet.append(total)
         for cell in sheet[sheet.max_row]:
             cell.font = Font(bold=True)
-    for r in range(2, sheet.max_row + 1):
         for c in range(5, 9):
-            sheet.cell(r, c).number_format = YUAN_FORMAT
-    _header(sheet, widths=[12, 24, 10, 14, 15, 15, 13, 15, 13, 13, 12, 13, 15])
+            sheet.cell(sheet.max_row, c).number_format = YUAN_FORMAT
+    if report.wallet_rows:
+        sheet.append([])
+        sheet.append(["Wallet spending: internal, settled by no gateway, not in the total"])
+        sheet.cell(sheet.max_row, 1).font = Font(italic=True)
+        for row in report.wallet_rows:
+            append(row.day, row.figures, channel_label(row.channel))
+    _header(sheet, widths=[12, 28, 10, 14, 15, 15, 13, 15, 13, 13, 12, 13, 15])
 
     checks = book.create_sheet("Bill checks")
     checks.append(
         ["Day", "Gateway", "State"]
         + [f"Bill {n}" for n in ("gross", "refunds", "fees", "net")]
         + [f"Ours {n}" for n in ("gross", "refunds", "fees", "net")]
-        + ["Differences"]
+        + ["Differences (ours - bill)", "Open discrepancies"]
     )
     for check in report.checks:
         bill, ours = check.side("bill"), check.side("ours")
         values = [_yuan_or_blank(bill.get(f)) for f in FIGURES] + [_yuan_or_blank(ours.get(f)) for f in FIGURES]
-        diff = ", ".join(f"{f} {format_yuan(v, signed=True)}" for f, v in check.differences.items() if v)
-        checks.append([check.day, check.gateway, check.state, *values, diff])
+        label = GATEWAY_LABELS.get(check.gateway, check.gateway)
+        checks.append(
+            [check.day, label, check_label(check), *values, differences_text(check), check.open_discrepancies]
+        )
         checks.cell(checks.max_row, 1).number_format = "yyyy-mm-dd"
         for c in range(4, 12):
             checks.cell(checks.max_row, c).number_format = YUAN_FORMAT
-    _header(checks, widths=[12, 10, 15, 14, 14, 12, 14, 14, 14, 12, 14, 40])
+    _header(checks, widths=[12, 12, 22, 14, 14, 12, 14, 14, 14, 12, 14, 30, 18])
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()

@@ -1,18 +1,24 @@
-"""Timelines: every audit row and gateway notification about one payment, oldest first."""
+"""Timelines: every audit row and gateway notification about one payment, oldest first, ready for
+people: statuses by their labels, actors by name, data in yuan, raw bodies with signatures masked."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from django.db.models import Q
 
-from config.money import format_yuan
-from orders.models import OrderEvent
+from config.admin import actor_names, data_pairs
+from config.logging import masked_text
+from lockers.models import Compartment
+from orders.models import Order, OrderEvent
 from payments.models import GatewayNotification, Payment
 from refunds.models import Refund, RefundEvent
 from wallets.models import WalletTransaction
+
+# who may open a payment's timeline (its events and the gateway's notifications)
+TIMELINE_PERMS = ("payments.view_payment", "payments.view_paymentevent", "payments.view_gatewaynotification")
 
 
 @dataclass(frozen=True)
@@ -27,28 +33,45 @@ class TimelineRow:
     note: str = ""
     data: dict[str, Any] = field(default_factory=dict)
     notification: GatewayNotification | None = None
+    actor_name: str = ""  # the person behind ``actor`` (staff:2 -> finance), "" for a gateway or the system
 
     @property
     def raw_body(self) -> str:
-        """The gateway's notification body as received (no secret of ours is in it)."""
+        """The gateway's notification body as received, its signature masked (as the JSON of the
+        refund page masks it)."""
         if self.notification is None:
             return ""
-        return bytes(self.notification.body).decode("utf-8", errors="replace")
+        return masked_text(bytes(self.notification.body).decode("utf-8", errors="replace"))
 
     @property
-    def data_text(self) -> str:
-        return data_text(self.data)
+    def data_pairs(self) -> list[tuple[str, str]]:
+        return data_pairs(self.data)
+
+    @property
+    def from_label(self) -> str:
+        return status_label(self.source, self.from_status)
+
+    @property
+    def to_label(self) -> str:
+        return status_label(self.source, self.to_status)
+
+    @property
+    def has_details(self) -> bool:
+        return bool(self.note or self.data_pairs or self.notification)
 
 
-def data_text(data: dict[str, Any]) -> str:
-    """``key=value`` pairs; an amount in fen (``amount_fen=1000``) is shown in yuan (``amount=¥10.00``)."""
-    return ", ".join(_pair(key, value) for key, value in (data or {}).items() if value not in ("", None))
+STATUS_LABELS: dict[str, dict[str, str]] = {
+    "locker": dict(Compartment.Status.choices),
+    "order": dict(Order.Status.choices),
+    "payment": dict(Payment.Status.choices),
+    "refund": dict(Refund.Status.choices),
+}
 
 
-def _pair(key: str, value: Any) -> str:
-    if key.endswith("_fen") and isinstance(value, int) and not isinstance(value, bool):
-        return f"{key.removesuffix('_fen')}={format_yuan(value)}"
-    return f"{key}={value}"
+def status_label(source: str, status: str) -> str:
+    """An order's, payment's or refund's status by its label (``pending_payment`` -> "Awaiting
+    payment"); other words (a notification's state) as they are."""
+    return STATUS_LABELS.get(source, {}).get(status, status)
 
 
 def _event_rows(events, source: str, subject_of) -> list[TimelineRow]:
@@ -115,10 +138,12 @@ def payment_timeline(payment: Payment, *, refunds: list[Refund] | None = None) -
             at=t.created_at,
             source="ledger",
             subject=t.reference,
-            action=t.type,
+            action=t.get_type_display(),
             actor=t.actor,
             data={"amount_fen": t.amount_fen, "balance_after_fen": t.balance_after_fen},
         )
         for t in ledger
     ]
+    names = actor_names({r.actor for r in rows if r.actor})
+    rows = [replace(r, actor_name=names.get(r.actor, "")) for r in rows]
     return sorted(rows, key=lambda r: r.at)

@@ -14,12 +14,13 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from config.admin import actor_names
 from config.errors import DomainError
 from config.money import format_yuan, parse_yuan
 from orders.models import Order
 from payments.models import Payment
 from refunds.backoffice import auditlog, dashboard, exports
-from refunds.backoffice.timeline import payment_timeline
+from refunds.backoffice.timeline import TIMELINE_PERMS, payment_timeline, status_label
 from refunds.models import Refund
 from refunds.services import refund_request, refundable_fen
 
@@ -51,6 +52,13 @@ def audit_log_view(request: HttpRequest, admin_site) -> TemplateResponse:
     except ValueError:
         page = 1
     rows, has_next = auditlog.audit_log_page(auditlog.audit_log_query(sources, filters), page)
+    names = actor_names({r["e_actor"] for r in rows})
+    for r in rows:  # for people: statuses by label, people by name (the code stays in the title)
+        r.update(
+            from_label=status_label(r["e_kind"], r["e_from"]),
+            to_label=status_label(r["e_kind"], r["e_to"]),
+            actor_name=names.get(r["e_actor"], ""),
+        )
     query = request.GET.copy()
     query.pop("page", None)
     return _page(
@@ -89,7 +97,7 @@ def export_view(request: HttpRequest, admin_site) -> HttpResponse:
 
 
 def payment_timeline_view(request: HttpRequest, admin_site, payment_id: int) -> TemplateResponse:
-    _require(request, "payments.view_payment", "payments.view_paymentevent", "payments.view_gatewaynotification")
+    _require(request, *TIMELINE_PERMS)
     payment = get_object_or_404(Payment.objects.select_related("order"), pk=payment_id)
     refunds = list(payment.refunds.order_by("id"))
     return _page(

@@ -193,13 +193,15 @@ def test_detail_page_shows_order_payment_other_refunds_and_trail(
         _post(client, "approve_selected", [first], confirm="yes", note="fine")
     page = client.get(reverse("admin:refunds_refund_change", args=[second.pk])).content.decode()
     assert order.order_no in page and payment.payment_no in page
-    assert f"{first.refund_no}</a> (succeeded, ¥1.00)" in page
+    assert f"{first.refund_no}</a> (Succeeded, ¥1.00)" in page
     assert '<span id="bo-refund-amount">¥2.00</span>' in page
     assert 'name="amount_fen"' not in page and 'name="status"' not in page  # read-only
     trail = page.split("Full audit trail")[1]
     for action in ("paid", "approve", "submit", "succeed", "refund"):
-        assert f"<td>{action}</td>" in trail, action
-    assert "partially_refunded" in trail and f"<td>{second.refund_no}</td>" in trail
+        assert f'<span class="bo-action">{action}</span>' in trail, action
+    # statuses by label, numbers whole (in their own element, the full value in the title)
+    assert "Paid &rarr; Partially refunded" in trail and "partially_refunded" not in trail
+    assert f'<code class="bo-id" title="{second.refund_no}">{second.refund_no}</code>' in trail
 
 
 def test_queue_filters_by_status_channel_and_amount_range(client):

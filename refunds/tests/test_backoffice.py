@@ -28,7 +28,9 @@ pytestmark = pytest.mark.django_db
 
 
 def _csv(response) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    body = b"".join(response.streaming_content).decode()
+    assert body.startswith("\ufeff")  # a byte-order mark: Excel then reads UTF-8 (¥, Chinese) right
+    return list(csv.reader(io.StringIO(body.removeprefix("\ufeff"))))
 
 
 # --- dashboard ---------------------------------------------------------------------------------
@@ -117,7 +119,9 @@ def test_payments_csv_covers_the_date_range_only(client):
         "payment_no",
         "order_no",
         "channel",
+        "channel_code",
         "status",
+        "status_code",
         "amount",
         "amount_fen",
         "refunded",
@@ -127,10 +131,10 @@ def test_payments_csv_covers_the_date_range_only(client):
         "created_at",
         "paid_at",
     ]
-    assert [r[:10] for r in rows[1:]] == [
-        [payment.payment_no, order.order_no, "wallet", "succeeded", "¥10.00", "1000", "¥0.00", "0", "", ""]
-    ]
-    assert rows[1][10].endswith("+08:00")  # times in the site's time zone
+    # labels for people beside codes for programs, as yuan beside fen
+    labels = [payment.payment_no, order.order_no, "Wallet", "wallet", "Succeeded", "succeeded"]
+    assert [r[:12] for r in rows[1:]] == [[*labels, "¥10.00", "1000", "¥0.00", "0", "", ""]]
+    assert rows[1][12].endswith("+08:00")  # times in the site's time zone
 
 
 def test_refunds_csv_quotes_formulas_and_names_the_staff(client):
@@ -147,7 +151,8 @@ def test_refunds_csv_quotes_formulas_and_names_the_staff(client):
     assert len(rows) == 2
     row = dict(zip(rows[0], rows[1], strict=True))
     assert row["refund_no"] == refund.refund_no and row["payment_no"] == payment.payment_no
-    assert (row["channel"], row["status"], row["amount_fen"], row["source"]) == ("wallet", "rejected", "250", "staff")
+    assert (row["channel"], row["status"], row["amount_fen"], row["source"]) == ("Wallet", "Rejected", "250", "Staff")
+    assert (row["channel_code"], row["status_code"], row["source_code"]) == ("wallet", "rejected", "staff")
     assert (row["requested_by"], row["approved_by"]) == ("sup-a", "fin-a")
     assert row["reason"] == '\'=HYPERLINK("http://x")' and row["decision_note"] == "'-not eligible"
     assert row["decided_at"].startswith(timezone.localdate().isoformat()[:4])
@@ -160,8 +165,9 @@ def test_ledger_csv_has_signed_amounts_and_balances(client):
     rows = _csv(
         client.get(reverse("admin:backoffice_export"), {"dataset": "ledger", "date_from": today, "date_to": today})
     )
-    assert rows[0][3:11] == [
+    assert rows[0][3:12] == [
         "type",
+        "type_code",
         "amount",
         "amount_fen",
         "balance_before",
@@ -170,9 +176,9 @@ def test_ledger_csv_has_signed_amounts_and_balances(client):
         "balance_after_fen",
         "reference",
     ]
-    assert [r[3:11] for r in rows[1:]] == [
-        ["topup", "¥50.00", "5000", "¥0.00", "0", "¥50.00", "5000", rows[1][10]],
-        ["payment", "-¥10.00", "-1000", "¥50.00", "5000", "¥40.00", "4000", payment.payment_no],
+    assert [r[3:12] for r in rows[1:]] == [
+        ["Wallet top-up", "topup", "¥50.00", "5000", "¥0.00", "0", "¥50.00", "5000", rows[1][11]],
+        ["Payment", "payment", "-¥10.00", "-1000", "¥50.00", "5000", "¥40.00", "4000", payment.payment_no],
     ]
     assert rows[1][2] == order.user.username
 
@@ -263,13 +269,13 @@ def test_payment_timeline_merges_every_source_in_time_order(client, celery_eager
     rows = [(r.source, r.action) for r in response.context["rows"]]
     assert rows[:2] == [("order", "create"), ("payment", "create")]
     for expected in [
-        ("ledger", "payment"),
+        ("ledger", "Payment"),  # a ledger row by its type's label
         ("payment", "paid"),
         ("order", "paid"),
         ("refund", "request"),
         ("refund", "approve"),
         ("refund", "submit"),
-        ("ledger", "refund"),
+        ("ledger", "Refund"),
         ("refund", "succeed"),
         ("payment", "refund"),
         ("order", "refund"),

@@ -54,8 +54,8 @@ def _wait_for_server_threads(timeout: float = 10.0) -> None:
         time.sleep(0.1)
 
 
-def _login(browser, base_url: str, username: str):
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+def _login(browser, base_url: str, username: str, width: int = 1280):
+    page = browser.new_context(viewport={"width": width, "height": 900}).new_page()
     page.goto(f"{base_url}/admin/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", PASSWORD)
@@ -115,12 +115,12 @@ def test_support_requests_finance_approves_sandbox_settles(browser, live_server,
 
     # and admin shows the refund succeeded and the order refunded
     page.goto(f"{live_server.url}/admin/refunds/refund/{refund.pk}/change/")
-    assert page.inner_text("#bo-refund-status") == "succeeded"
-    assert page.inner_text("#bo-order-status") == "refunded"
+    assert page.inner_text("#bo-refund-status") == "Succeeded"
+    assert page.inner_text("#bo-order-status") == "Refunded"
     assert page.inner_text("#site-name") == "Locker payments back office"
     assert page.inner_text("#bo-refund-amount") == "¥10.00"
     # the gateway's answer: named fields, then indented JSON
-    assert page.locator("div.readonly", has_text="succeeded: WeChat Pay says SUCCESS").count() == 1
+    assert page.locator("div.readonly", has_text="Succeeded: WeChat Pay says SUCCESS").count() == 1
     answers = page.inner_text("#bo-gateway-json")
     assert answers.startswith("[\n  {\n") and '"refund_id"' in answers
     # one time zone: the times on the page, and the refund number, are Shanghai time
@@ -138,7 +138,7 @@ def test_support_requests_finance_approves_sandbox_settles(browser, live_server,
     page.goto(f"{live_server.url}/admin/refunds/refund/dashboard/")
     _shot(page, "08_dashboard")
     page.goto(f"{live_server.url}/admin/refunds/refund/audit-log/?object_type=refund")
-    assert page.locator("#bo-audit-rows tbody tr").count() == 4  # request, approve, submit, succeed
+    assert page.locator("#bo-audit-rows tbody.bo-event").count() == 4  # request, approve, submit, succeed
     _shot(page, "09_audit_log")
     page.goto(f"{live_server.url}/admin/")
     _shot(page, "10_admin_index")

@@ -136,6 +136,9 @@ def test_a_bill_whose_totals_differ_becomes_a_total_mismatch(day_of_trades, gate
     report = settlement_report(date_from=day, date_to=day)
     states = {c.gateway: c.state for c in report.checks_of(day)}
     assert states == {"wechat": "discrepancy", "alipay": "discrepancy", "wallyt": "reconciled"}
+    # the day's open discrepancies of a gateway count every kind: the payment missing from the bill too
+    opened = {c.gateway: c.open_discrepancies for c in report.checks_of(day)}
+    assert opened == {"wechat": 2, "alipay": 3, "wallyt": 0}  # alipay: missing_remote, gross and net
     # the payment left out of the bill has no fee from any bill yet: the day is provisional
     assert report.gateway_figures(day, "alipay").unbilled == 1
 
@@ -154,8 +157,11 @@ def test_a_total_mismatch_goes_through_the_finance_workflow(day_of_trades, gatew
     bill_reconcile(bill_date=day, now=_morning_after(day))
     d = BillDiscrepancy.objects.get(gateway="wallyt", reference=f"{day}:gross")
     finance = staff_in("finance")
-    with pytest.raises(Exception, match="cannot be repaired"):
+    with pytest.raises(Exception, match="cannot be repaired") as refused:
         bill_discrepancy_auto_repair(discrepancy_id=d.pk, user=finance)
+    # in words people read: the kind's label, not its code
+    assert str(refused.value.message).startswith('"Day total differs" cannot be repaired by asking the gateway')
+    assert "total_mismatch" not in refused.value.message
     bill_discrepancy_resolve(discrepancy_id=d.pk, user=finance, note="Wallyt confirmed a summary error")
     d.refresh_from_db()
     assert d.status == "resolved" and d.resolved_by == finance
@@ -186,12 +192,33 @@ def test_the_report_page_and_its_exports(day_of_trades, gateways, client):
     assert "WeChat Pay (QR code)" in page and "Wallyt (WeChat mini-program)" in page
 
     got = client.get(url, {**query, "format": "csv"})
-    assert got["Content-Type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(got.content.decode("utf-8-sig"))))
-    assert {r["channel"] for r in rows} == {"wechat_native", "alipay_page", "wallyt_jsapi"}
+    assert got["Content-Type"].startswith("text/csv") and got.content.startswith("\ufeff".encode())  # Excel: UTF-8
+    lines = list(csv.reader(io.StringIO(got.content.decode("utf-8-sig"))))
+    head, *rest = lines
+    rows = [dict(zip(head, line, strict=True)) for line in rest[:3]]
+    assert {r["channel_code"] for r in rows} == {"wechat_native", "alipay_page", "wallyt_jsapi"}
+    assert {r["channel"] for r in rows} == {"WeChat Pay (QR code)", "Alipay (computer)", "Wallyt (WeChat mini-program)"}
     assert sum(int(r["net_fen"]) for r in rows) == total.net_fen
-    wechat = next(r for r in rows if r["channel"] == "wechat_native")
+    wechat = next(r for r in rows if r["channel_code"] == "wechat_native")
     assert wechat["gross"] == format_yuan(int(wechat["gross_fen"])) and wechat["gross"].startswith("¥")
+    # a totals row, then each bill's check in the words of the page
+    totals = dict(zip(head, rest[3], strict=True))
+    assert (
+        totals["day"] == "Total"
+        and int(totals["net_fen"]) == total.net_fen
+        and totals["net"] == format_yuan(total.net_fen)
+    )
+    checks_at = next(
+        i for i, line in enumerate(lines) if line[:1] == ["Bill checks: each bill's own totals against ours"]
+    )
+    check_head = lines[checks_at + 1]
+    checks = {line[1]: dict(zip(check_head, line, strict=True)) for line in lines[checks_at + 2 :]}
+    assert set(checks) == {"WeChat Pay", "Alipay", "Wallyt"}
+    assert (
+        checks["WeChat Pay"]["state"] == "differs from the bill"
+        and checks["WeChat Pay"]["differences"] == "fees -¥0.01, net +¥0.01"
+    )
+    assert checks["Alipay"]["state"] == "matches the bill" and checks["WeChat Pay"]["open_discrepancies"] == "2"
 
     got = client.get(url, {**query, "format": "xlsx"})
     assert got["Content-Disposition"] == f'attachment; filename="settlement_{day:%Y%m%d}_{day:%Y%m%d}.xlsx"'
@@ -212,10 +239,12 @@ def test_the_report_page_and_its_exports(day_of_trades, gateways, client):
     assert sum(r[11] for r in body) == total.net_fen and sheet["E2"].number_format.startswith('"¥"')
     assert sheet["A5"].value == "Total" and sheet["H5"].value == "=SUM(H2:H4)"
     checks = {r[1]: r for r in book["Bill checks"].iter_rows(min_row=2, values_only=True)}
-    assert checks["wechat"][2] == "discrepancy" and checks["alipay"][2] == "reconciled"
+    # the page's words: the gateway's name and the check's state as the page says it
+    assert checks["WeChat Pay"][2] == "differs from the bill" and checks["Alipay"][2] == "matches the bill"
+    assert "wechat" not in checks and "discrepancy" not in {r[2] for r in checks.values()}
 
 
-def test_unbilled_days_are_provisional_and_the_wallet_has_no_fee(user_api, gateways):
+def test_unbilled_days_are_provisional_and_wallet_spending_is_no_settled_money(user_api, gateways, client):
     from payments.services import PaymentStart, payment_start
     from payments.tests.flows import rental
     from wallets.models import WalletTransaction
@@ -230,8 +259,26 @@ def test_unbilled_days_are_provisional_and_the_wallet_has_no_fee(user_api, gatew
     _pay(user_api, gateways, "wechat", now)
     report = settlement_report(date_from=now.date() - dt.timedelta(days=1), date_to=now.date())
     by = {row.channel: row.figures for row in report.rows}
-    assert by["wallet"].fees_fen == 0 and by["wallet"].unbilled == 0 and by["wallet"].payments == 1
+    # the wallet's money was settled when it was topped up through a gateway: spending it is internal
+    assert "wallet" not in by and [r.channel for r in report.wallet_rows] == ["wallet"]
+    wallet = report.wallet_total
+    assert wallet.payments == 1 and wallet.gross_fen == 1000 and wallet.fees_fen == 0 and wallet.unbilled == 0
+    assert report.total.gross_fen == by["wechat_native"].gross_fen  # net settled: the gateways' money only
+    assert report.total.net_fen == sum(f.net_fen for f in by.values())
     assert by["wechat_native"].unbilled == 1 and by["wechat_native"].fees_fen == 0  # no bill yet: fee unknown
+    # the page says so, and keeps the wallet out of its totals and its chart; so does the CSV
+    client.force_login(staff_in("finance"))
+    url = reverse("admin:backoffice_settlement")
+    query = {"date_from": now.date().isoformat(), "date_to": now.date().isoformat()}
+    page = client.get(url, query).content.decode()
+    assert "Wallet spending (internal)" in page and "in no settled total" in page
+    assert f'id="bo-total-gross">{format_yuan(report.total.gross_fen)}<' in page
+    assert f'id="bo-wallet-spent">{format_yuan(1000)}<' in page
+    lines = list(csv.reader(io.StringIO(client.get(url, {**query, "format": "csv"}).content.decode("utf-8-sig"))))
+    total_line = next(line for line in lines if line[:1] == ["Total"])
+    assert total_line[lines[0].index("gross_fen")] == str(report.total.gross_fen)
+    wallet_at = next(i for i, line in enumerate(lines) if line[:1] and line[0].startswith("Wallet spending"))
+    assert wallet_at > lines.index(total_line) and lines[wallet_at + 1][2] == "wallet"
     with pytest.raises(ValueError):
         settlement_report(date_from=now.date(), date_to=now.date() - dt.timedelta(days=1))
     assert not BillRun.objects.exists()  # the report only reads
@@ -240,6 +287,6 @@ def test_unbilled_days_are_provisional_and_the_wallet_has_no_fee(user_api, gatew
 def test_the_report_reads_in_a_fixed_number_of_queries(day_of_trades, gateways, django_assert_max_num_queries):
     day, _ = day_of_trades
     bill_reconcile(bill_date=day, now=_morning_after(day))
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(5):
         report = settlement_report(date_from=day - dt.timedelta(days=30), date_to=day)
     assert len(report.checks) == 31 * 3

@@ -70,6 +70,20 @@ def test_the_index_over_http(sandbox: SandboxHandle):
     assert page.status_code == 200 and "0 pending trades" in page.text and 'name="q"' in page.text
 
 
+def test_the_sandbox_has_an_icon_so_a_browser_gets_no_404(sandbox: SandboxHandle):
+    icon = requests.get(f"{sandbox.base_url}/favicon.ico", timeout=5)
+    assert icon.status_code == 200 and icon.headers["Content-Type"] == "image/svg+xml"
+    assert icon.content.startswith(b"<svg")
+    page = requests.get(f"{sandbox.base_url}/cashier/", timeout=5).text
+    assert '<link rel="icon" href="/favicon.ico"' in page
+
+
+def test_numbers_on_the_cashier_are_kept_whole():
+    html = render_index(_trades(2)).body.decode()
+    assert "overflow-wrap:anywhere" not in html  # that broke a payment number in the middle on a phone
+    assert re.search(r"code\{[^}]*white-space:nowrap", html)
+
+
 def test_bill_adjustments_are_validated_shown_and_cleared(sandbox: SandboxHandle):
     set_ = sandbox.control(
         "wallyt/bills/adjust", json={"omit": ["PY1"], "fee_fen": {"PY2": 9}, "totals_delta_fen": {"fees": 1}}

@@ -118,3 +118,60 @@ def test_sandbox_cashier_lists_pending_trades_newest_first_and_finds_one(browser
     page.locator("table.index a").first.click()
     expect(page.get_by_role("button", name=re.compile("Pay"))).to_be_visible()
     page.screenshot(path=str(SHOTS / "sandbox_cashier_found.png"), full_page=True)
+
+
+ONE_LINE_AND_ON_SCREEN = """(selector) => [...document.querySelectorAll(selector)].filter(e => e.offsetParent)
+  .filter(e => e.getClientRects().length !== 1 || e.getBoundingClientRect().right > innerWidth + 1)
+  .map(e => [e.textContent, e.getClientRects().length, Math.round(e.getBoundingClientRect().right)])"""
+
+
+def test_the_wallet_history_fits_a_phone_with_amounts_on_one_line(browser_page, shop):
+    page, expect = browser_page, _expect()
+    fund(shop["user"], 100_000_000)  # ¥1,000,000.00: the widest amounts a wallet shows
+    order_no = sign_in_and_pick(page, shop)
+    pay_with(page, "wallet")
+    expect_pickup_code(page, "customer_result_before_refund")
+    for width in (320, 360, 414):
+        page.set_viewport_size({"width": width, "height": 800})
+        page.goto(f"{shop['base']}/wallet/")
+        expect(page.locator(".ledger")).to_contain_text("-¥10.00")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, width  # no sideways scrolling
+        # "+" stays with its amount, and every amount and balance is one line
+        assert page.evaluate(ONE_LINE_AND_ON_SCREEN, ".ledger .money") == [], width
+        assert re.fullmatch(r"[+-]¥[\d,]+\.\d\d", page.locator(".ledger .amount").first.inner_text())
+        # a long number is shortened visibly (whole in its title, a Copy beside it), never broken
+        assert page.evaluate(ONE_LINE_AND_ON_SCREEN, ".ledger .ident code, .ledger .ident .copy") == [], width
+        page.screenshot(path=str(SHOTS / f"customer_wallet_{width}.png"), full_page=True)
+        page.goto(f"{shop['base']}/orders/")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, width
+        when = page.locator(f"#order-{order_no} .when").inner_text()
+        assert not when.startswith("·") and re.fullmatch(r"\d{1,2} \w{3} \d\d:\d\d", when), when
+    page.screenshot(path=str(SHOTS / "customer_orders_414.png"), full_page=True)
+
+
+def test_the_sandbox_cashier_keeps_numbers_whole_on_a_phone(browser_page, shop, user_api):
+    from payments.tests.flows import pay, rental
+
+    page = browser_page
+    order = rental(user_api)
+    payment_no = pay(user_api, order["order_no"], "wechat_native").json()["payment_no"]
+    page.set_viewport_size({"width": 320, "height": 700})
+    sandbox = shop["sandbox"].base_url
+    assert page.goto(f"{sandbox}/favicon.ico").status == 200  # no 404 in the console of every page
+    page.goto(f"{sandbox}/cashier/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 320
+    assert page.evaluate(ONE_LINE_AND_ON_SCREEN, "table.index code") == []
+    row = page.locator("table.index tbody tr").first
+    number, amount = row.locator("code").bounding_box(), row.locator("td.amount-cell").bounding_box()
+    overlap = not (
+        number["x"] + number["width"] <= amount["x"]
+        or amount["x"] + amount["width"] <= number["x"]
+        or number["y"] + number["height"] <= amount["y"]
+        or amount["y"] + amount["height"] <= number["y"]
+    )
+    assert not overlap, (number, amount)  # the order's number never runs under the amount
+    page.screenshot(path=str(SHOTS / "sandbox_cashier_index_320.png"), full_page=True)
+    page.goto(f"{sandbox}/cashier/wechat/{payment_no}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 320
+    assert page.evaluate(ONE_LINE_AND_ON_SCREEN, "code") == []
+    page.screenshot(path=str(SHOTS / "sandbox_cashier_trade_320.png"), full_page=True)

@@ -37,7 +37,7 @@ def test_orders_page_lists_my_orders_only(web):
     other = rental_for(UserFactory())
     page = web.get("/orders/").content.decode()
     assert mine.order_no in page and pending.order_no in page and other.order_no not in page
-    assert "Paid" in page and "Pending Payment" in page and "Request a refund" in page
+    assert "Paid" in page and "Awaiting payment" in page and "Request a refund" in page
     assert re.search(r'time left <span class="time-left">1 h 59 min|time left <span class="time-left">2 h 00 min', page)
     assert f"/orders/{pending.order_no}/checkout/" in page
 
@@ -50,7 +50,8 @@ def test_request_a_full_refund(web):
     refund = Refund.objects.get()
     assert refund.order == order and refund.amount_fen == 1_000 and refund.requested_by == web.user
     text = response.content.decode()
-    assert f"Refund {refund.refund_no} of ¥10.00 requested" in text
+    assert f"Refund {refund.refund_no} of ¥10.00 requested: it waits for our staff to approve it." in text
+    assert "(requested)" not in text  # the status in words, not its code
     assert refund.refund_no in text and "Changed my plans" in text  # listed under the order
 
 

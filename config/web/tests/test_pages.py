@@ -317,3 +317,40 @@ def test_top_up_bad_amounts(web, amount, message):
     response = web.post("/wallet/", {"amount": amount})
     assert response.status_code == 400 and message in response.content.decode()
     assert not Order.objects.exists()
+
+
+# --- after a refund ------------------------------------------------------------------------------
+
+
+def test_a_fully_refunded_order_says_refunded_with_its_refunds_and_no_time_left(
+    web, celery_eager, django_capture_on_commit_callbacks
+):
+    from refunds.services import refund_approve, refund_request
+    from refunds.tests.test_admin_helpers import staff_in
+
+    order = rental_for(web.user)
+    fund(web.user, 5_000)
+    web.post(f"/orders/{order.order_no}/checkout/", {"channel": "wallet"})
+    support, finance = staff_in("support"), staff_in("finance")
+    partial = refund_request(
+        order_no=order.order_no, amount_fen=300, reason="late", requested_by=support, source="staff"
+    )
+    with django_capture_on_commit_callbacks(execute=True):  # the wallet refund is sent after commit
+        refund_approve(refund_id=partial.pk, approver=finance, note="ok")
+    page = web.get(result_url(order)).content.decode()
+    # partly refunded, still running: the time left stays, and the refund is listed
+    assert "Partially refunded" in page and "Time left" in page and partial.refund_no in page and "¥3.00" in page
+    rest = refund_request(order_no=order.order_no, amount_fen=None, reason="door", requested_by=support, source="staff")
+    with django_capture_on_commit_callbacks(execute=True):
+        refund_approve(refund_id=rest.pk, approver=finance, note="ok")
+    assert Order.objects.get(pk=order.pk).status == "refunded"
+
+    page = web.get(result_url(order)).content.decode()
+
+    assert "<h1>Refunded</h1>" in page and "refunded in full" in page
+    assert "Payment complete" not in page and "Time left" not in page and "Open the door" not in page
+    assert partial.refund_no in page and rest.refund_no in page and "¥7.00" in page and "Succeeded" in page
+    orders = web.get("/orders/").content.decode()
+    assert 'class="badge status-refunded">Refunded<' in orders
+    # the order's date is its own line, never a line that starts with "·"
+    assert "· " + timezone.localtime(order.created_at).strftime("%-d %b") not in orders

@@ -140,6 +140,28 @@ def pickup_code_issue(*, compartment_id: int, reference: str, valid_until: datet
     raise Conflict("Could not draw a unique pickup code.", code="pickup_code_exhausted")
 
 
+@transaction.atomic(savepoint=False)
+def pickup_code_extend(*, reference: str, valid_until: datetime, actor: Actor) -> int:
+    """Move the active pickup code's validity later (overtime was paid); never earlier. Returns how many moved.
+
+    No savepoint of its own when nested: it refuses nothing.
+    """
+    codes = list(PickupCode.objects.select_for_update().filter(reference=reference, status=PickupCode.Status.ACTIVE))
+    moved = [code for code in codes if code.valid_until < valid_until]
+    for code in moved:
+        before = code.valid_until
+        code.valid_until = valid_until
+        code.save(update_fields=["valid_until"])
+        LockerEvent.objects.create(
+            compartment_id=code.compartment_id,
+            action="pickup_code_extended",
+            actor=str(actor),
+            reference=reference,
+            data={"valid_until_before": before.isoformat(), "valid_until": valid_until.isoformat()},
+        )
+    return len(moved)
+
+
 @transaction.atomic
 def pickup_code_cancel(*, reference: str, actor: Actor, reason: str = "") -> int:
     """active -> cancelled (the order was refunded): the code opens nothing any more. Returns how many."""

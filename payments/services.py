@@ -94,7 +94,11 @@ def _payable_order(*, user, order_no: str, now: datetime) -> Order:
 @transaction.atomic
 def _payment_create(*, order: Order, channel: str, openid: str, client_ip: str | None, actor: Actor) -> Payment:
     """Persist the intent. The database allows one open payment per order (partial unique index)."""
-    Order.objects.select_for_update().get(pk=order.pk)
+    order = Order.objects.select_for_update().get(pk=order.pk)  # its amount as it stands under the lock
+    if order.status != Order.Status.PENDING_PAYMENT:  # cancelled or paid since it was read
+        raise Conflict(
+            "This order is not waiting for payment.", code="order_not_payable", details={"status": order.status}
+        )
     existing = order.payments.filter(status__in=Payment.OPEN).first()
     if existing:
         if existing.channel == channel:
@@ -223,6 +227,8 @@ def _description(order: Order) -> str:
     (support finds the order from a customer's bill). <= 127 bytes (WeChat ``description``)."""
     if order.kind == Order.Kind.WALLET_TOPUP:
         return f"Wallet top-up {order.order_no}"
+    if order.kind == Order.Kind.LOCKER_OVERTIME:
+        return f"Locker overtime {order.hours}h {order.order_no}"
     return f"Locker rental {order.hours}h {order.order_no}"
 
 

@@ -119,7 +119,7 @@ def rental_clear_abandoned(*, order_id: int, staff, reason: str) -> Order:
     reason = reason.strip()
     if not reason:
         raise ValidationFailed("Say why the compartment is opened.", details={"reason": ["Required."]})
-    rental = Order.objects.select_for_update().select_related("compartment").get(pk=order_id)
+    rental = Order.objects.select_for_update(of=("self",)).select_related("compartment").get(pk=order_id)
     if rental.abandoned_at is None:
         raise Conflict("This rental is not abandoned.", code="not_abandoned", details={"status": rental.status})
     compartment = rental.compartment

@@ -125,7 +125,7 @@ def overtime_order_for_rental(
     expires_at = now + (settings.OVERTIME_OWED_PAYABLE if owed else settings.ORDER_EXPIRY)
     with transaction.atomic():
         overtime = Order.objects.select_for_update().filter(parent_id=rental_id, status=Status.PENDING_PAYMENT).first()
-        rental = Order.objects.select_for_update().select_related("compartment").get(pk=rental_id)
+        rental = Order.objects.select_for_update(of=("self",)).select_related("compartment").get(pk=rental_id)
         if overtime is None:
             return _create(rental, actor=actor, now=now, expires_at=expires_at)
         if not (owed or _stale(overtime, now=now)) or _has_open_payment(overtime):
@@ -192,7 +192,9 @@ def overtime_fulfil(overtime: Order, *, actor: Actor, now: datetime | None = Non
     customer opens the door when it is back.
     """
     now = now or timezone.now()
-    rental = Order.objects.select_for_update().select_related("compartment__cabinet").get(pk=overtime.parent_id)
+    rental = (
+        Order.objects.select_for_update(of=("self",)).select_related("compartment__cabinet").get(pk=overtime.parent_id)
+    )
     event = {"overtime": overtime.order_no, "amount_fen": overtime.amount_fen}
     if rental.status not in RUNNING or rental.completed_at is not None:
         _rental_event(rental, action="overtime_paid", actor=actor, data={**event, "door": "not opened: not running"})

@@ -24,7 +24,8 @@ class RentalClock:
     ``pickup_until``: the pickup code's validity (the paid time plus ``PICKUP_CODE_GRACE``).
     ``reopen_until``: after the pickup, until when the customer may open again.
     ``door``: what asking to open the door does now: ``pickup``, ``reopen``, ``overdue`` (past
-    ``pickup_until``: asking answers with the overtime to pay) or "" (nothing: not a running rental, or the open-again window is over).
+    ``pickup_until``: asking answers with the overtime to pay) or "" (nothing: not a running rental, or
+    the open-again window is over).
     """
 
     time_left_seconds: int | None = None

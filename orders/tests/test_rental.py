@@ -1,6 +1,6 @@
 """The rental's life: paid -> picked up within the paid time (completed, compartment free, code used) ->
-open again for a short while; past the pickup code's validity the door stays shut until overtime is paid. A test clock (``now``)
-throughout, never a sleep."""
+open again for a short while; past the pickup code's validity the door stays shut until overtime is paid.
+A test clock (``now``) throughout, never a sleep."""
 
 from datetime import timedelta
 

@@ -1,17 +1,12 @@
-"""The operations group works the abandoned-rentals task list: it sees orders (and their events) and may
-open and clear an abandoned rental's compartment (``orders.clear_abandoned``). Finance and support see the
-task list too. Idempotent, like ``refunds/migrations/0002_groups.py``."""
+"""The operations group works the abandoned-rentals task list: it sees the abandoned rentals (not every order)
+and may open and clear one's compartment (``orders.clear_abandoned``). Finance and support see the task list
+too. Idempotent, like ``refunds/migrations/0002_groups.py``."""
 
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
 GROUPS = {
-    "operations": [
-        ("orders", "view_order"),
-        ("orders", "view_orderevent"),
-        ("orders", "view_abandonedrental"),
-        ("orders", "clear_abandoned"),
-    ],
+    "operations": [("orders", "view_abandonedrental"), ("orders", "clear_abandoned")],
     "finance": [("orders", "view_abandonedrental")],
     "support": [("orders", "view_abandonedrental")],
 }

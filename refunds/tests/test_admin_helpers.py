@@ -32,6 +32,7 @@ def ensure_groups() -> None:
     running it twice also shows it is idempotent)."""
     importlib.import_module("refunds.migrations.0002_groups").create_groups(django_apps, None)
     importlib.import_module("refunds.migrations.0006_refund_gateway_unknown").grant_resend(django_apps, None)
+    importlib.import_module("orders.migrations.0004_operations_abandoned").grant(django_apps, None)
 
 
 def staff_in(*groups: str, username: str | None = None):

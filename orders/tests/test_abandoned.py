@@ -191,3 +191,23 @@ def test_the_job_is_in_the_beat_schedule(settings):
     from orders.tasks import rentals_abandon_overdue_task
 
     assert rentals_abandon_overdue_task.name == schedule["task"]
+
+
+@pytest.mark.django_db
+def test_an_abandoned_rental_is_refunded_by_staff_only(settings):
+    from config.web.tests.helpers import fund
+    from payments.services import payment_pay_with_wallet
+    from refunds.services import refund_request
+
+    rental = RentalOrderFactory()
+    fund(rental.user, rental.amount_fen)
+    payment_pay_with_wallet(user=rental.user, order_no=rental.order_no, now=T0)
+    rental.refresh_from_db()
+    rentals_abandon_overdue(now=past_abandonment(settings, rental))
+    with pytest.raises(DomainError) as err:
+        refund_request(order_no=rental.order_no, amount_fen=None, reason="mine", requested_by=rental.user)
+    assert err.value.code == "refund_needs_staff"
+    refund = refund_request(
+        order_no=rental.order_no, amount_fen=100, reason="goodwill", requested_by=staff_in("support"), source="staff"
+    )
+    assert (refund.status, refund.amount_fen) == ("requested", 100)

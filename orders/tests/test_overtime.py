@@ -204,3 +204,24 @@ def test_concurrent_asks_make_one_overtime_order(settings):
     assert len({r.order_no for r in results}) == 1
     assert Order.objects.filter(parent=rental).count() == 1
     assert OrderEvent.objects.filter(order__parent=rental, action="create").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_payment_takes_the_amount_of_the_order_as_it_stands_under_its_lock(settings):
+    """A re-pricing between a payment's start reading the order and locking it: the payment has the new amount
+    (and a cancelled order gets no payment at all)."""
+    from payments.services import _payment_create
+
+    rental = paid_rental()
+    overtime = Order.objects.get(order_no=ask(rental, late(settings)).details["order_no"])
+    stale = Order.objects.get(pk=overtime.pk)
+    ask(rental, late(settings, by=3 * HOUR))  # re-priced: no payment was open
+
+    payment = _payment_create(order=stale, channel="wechat_native", openid="", client_ip=None, actor=Actor.system("t"))
+
+    assert stale.amount_fen == 1_000 and payment.amount_fen == Order.objects.get(pk=overtime.pk).amount_fen == 2_000
+    Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.CLOSED)
+    Order.objects.filter(pk=overtime.pk).update(status=S.CANCELLED)
+    with pytest.raises(DomainError) as err:
+        _payment_create(order=stale, channel="wechat_native", openid="", client_ip=None, actor=Actor.system("t"))
+    assert err.value.code == "order_not_payable"

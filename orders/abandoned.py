@@ -26,9 +26,9 @@ from config.audit import Actor
 from config.errors import Conflict, DomainError, ValidationFailed
 from lockers import services as lockers
 from lockers.models import Compartment, DoorPurpose
-from orders.models import Order, OrderEvent
+from orders.models import Order
 from orders.overtime import overtime_order_for_rental
-from orders.services import order_transition
+from orders.services import order_event, order_transition
 
 logger = logging.getLogger(__name__)
 Status = Order.Status
@@ -133,13 +133,6 @@ def rental_clear_abandoned(*, order_id: int, staff, reason: str) -> Order:
     lockers.compartment_release(
         compartment_id=compartment.pk, reference=rental.order_no, actor=actor, reason=f"abandoned, cleared: {reason}"
     )
-    OrderEvent.objects.create(
-        order=rental,
-        action="clear",
-        from_status=rental.status,
-        to_status=rental.status,
-        actor=str(actor),
-        reason=reason[:255],
-        data={"door_command": command.pk, "compartment": str(compartment)},
-    )
+    data = {"door_command": command.pk, "compartment": str(compartment)}
+    order_event(rental, action="clear", actor=actor, reason=reason, data=data)
     return rental

@@ -36,6 +36,7 @@ from lockers import services as lockers
 from lockers.models import Compartment, DoorPurpose
 from lockers.pricing import HOUR_SECONDS, overtime_quote
 from orders.models import Order, OrderEvent
+from orders.services import order_complete, order_event, order_no_new
 
 Status = Order.Status
 RUNNING = (Status.PAID, Status.PARTIALLY_REFUNDED)
@@ -135,14 +136,8 @@ def overtime_order_for_rental(
         before = overtime.amount_fen
         overtime.amount_fen, overtime.hours, overtime.pricing, overtime.expires_at = amount, hours, pricing, expires_at
         overtime.save(update_fields=["amount_fen", "hours", "pricing", "expires_at", "updated_at"])
-        OrderEvent.objects.create(
-            order=overtime,
-            action="reprice",
-            from_status=overtime.status,
-            to_status=overtime.status,
-            actor=str(actor),
-            data={"from_fen": before, "to_fen": amount, "covers_until": pricing["covers_until"]},
-        )
+        data = {"from_fen": before, "to_fen": amount, "covers_until": pricing["covers_until"]}
+        order_event(overtime, action="reprice", actor=actor, data=data)
         return overtime
 
 
@@ -153,8 +148,6 @@ def _stale(overtime: Order, *, now: datetime) -> bool:
 
 
 def _create(rental: Order, *, actor: Actor, now: datetime, expires_at: datetime) -> Order:
-    from orders.services import order_no_new
-
     _check_rental(rental)
     amount, hours, pricing = _priced(rental, now=now)
     try:
@@ -197,7 +190,7 @@ def overtime_fulfil(overtime: Order, *, actor: Actor, now: datetime | None = Non
     )
     event = {"overtime": overtime.order_no, "amount_fen": overtime.amount_fen}
     if rental.status not in RUNNING or rental.completed_at is not None:
-        _rental_event(rental, action="overtime_paid", actor=actor, data={**event, "door": "not opened: not running"})
+        order_event(rental, action="overtime_paid", actor=actor, data={**event, "door": "not opened: not running"})
         return
     covers_until = parse_datetime(overtime.pricing["covers_until"])
     before = rental.rental_ends_at
@@ -211,19 +204,17 @@ def overtime_fulfil(overtime: Order, *, actor: Actor, now: datetime | None = Non
     compartment = rental.compartment
     held = compartment.status == Compartment.Status.OCCUPIED and compartment.reference == rental.order_no
     if not (held and compartment.cabinet.is_online):
-        _rental_event(rental, action="overtime_paid", actor=actor, data={**event, "door": "not opened: offline"})
+        order_event(rental, action="overtime_paid", actor=actor, data={**event, "door": "not opened: offline"})
         return
-    from orders.services import order_complete
-
     try:
         with transaction.atomic():  # a refusal (taken or offline since our look) must not undo the payment
             command = lockers.door_open(
                 compartment_id=compartment.pk, reference=rental.order_no, actor=actor, purpose=DoorPurpose.PICKUP
             )
     except Conflict as exc:
-        _rental_event(rental, action="overtime_paid", actor=actor, data={**event, "door": f"not opened: {exc.code}"})
+        order_event(rental, action="overtime_paid", actor=actor, data={**event, "door": f"not opened: {exc.code}"})
         return
-    _rental_event(rental, action="overtime_paid", actor=actor, data={**event, "door_command": command.pk})
+    order_event(rental, action="overtime_paid", actor=actor, data={**event, "door_command": command.pk})
     order_complete(
         order_id=rental.pk,
         actor=actor,
@@ -231,16 +222,4 @@ def overtime_fulfil(overtime: Order, *, actor: Actor, now: datetime | None = Non
         now=now,
         data={"door_command": command.pk, "overtime": overtime.order_no},
         locked_order=rental,
-    )
-
-
-def _rental_event(rental: Order, *, action: str, actor: Actor, data: dict, reason: str = "") -> None:
-    OrderEvent.objects.create(
-        order=rental,
-        action=action,
-        from_status=rental.status,
-        to_status=rental.status,
-        actor=str(actor),
-        reason=reason,
-        data=data,
     )

@@ -63,6 +63,19 @@ def order_transition(order: Order, *, to: str, actor: Actor, action: str, reason
     )
 
 
+def order_event(order: Order, *, action: str, actor: Actor, reason: str = "", data: dict | None = None) -> OrderEvent:
+    """An audited step that leaves the order's status as it is (re-priced, opened again, cleared...)."""
+    return OrderEvent.objects.create(
+        order=order,
+        action=action,
+        from_status=order.status,
+        to_status=order.status,
+        actor=str(actor),
+        reason=reason[:255],
+        data=data or {},
+    )
+
+
 @transaction.atomic
 def order_create_rental(*, user, compartment_id: int, hours: int, now: datetime | None = None) -> Order:
     """Price on the server and reserve the compartment in the same transaction."""
@@ -309,12 +322,5 @@ def _open_again(order: Order, *, actor: Actor, now: datetime) -> str:
     command = lockers.door_open(
         compartment_id=order.compartment_id, reference=order.order_no, actor=actor, purpose=DoorPurpose.REOPEN
     )
-    OrderEvent.objects.create(
-        order=order,
-        action="open_again",
-        from_status=order.status,
-        to_status=order.status,
-        actor=str(actor),
-        data={"door_command": command.pk},
-    )
+    order_event(order, action="open_again", actor=actor, data={"door_command": command.pk})
     return DoorPurpose.REOPEN

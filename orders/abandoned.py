@@ -27,7 +27,7 @@ from config.errors import Conflict, DomainError, ValidationFailed
 from lockers import services as lockers
 from lockers.models import Compartment, DoorPurpose
 from orders.models import Order
-from orders.overtime import overtime_order_for_rental
+from orders.overtime import OvertimeCollection, overtime_collection, overtime_order_for_rental
 from orders.services import order_event, order_transition
 
 logger = logging.getLogger(__name__)
@@ -82,9 +82,11 @@ def rentals_abandon_overdue(*, now: datetime | None = None, batch: int = 200) ->
     owed = []
     unrecorded = Order.objects.filter(
         kind=Order.Kind.LOCKER_RENTAL, status=Status.ABANDONED, overtime_orders__isnull=True
-    ).values_list("pk", flat=True)[:batch]
-    for pk in unrecorded:
-        overtime = overtime_order_for_rental(rental_id=pk, actor=JOB, now=now, owed=True)
+    ).select_related("compartment")[:batch]
+    for rental in unrecorded:
+        if overtime_collection(rental) != OvertimeCollection.CUSTOMER:
+            continue  # Pay Score (part 4) completes its service order with the overtime: no order to pay here
+        overtime = overtime_order_for_rental(rental_id=rental.pk, actor=JOB, now=now, owed=True)
         owed.append(overtime.order_no)
     if abandoned:
         logger.warning("abandoned %d overdue rentals: %s", len(abandoned), ", ".join(abandoned))

@@ -55,7 +55,11 @@ class OrderOut(serializers.ModelSerializer):
     reopen_until = serializers.SerializerMethodField()
     door = serializers.SerializerMethodField()
     rental = serializers.SlugRelatedField(
-        source="parent", slug_field="order_no", read_only=True, help_text="Overtime: the rental's order number."
+        source="parent",
+        slug_field="order_no",
+        read_only=True,
+        allow_null=True,
+        help_text="Overtime: the rental's order number (null for other kinds).",
     )
     pricing = PricingOut(read_only=True)
 

@@ -147,10 +147,16 @@ CELERY_TIMEZONE = "Asia/Shanghai"
 # age bound and wait of theirs is multiplied by RECONCILE_TIME_SCALE (1 in production; the chaos bench shortens)
 RECONCILE_INTERVAL_SECONDS = max(1, env.int("RECONCILE_INTERVAL_SECONDS", default=60))
 RECONCILE_TIME_SCALE = env.float("RECONCILE_TIME_SCALE", default=1.0)
+# how often the beat job looks for abandoned rentals (orders.rentals_abandon_overdue)
+ABANDONED_INTERVAL_SECONDS = max(1, env.int("ABANDONED_INTERVAL_SECONDS", default=600))
 CELERY_BEAT_SCHEDULE = {
     "reconcile-payments": {"task": "payments.reconcile_payments", "schedule": float(RECONCILE_INTERVAL_SECONDS)},
     "reconcile-refunds": {"task": "refunds.reconcile_refunds", "schedule": float(RECONCILE_INTERVAL_SECONDS)},
     "reconcile-bills": {"task": "refunds.reconcile_bill", "schedule": crontab(hour=10, minute=0)},
+    "rentals-abandon-overdue": {
+        "task": "orders.rentals_abandon_overdue",
+        "schedule": float(ABANDONED_INTERVAL_SECONDS),
+    },
 }
 
 # --- Auth -------------------------------------------------------------------------------------
@@ -219,6 +225,12 @@ WALLET_TOPUP_MIN_FEN = env.int("WALLET_TOPUP_MIN_FEN", default=1)
 WALLET_TOPUP_MAX_FEN = env.int("WALLET_TOPUP_MAX_FEN", default=500_000)
 PICKUP_CODE_GRACE = timedelta(seconds=env.int("PICKUP_CODE_GRACE_SECONDS", default=3600))
 RENTAL_REOPEN = timedelta(seconds=env.int("RENTAL_REOPEN_SECONDS", default=300))  # open again after pickup
+# Overtime (orders/overtime.py): past the pickup code's validity (paid time + PICKUP_CODE_GRACE) opening the door
+# asks for an overtime order, priced per started hour from the rental's end with a daily cap per price plan.
+# A rental overdue by more than ABANDONED_AFTER is declared abandoned (beat job) for operations to clear; its
+# overtime, recorded as owed, stays payable for OVERTIME_OWED_PAYABLE.
+ABANDONED_AFTER = timedelta(seconds=env.int("ABANDONED_AFTER_SECONDS", default=72 * 3600))
+OVERTIME_OWED_PAYABLE = timedelta(seconds=env.int("OVERTIME_OWED_PAYABLE_SECONDS", default=90 * 86400))
 LOCKER_DOOR_DRIVER = env.str("LOCKER_DOOR_DRIVER", default="lockers.drivers.SimulatedDoorDriver")
 LOCKER_DOOR_COMMAND_TTL = timedelta(seconds=env.int("LOCKER_DOOR_COMMAND_TTL_SECONDS", default=120))
 

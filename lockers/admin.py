@@ -73,7 +73,15 @@ class CompartmentAdmin(admin.ModelAdmin):
 class PricePlanAdmin(YuanMixin, admin.ModelAdmin):
     """Tariffs are configuration: operations set them; changes land in Django's admin log."""
 
-    list_display = ("size", "price_per_hour_fen", "min_hours", "cap_fen", "is_active")  # amounts in yuan, typed in yuan
+    list_display = (
+        "size",
+        "price_per_hour_fen",
+        "min_hours",
+        "cap_fen",
+        "overtime_per_hour_fen",
+        "overtime_daily_cap_fen",
+        "is_active",
+    )
 
 
 class ViewOnlyAdmin(ReadOnlyAdmin):

@@ -61,6 +61,12 @@ class PricePlan(models.Model):
     price_per_hour_fen = models.BigIntegerField()
     min_hours = models.PositiveIntegerField(default=1)
     cap_fen = models.BigIntegerField(help_text="Most a single rental can cost, in fen.")
+    overtime_per_hour_fen = models.BigIntegerField(
+        null=True, blank=True, help_text="Overtime per started hour, in fen; empty: the plan's price per hour."
+    )
+    overtime_daily_cap_fen = models.BigIntegerField(
+        null=True, blank=True, help_text="Most overtime costs per 24 hours, in fen; empty: the plan's cap per rental."
+    )
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -69,6 +75,14 @@ class PricePlan(models.Model):
             models.CheckConstraint(condition=Q(price_per_hour_fen__gt=0), name="priceplan_price_positive"),
             models.CheckConstraint(condition=Q(min_hours__gte=1), name="priceplan_min_hours_positive"),
             models.CheckConstraint(condition=Q(cap_fen__gt=0), name="priceplan_cap_positive"),
+            models.CheckConstraint(
+                condition=Q(overtime_per_hour_fen__isnull=True) | Q(overtime_per_hour_fen__gt=0),
+                name="priceplan_overtime_price_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(overtime_daily_cap_fen__isnull=True) | Q(overtime_daily_cap_fen__gt=0),
+                name="priceplan_overtime_cap_positive",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -57,3 +57,57 @@ def price_after_use(*, size: str, started_at: datetime, ended_at: datetime, max_
         price_per_hour_fen=plan.price_per_hour_fen, min_hours=plan.min_hours, cap_fen=plan.cap_fen, hours=hours
     )
     return Quote(size, hours, billed, plan.price_per_hour_fen, plan.cap_fen, min(amount, max_fen))
+
+
+HOUR_SECONDS = 3600
+DAY_HOURS = 24
+
+
+@dataclass(frozen=True)
+class OvertimeQuote:
+    """Overtime of one rental from ``overdue_seconds`` past its paid end: ``billed_hours`` started hours, of
+    which ``days`` started 24-hour days, each capped at ``daily_cap_fen``. Amounts in fen."""
+
+    size: str
+    overdue_seconds: int
+    billed_hours: int
+    days: int
+    per_hour_fen: int
+    daily_cap_fen: int
+    amount_fen: int
+
+    def as_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def overtime_compute(*, per_hour_fen: int, daily_cap_fen: int, overdue_seconds: int) -> tuple[int, int, int]:
+    """Return (billed_hours, days, amount_fen) for ``overdue_seconds`` past the paid end.
+
+    Every started hour is billed at ``per_hour_fen``; the hours of each 24-hour day (counted from the paid end)
+    cost at most ``daily_cap_fen``. Nothing overdue costs nothing: (0, 0, 0). So the amount is never negative,
+    never more than ``daily_cap_fen`` times the started days, and never more than ``per_hour_fen`` times the
+    started hours.
+    """
+    if per_hour_fen <= 0 or daily_cap_fen <= 0:
+        raise ValueError("overtime prices must be positive")
+    if overdue_seconds <= 0:
+        return 0, 0, 0
+    hours = -(-overdue_seconds // HOUR_SECONDS)  # started hours
+    full_days, rest = divmod(hours, DAY_HOURS)
+    full_day_fen = min(DAY_HOURS * per_hour_fen, daily_cap_fen)
+    amount = full_days * full_day_fen + min(rest * per_hour_fen, daily_cap_fen)
+    return hours, full_days + (1 if rest else 0), amount
+
+
+def overtime_quote(*, size: str, overdue_seconds: int) -> OvertimeQuote:
+    """The overtime of a rental of this size, from its price plan (active or not: the rental was priced from
+    it). Plan fields empty: the plan's price per hour, and its cap per rental as the daily cap."""
+    plan = PricePlan.objects.filter(size=size).first()
+    if plan is None:
+        raise Conflict(f"No price plan for size {size}.", code="no_price_plan", details={"size": size})
+    per_hour = plan.overtime_per_hour_fen or plan.price_per_hour_fen
+    daily_cap = plan.overtime_daily_cap_fen or plan.cap_fen
+    hours, days, amount = overtime_compute(
+        per_hour_fen=per_hour, daily_cap_fen=daily_cap, overdue_seconds=overdue_seconds
+    )
+    return OvertimeQuote(size, max(overdue_seconds, 0), hours, days, per_hour, daily_cap, amount)

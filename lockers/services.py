@@ -140,20 +140,28 @@ def pickup_code_issue(*, compartment_id: int, reference: str, valid_until: datet
     raise Conflict("Could not draw a unique pickup code.", code="pickup_code_exhausted")
 
 
-def pickup_code_extend(*, reference: str, valid_until: datetime, actor: Actor, reason: str) -> int:
-    """Move the active pickup code's end to ``valid_until`` (a rental paid after use can be picked up for as
-    long as it can be billed); audited. In the caller's transaction. Returns how many codes changed."""
+@transaction.atomic(savepoint=False)
+def pickup_code_extend(*, reference: str, valid_until: datetime, actor: Actor, reason: str = "") -> int:
+    """Move the active pickup code's validity later (overtime was paid, or a rental
+    paid after use runs for as long as it can be billed); never earlier. Returns how many moved.
+
+    No savepoint of its own when nested: it refuses nothing.
+    """
     codes = list(PickupCode.objects.select_for_update().filter(reference=reference, status=PickupCode.Status.ACTIVE))
-    for code in codes:
-        PickupCode.objects.filter(pk=code.pk).update(valid_until=valid_until)
+    moved = [code for code in codes if code.valid_until < valid_until]
+    for code in moved:
+        before = code.valid_until
+        code.valid_until = valid_until
+        code.save(update_fields=["valid_until"])
         LockerEvent.objects.create(
             compartment_id=code.compartment_id,
             action="pickup_code_extended",
             actor=str(actor),
             reference=reference,
             reason=reason,
+            data={"valid_until_before": before.isoformat(), "valid_until": valid_until.isoformat()},
         )
-    return len(codes)
+    return len(moved)
 
 
 @transaction.atomic

@@ -13,7 +13,7 @@ from django.utils.safestring import SafeString
 
 from config.admin import EventAdmin, EventInline, YuanMixin, ident_html, name_html, when_field
 from config.money import format_yuan
-from orders.models import Order, OrderEvent
+from orders.models import AbandonedRental, Order, OrderEvent
 
 
 class ViewOnlyAdmin(YuanMixin, admin.ModelAdmin):
@@ -119,3 +119,96 @@ class OrderEventAdmin(EventAdmin):
     list_filter = ("action",)
     list_select_related = ("order",)
     search_fields = ("order__order_no", "actor")
+
+
+class AbandonedTaskFilter(admin.SimpleListFilter):
+    title = "task"
+    parameter_name = "task"
+
+    def lookups(self, request, model_admin):
+        return [("open", "to clear"), ("cleared", "cleared")]
+
+    def queryset(self, request, queryset: QuerySet) -> QuerySet:
+        from orders.abandoned import abandoned_to_clear
+
+        to_clear = abandoned_to_clear().values("pk")
+        if self.value() == "open":
+            return queryset.filter(pk__in=to_clear)
+        if self.value() == "cleared":
+            return queryset.exclude(pk__in=to_clear)
+        return queryset
+
+
+@admin.register(AbandonedRental)
+class AbandonedRentalAdmin(ViewOnlyAdmin):
+    """Operations' task list: rentals left past ``ABANDONED_AFTER``. "Open and clear" records a staff door-open
+    with who and why, frees the compartment; the owed overtime stays for finance (``orders.abandoned``)."""
+
+    list_display = ("order_no", "compartment", "user", "rental_ends_at", "abandoned_at", "owed", "task")
+    list_filter = (AbandonedTaskFilter,)
+    search_fields = ("order_no", "user__username", "compartment__label", "compartment__cabinet__code")
+    list_select_related = ("user", "compartment__cabinet")
+    ordering = ("abandoned_at",)
+    inlines = [OrderEventInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).filter(abandoned_at__isnull=False)
+
+    @admin.display(description="owed overtime")
+    def owed(self, obj: Order) -> str:
+        from config.money import format_yuan
+
+        unpaid = [o for o in obj.overtime_orders.all() if o.status == Order.Status.PENDING_PAYMENT]
+        return ", ".join(f"{format_yuan(o.amount_fen)} ({o.order_no})" for o in unpaid) or "-"
+
+    @admin.display(description="task")
+    def task(self, obj: Order):
+        from django.utils.html import format_html
+
+        compartment = obj.compartment
+        if compartment.status != "occupied" or compartment.reference != obj.order_no:
+            return "cleared"
+        url = reverse("admin:orders_abandonedrental_clear", args=[obj.pk])
+        return format_html('<a class="button" href="{}">Open and clear</a>', url)
+
+    def get_urls(self):
+        from django.urls import path
+
+        view = self.admin_site.admin_view(self.clear_view)
+        return [path("<int:pk>/clear/", view, name="orders_abandonedrental_clear"), *super().get_urls()]
+
+    def clear_view(self, request: HttpRequest, pk: int):
+        from django import forms
+        from django.core.exceptions import PermissionDenied
+        from django.shortcuts import get_object_or_404
+        from django.template.response import TemplateResponse
+
+        from config.errors import DomainError
+        from orders.abandoned import rental_clear_abandoned
+
+        if not request.user.has_perm("orders.clear_abandoned"):
+            raise PermissionDenied
+        rental = get_object_or_404(self.get_queryset(request).select_related("compartment__cabinet"), pk=pk)
+
+        class ClearForm(forms.Form):
+            reason = forms.CharField(max_length=200, help_text="Why the door is opened, what was found, where it is.")
+
+        form = ClearForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                rental_clear_abandoned(order_id=rental.pk, staff=request.user, reason=form.cleaned_data["reason"])
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(request, f"{rental.compartment} opened and cleared: it is free again.")
+                return HttpResponseRedirect(reverse("admin:orders_abandonedrental_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Open and clear {rental.compartment}",
+            "rental": rental,
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(
+            request, "admin/orders/abandoned_clear.html", context, status=400 if form.errors else 200
+        )

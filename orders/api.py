@@ -33,11 +33,20 @@ class PricingOut(serializers.Serializer):
     price_per_hour_fen = serializers.IntegerField(required=False)
     cap_fen = serializers.IntegerField(required=False)
     amount_fen = serializers.IntegerField(required=False)
+    overdue_seconds = serializers.IntegerField(required=False, help_text="Overtime: seconds past the paid end.")
+    days = serializers.IntegerField(required=False, help_text="Overtime: started 24-hour days.")
+    per_hour_fen = serializers.IntegerField(required=False, help_text="Overtime: price per started hour.")
+    daily_cap_fen = serializers.IntegerField(required=False, help_text="Overtime: most per 24 hours.")
+    rental_ends_at = serializers.DateTimeField(required=False, help_text="Overtime: the paid end it counts from.")
+    covers_until = serializers.DateTimeField(required=False, help_text="Overtime: the end of the hours billed.")
+    priced_at = serializers.DateTimeField(required=False)
 
 
 class OrderOut(serializers.ModelSerializer):
     """An order. A rental also says where it stands (``time_left_seconds``, ``pickup_until``,
-    ``reopen_until``) and what opening its door does now (``door``: pickup, reopen, overdue or null)."""
+    ``reopen_until``) and what opening its door does now (``door``: pickup, reopen, overdue (asking answers
+    402 ``overtime_due`` with the overtime order to pay) or null). An overtime order (``locker_overtime``)
+    names its ``rental``; its ``pricing`` is the server's overtime quote."""
 
     compartment = serializers.SerializerMethodField()
     pickup_code = serializers.SerializerMethodField()
@@ -45,6 +54,13 @@ class OrderOut(serializers.ModelSerializer):
     pickup_until = serializers.SerializerMethodField()
     reopen_until = serializers.SerializerMethodField()
     door = serializers.SerializerMethodField()
+    rental = serializers.SlugRelatedField(
+        source="parent",
+        slug_field="order_no",
+        read_only=True,
+        allow_null=True,
+        help_text="Overtime: the rental's order number (null for other kinds).",
+    )
     pricing = PricingOut(read_only=True)
 
     class Meta:
@@ -55,6 +71,7 @@ class OrderOut(serializers.ModelSerializer):
             "status",
             "amount_fen",
             "hours",
+            "rental",
             "pricing",
             "compartment",
             "pickup_code",
@@ -155,7 +172,9 @@ class OrderDetail(APIView):
 
 class OrderOpenDoor(APIView):
     """Open the door of your rental: the pickup (the rental completes and the compartment is freed) within
-    the pickup code's validity, or open again shortly after it. 409 ``rental_overdue`` past the validity."""
+    the pickup code's validity, or open again shortly after it. Past the validity: 402 ``overtime_due``, its
+    details naming the overtime order (``order_no``, ``amount_fen``) to pay with ``POST /payments/``; once it
+    is paid the door opens and the rental completes."""
 
     @extend_schema(
         tags=["orders"],
@@ -165,8 +184,9 @@ class OrderOpenDoor(APIView):
             **errors(
                 401,
                 404,
-                c409="`order_not_paid`, `rental_overdue`, `rental_completed`, `compartment_taken`, "
-                "`cabinet_offline` or `door_not_yours`",
+                c402="`overtime_due`: the paid time is over; `details` name the overtime order and its amount",
+                c409="`order_not_paid`, `rental_abandoned`, `rental_completed`, `compartment_taken`, "
+                "`cabinet_offline`, `door_not_yours` or `no_price_plan`",
             ),
         },
     )

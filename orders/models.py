@@ -9,6 +9,7 @@ class Order(models.Model):
     class Kind(models.TextChoices):
         LOCKER_RENTAL = "locker_rental", "Locker rental"
         WALLET_TOPUP = "wallet_topup", "Wallet top-up"
+        LOCKER_OVERTIME = "locker_overtime", "Locker overtime"  # past a rental's paid time: ``parent`` is the rental
 
     class Status(models.TextChoices):  # the label is what people read (admin, customer pages, exports)
         PENDING_PAYMENT = "pending_payment", "Awaiting payment"
@@ -17,13 +18,15 @@ class Order(models.Model):
         CANCELLED = "cancelled", "Cancelled"
         PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
         REFUNDED = "refunded", "Refunded"
+        ABANDONED = "abandoned", "Abandoned"  # a rental overdue past ABANDONED_AFTER: operations clear it
 
     # The order state machine (DESIGN.md). Only the transition functions in services.py use it.
     TRANSITIONS = {
         Status.PENDING_PAYMENT: {Status.PAID, Status.CANCELLED},
-        Status.PAID: {Status.COMPLETED, Status.PARTIALLY_REFUNDED, Status.REFUNDED},
-        Status.PARTIALLY_REFUNDED: {Status.PARTIALLY_REFUNDED, Status.REFUNDED, Status.COMPLETED},
+        Status.PAID: {Status.COMPLETED, Status.PARTIALLY_REFUNDED, Status.REFUNDED, Status.ABANDONED},
+        Status.PARTIALLY_REFUNDED: {Status.PARTIALLY_REFUNDED, Status.REFUNDED, Status.COMPLETED, Status.ABANDONED},
         Status.COMPLETED: {Status.PARTIALLY_REFUNDED, Status.REFUNDED},
+        Status.ABANDONED: {Status.PARTIALLY_REFUNDED, Status.REFUNDED},
         Status.CANCELLED: set(),
         Status.REFUNDED: set(),
     }
@@ -36,12 +39,21 @@ class Order(models.Model):
     compartment = models.ForeignKey(
         "lockers.Compartment", null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
     )
-    hours = models.PositiveIntegerField(null=True, blank=True)
+    hours = models.PositiveIntegerField(null=True, blank=True, help_text="Rental: hours paid. Overtime: hours billed.")
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="overtime_orders",
+        help_text="Overtime: the rental it is for.",
+    )
     pricing = models.JSONField(default=dict, blank=True, help_text="The server's quote this amount came from.")
     expires_at = models.DateTimeField(db_index=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     rental_ends_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True, help_text="When the customer picked up.")
+    abandoned_at = models.DateTimeField(null=True, blank=True, help_text="When the rental was declared abandoned.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -50,14 +62,28 @@ class Order(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(amount_fen__gt=0), name="order_amount_positive"),
             models.CheckConstraint(
-                condition=Q(kind="locker_rental", compartment__isnull=False, hours__isnull=False)
-                | Q(kind="wallet_topup", compartment__isnull=True),
+                condition=Q(kind="locker_rental", compartment__isnull=False, hours__isnull=False, parent__isnull=True)
+                | Q(kind="wallet_topup", compartment__isnull=True, parent__isnull=True)
+                | Q(kind="locker_overtime", compartment__isnull=False, hours__isnull=False, parent__isnull=False),
                 name="order_kind_shape",
             ),
+            # one unpaid overtime order per rental: asking again returns it (orders.overtime)
+            models.UniqueConstraint(
+                fields=("parent",), condition=Q(status="pending_payment"), name="order_one_open_overtime_per_rental"
+            ),
         ]
+        permissions = [("clear_abandoned", "Can open and clear the compartment of an abandoned rental")]
 
     def __str__(self) -> str:
         return self.order_no
+
+
+class AbandonedRental(Order):
+    """Operations' task list in admin: abandoned rentals (``abandoned_at`` set)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "abandoned rental"
 
 
 class OrderEvent(AuditEvent):

@@ -13,7 +13,7 @@ from orders.models import Order
 
 
 def order_list_for_user(*, user) -> QuerySet[Order]:
-    return Order.objects.filter(user=user).select_related("compartment__cabinet")
+    return Order.objects.filter(user=user).select_related("compartment__cabinet", "parent")
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,9 @@ class RentalClock:
     ``time_left_seconds``: paid time left (0 once it is over; None unless the rental runs).
     ``pickup_until``: the pickup code's validity (the paid time plus ``PICKUP_CODE_GRACE``).
     ``reopen_until``: after the pickup, until when the customer may open again.
-    ``door``: what asking to open the door does now: ``pickup``, ``reopen``, ``overdue`` (refused:
-    past ``pickup_until``) or "" (nothing: not a running rental, or the open-again window is over).
+    ``door``: what asking to open the door does now: ``pickup``, ``reopen``, ``overdue`` (past
+    ``pickup_until``: asking answers with the overtime to pay) or "" (nothing: not a running rental, or
+    the open-again window is over).
     """
 
     time_left_seconds: int | None = None

@@ -3,8 +3,10 @@
 The rental's life: paid (the door opens for the customer to put their things in) -> the customer
 opens it for pickup within the paid time plus the pickup-code grace, which completes the rental,
 closes the pickup code and frees the compartment -> for ``RENTAL_REOPEN`` after that the customer
-may open again (a forgotten item). Past the pickup code's validity the door stays shut
-(``rental_overdue``).
+may open again (a forgotten item). Past the pickup code's validity opening the door asks for
+overtime (402 ``overtime_due``, ``orders.overtime``): paying it opens the door and completes the
+rental. Overdue by more than ``ABANDONED_AFTER``, the rental is abandoned (``orders.abandoned``):
+operations open and clear the compartment, and the overtime is recorded as owed.
 
 Lock order everywhere: payment, then order, then compartment / wallet.
 """
@@ -43,7 +45,9 @@ def _locked(order_id: int) -> Order:
     return Order.objects.select_for_update().get(pk=order_id)
 
 
-def _transition(order: Order, *, to: str, actor: Actor, action: str, reason: str = "", data: dict | None = None):
+def order_transition(order: Order, *, to: str, actor: Actor, action: str, reason: str = "", data: dict | None = None):
+    """The one way an order changes status: checked against ``Order.TRANSITIONS``, saved, audited (an event).
+    ``order`` must be locked (``select_for_update``) by the caller's transaction."""
     if to not in Order.TRANSITIONS[order.status]:
         raise InvalidTransition("order", order.status, to)
     before = order.status
@@ -56,6 +60,19 @@ def _transition(order: Order, *, to: str, actor: Actor, action: str, reason: str
         to_status=to,
         actor=str(actor),
         reason=reason,
+        data=data or {},
+    )
+
+
+def order_event(order: Order, *, action: str, actor: Actor, reason: str = "", data: dict | None = None) -> OrderEvent:
+    """An audited step that leaves the order's status as it is (re-priced, opened again, cleared...)."""
+    return OrderEvent.objects.create(
+        order=order,
+        action=action,
+        from_status=order.status,
+        to_status=order.status,
+        actor=str(actor),
+        reason=reason[:255],
         data=data or {},
     )
 
@@ -120,7 +137,7 @@ def order_cancel(*, order_id: int, actor: Actor, reason: str, locked_order: Orde
     order = locked_order or _locked(order_id)
     if order.status == Status.CANCELLED:
         return order
-    _transition(order, to=Status.CANCELLED, actor=actor, action="cancel", reason=reason)
+    order_transition(order, to=Status.CANCELLED, actor=actor, action="cancel", reason=reason)
     _release_compartment(order, actor=actor, reason=reason)
     return order
 
@@ -189,8 +206,12 @@ def _mark_paid(order: Order, *, paid_at: datetime, actor: Actor, reference: str)
     order.paid_at = paid_at
     if order.kind == Order.Kind.LOCKER_RENTAL:
         order.rental_ends_at = paid_at + timedelta(hours=order.hours)
-    _transition(order, to=Status.PAID, actor=actor, action="paid", data={"payment": reference})
-    if order.kind == Order.Kind.WALLET_TOPUP:
+    order_transition(order, to=Status.PAID, actor=actor, action="paid", data={"payment": reference})
+    if order.kind == Order.Kind.LOCKER_OVERTIME:
+        from orders.overtime import overtime_fulfil  # it builds on this module
+
+        overtime_fulfil(order, actor=actor)
+    elif order.kind == Order.Kind.WALLET_TOPUP:
         wallet_credit(
             user_id=order.user_id,
             amount_fen=order.amount_fen,
@@ -234,7 +255,7 @@ def order_complete(
     with transaction.atomic():
         order = locked_order or _locked(order_id)
         order.completed_at = now or timezone.now()
-        _transition(order, to=Status.COMPLETED, actor=actor, action="complete", reason=reason, data=data)
+        order_transition(order, to=Status.COMPLETED, actor=actor, action="complete", reason=reason, data=data)
         lockers.pickup_code_use(reference=order.order_no, actor=actor, reason=reason)
         _release_compartment(order, actor=actor, reason=reason)
         _bill_after_use(order)
@@ -249,7 +270,7 @@ def order_mark_refunded(*, order_id: int, refunded_fen: int, actor: Actor, reaso
         raise ValidationFailed("refunded amount out of range.", details={"refunded_fen": refunded_fen})
     full = refunded_fen == order.amount_fen
     to = Status.REFUNDED if full else Status.PARTIALLY_REFUNDED
-    _transition(order, to=to, actor=actor, action="refund", reason=reason, data={"refunded_fen": refunded_fen})
+    order_transition(order, to=to, actor=actor, action="refund", reason=reason, data={"refunded_fen": refunded_fen})
     if full:
         lockers.pickup_code_cancel(reference=order.order_no, actor=actor, reason="refunded")
         compartment = order.compartment
@@ -258,49 +279,60 @@ def order_mark_refunded(*, order_id: int, refunded_fen: int, actor: Actor, reaso
     return order
 
 
-@transaction.atomic
 def order_open_door(*, order_no: str, user, now: datetime | None = None) -> str:
     """The renter asks to open the door of their rental; returns what the opening is for (``DoorPurpose``).
 
     - Paid and the pickup code still valid (``now`` <= its ``valid_until``: the paid time plus
       ``PICKUP_CODE_GRACE``): the pickup. The door-open command is recorded, the rental completes
       (``completed_at = now``), the pickup code is used and the compartment freed, in one transaction.
+    - Paid and past the pickup code's validity: 402 ``overtime_due`` (``orders.overtime.OvertimeDue``), its
+      details naming the overtime order to pay (created or re-priced, committed) and its amount in fen.
     - Completed less than ``RENTAL_REOPEN`` ago: open again, if nobody has taken the compartment since
       (an ``open_again`` order event; the order stays as it is).
 
     Errors (409 unless said): 404 ``not_found`` (not this user's rental), ``order_not_paid``,
-    ``rental_overdue`` (past the pickup code's validity: overtime is not payable yet, the door stays shut),
-    ``rental_completed`` (after the open-again window), ``compartment_taken``, ``cabinet_offline``.
+    ``rental_abandoned`` (operations cleared or will clear it), ``rental_completed`` (after the open-again
+    window), ``compartment_taken``, ``cabinet_offline``, ``no_price_plan``.
     """
     now = now or timezone.now()
+    with transaction.atomic():
+        purpose, rental_id = _open_door(order_no=order_no, user=user, now=now)
+    if purpose:
+        return purpose
+    from orders.overtime import OvertimeDue, overtime_order_for_rental  # it builds on this module
+
+    # outside the rental's lock: the overtime order is locked before its rental (as when it is paid)
+    overtime = overtime_order_for_rental(rental_id=rental_id, actor=Actor.user(user), now=now)
+    raise OvertimeDue(overtime)
+
+
+def _open_door(*, order_no: str, user, now: datetime) -> tuple[str, int]:
+    """(purpose, rental id) of an opening done here; ("", rental id) when overtime is due."""
     order = Order.objects.select_for_update().filter(order_no=order_no, user=user).first()
     if order is None:
         raise NotFound("Order not found.")
     actor = Actor.user(user)
     if order.kind == Order.Kind.LOCKER_RENTAL and order.completed_at is not None:
-        return _open_again(order, actor=actor, now=now)
+        return _open_again(order, actor=actor, now=now), order.pk
+    if order.kind == Order.Kind.LOCKER_RENTAL and order.abandoned_at is not None:
+        raise Conflict(
+            "This rental was left too long: the staff have cleared or will clear the compartment. Ask them.",
+            code="rental_abandoned",
+            details={"abandoned_at": order.abandoned_at.isoformat()},
+        )
     if order.status not in (Status.PAID, Status.PARTIALLY_REFUNDED) or order.kind != Order.Kind.LOCKER_RENTAL:
         raise Conflict("Only a paid rental can open its door.", code="order_not_paid", details={"status": order.status})
     code = pickup_codes_active(references=[order.order_no]).get(order.order_no)
     if code is None:
         raise Conflict("This rental has no valid pickup code.", code="order_not_paid", details={"status": order.status})
     if now > code.valid_until:
-        # Part 2 of issue 15 (overtime at pickup) answers here with the overtime order to pay.
-        raise Conflict(
-            "The paid time and its grace are over: the door stays shut. Ask the staff.",
-            code="rental_overdue",
-            details={
-                "rental_ends_at": order.rental_ends_at.isoformat(),
-                "pickup_until": code.valid_until.isoformat(),
-                "overdue_seconds": int((now - order.rental_ends_at).total_seconds()),
-            },
-        )
+        return "", order.pk
     command = lockers.door_open(
         compartment_id=order.compartment_id, reference=order.order_no, actor=actor, purpose=DoorPurpose.PICKUP
     )
     data = {"door_command": command.pk}
     order_complete(order_id=order.pk, actor=actor, reason="picked up", now=now, data=data, locked_order=order)
-    return DoorPurpose.PICKUP
+    return DoorPurpose.PICKUP, order.pk
 
 
 def _open_again(order: Order, *, actor: Actor, now: datetime) -> str:
@@ -314,12 +346,5 @@ def _open_again(order: Order, *, actor: Actor, now: datetime) -> str:
     command = lockers.door_open(
         compartment_id=order.compartment_id, reference=order.order_no, actor=actor, purpose=DoorPurpose.REOPEN
     )
-    OrderEvent.objects.create(
-        order=order,
-        action="open_again",
-        from_status=order.status,
-        to_status=order.status,
-        actor=str(actor),
-        data={"door_command": command.pk},
-    )
+    order_event(order, action="open_again", actor=actor, data={"door_command": command.pk})
     return DoorPurpose.REOPEN

@@ -105,7 +105,11 @@ def _refuse_while_service_order_waits(order: Order) -> None:
 @transaction.atomic
 def _payment_create(*, order: Order, channel: str, openid: str, client_ip: str | None, actor: Actor) -> Payment:
     """Persist the intent. The database allows one open payment per order (partial unique index)."""
-    Order.objects.select_for_update().get(pk=order.pk)
+    order = Order.objects.select_for_update().get(pk=order.pk)  # its amount as it stands under the lock
+    if order.status != Order.Status.PENDING_PAYMENT:  # cancelled or paid since it was read
+        raise Conflict(
+            "This order is not waiting for payment.", code="order_not_payable", details={"status": order.status}
+        )
     _refuse_while_service_order_waits(order)
     existing = order.payments.filter(status__in=Payment.OPEN).first()
     if existing:
@@ -236,6 +240,8 @@ def _description(order: Order) -> str:
     (support finds the order from a customer's bill). <= 127 bytes (WeChat ``description``)."""
     if order.kind == Order.Kind.WALLET_TOPUP:
         return f"Wallet top-up {order.order_no}"
+    if order.kind == Order.Kind.LOCKER_OVERTIME:
+        return f"Locker overtime {order.hours}h {order.order_no}"
     return f"Locker rental {order.hours}h {order.order_no}"
 
 

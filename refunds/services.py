@@ -57,7 +57,7 @@ from wallets.services import wallet_credit, wallet_debit
 
 logger = logging.getLogger(__name__)
 Status = Refund.Status
-REFUNDABLE_ORDER = (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED, Order.Status.COMPLETED)
+REFUNDABLE_ORDER = (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED, Order.Status.COMPLETED, Order.Status.ABANDONED)
 
 
 class NotAllowed(DomainError):
@@ -102,13 +102,18 @@ def refundable_fen(payment: Payment) -> int:
 
 
 def rental_in_use(order: Order) -> bool:
-    """The customer has used the rental: it has ended (completed), or they opened its door themselves (for
+    """The customer has used the rental: it has ended (completed or abandoned), or they opened its door themselves (for
     the pickup or to open again). Then only staff may refund. One rule for every channel and door driver:
     it reads the purpose ``lockers.services.door_open`` records with each command, never who the actor
-    was, so the opening right after payment (``delivery``) never counts."""
+    was, so the opening right after payment (``delivery``) never counts. Paid overtime was time used (and
+    paying it opened the door): only staff refund it."""
+    if order.kind == Order.Kind.LOCKER_OVERTIME:
+        return True
     if order.kind != Order.Kind.LOCKER_RENTAL:
         return False
-    return order.completed_at is not None or door_opened_by_customer(reference=order.order_no)
+    if order.completed_at is not None or order.abandoned_at is not None:  # ended, or left for operations
+        return True
+    return door_opened_by_customer(reference=order.order_no)
 
 
 def _paying_payment(order: Order) -> Payment:

@@ -40,9 +40,10 @@ from config.web.forms import (
 )
 from lockers.api import RentalHoursMixin
 from lockers.models import Cabinet, Compartment, DoorPurpose
-from lockers.pricing import price_quote
+from lockers.pricing import overtime_quote, price_quote
 from lockers.selectors import pickup_codes_active
 from orders.models import Order
+from orders.overtime import OvertimeDue
 from orders.selectors import rental_clock
 from orders.services import order_create_rental, order_create_topup, order_open_door
 from payments import services as payments
@@ -235,7 +236,7 @@ def checkout(request: HttpRequest, order_no: str) -> HttpResponse:
     order = selectors.order_for_user(user=request.user, order_no=order_no)
     if _finished(order):
         return redirect(_result_url(order))
-    allow_wallet = order.kind == Order.Kind.LOCKER_RENTAL
+    allow_wallet = order.kind != Order.Kind.WALLET_TOPUP
     balance = selectors.wallet_balance_fen(user=request.user)
     offer = channel_offer(
         has_wechat=hasattr(request.user, "wechat"),
@@ -396,6 +397,15 @@ def result(request: HttpRequest) -> HttpResponse:
         payment = selectors.latest_payment(order)
     expired = selectors.order_is_expired(order)
     pending = order.status == Order.Status.PENDING_PAYMENT
+    if order.kind == Order.Kind.LOCKER_OVERTIME and order.status == Order.Status.PAID:
+        # where the customer wants to be: their rental, completed (or its door still to open)
+        rental, paid = order.parent, f"Overtime of ¥{selectors.yuan(order.amount_fen)} paid"
+        if rental.completed_at:
+            done = f"the door of compartment {rental.compartment.label} is opening. Your rental is complete."
+            messages.success(request, f"{paid}: {done}")
+        else:
+            messages.success(request, f"{paid}.")
+        return redirect(_result_url(rental))
     if pending and not expired:
         if payment is None:
             return redirect("web:checkout", order_no=order.order_no)
@@ -414,6 +424,10 @@ def result(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     code = pickup_codes_active(references=[order.order_no]).get(order.order_no)
     clock = rental_clock(order, code=code, now=now)
+    overtime = None
+    if clock.door == "overdue":  # what opening will ask for (the order itself is made when asked)
+        overdue_seconds = int((now - order.rental_ends_at).total_seconds())
+        overtime = overtime_quote(size=order.compartment.size, overdue_seconds=overdue_seconds)
     context = {
         "order": order,
         "payment": payment,
@@ -427,6 +441,9 @@ def result(request: HttpRequest) -> HttpResponse:
         "refunds": selectors.order_refunds(order),
         "balance": selectors.yuan(selectors.wallet_balance_fen(user=request.user)),
         "clock": clock,
+        "overtime": overtime,
+        "overtime_total": selectors.yuan(overtime.amount_fen) if overtime else "",
+        "overtime_daily_cap": selectors.yuan(overtime.daily_cap_fen) if overtime else "",
     }
     return render(request, "web/result.html", context)
 
@@ -437,6 +454,9 @@ def open_door(request: HttpRequest, order_no: str) -> HttpResponse:
     order = selectors.order_for_user(user=request.user, order_no=order_no)
     try:
         purpose = order_open_door(order_no=order.order_no, user=request.user)
+    except OvertimeDue as due:
+        messages.info(request, due.message)
+        return redirect("web:checkout", order_no=due.details["order_no"])
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
@@ -477,6 +497,8 @@ def retry(request: HttpRequest, order_no: str) -> HttpResponse:
             return redirect(_result_url(order))
     if order.kind == Order.Kind.WALLET_TOPUP:
         return redirect("web:wallet")
+    if order.kind == Order.Kind.LOCKER_OVERTIME:  # back to the rental: opening asks for the overtime anew
+        return redirect(_result_url(order.parent))
     url = reverse("web:cabinet", args=[order.compartment.cabinet_id])
     return redirect(f"{url}?{urlencode({'compartment': order.compartment_id, 'hours': order.hours})}")
 

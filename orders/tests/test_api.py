@@ -1,5 +1,5 @@
 """The rental's life through the API: time left, the pickup that completes the rental, open again,
-and the clear 409 past the pickup code's validity (the wallet pays: ``now`` is the test clock)."""
+and the overtime to pay (402) past the pickup code's validity (the wallet pays: ``now`` is the test clock)."""
 
 from datetime import timedelta
 
@@ -66,7 +66,7 @@ def test_after_the_open_again_window_the_door_stays_shut(user_api, settings):
     assert_error_shape(open_door(user_api, order["order_no"]), 409, "rental_completed")
 
 
-def test_past_the_pickup_code_validity_opening_is_a_clear_409(user_api, settings):
+def test_past_the_pickup_code_validity_opening_answers_402_with_the_overtime_to_pay(user_api, settings):
     paid_at = timezone.now() - timedelta(hours=2) - settings.PICKUP_CODE_GRACE - timedelta(minutes=1)
     order = wallet_paid_rental(user_api, paid_at=paid_at, hours=2)
     shown = detail(user_api, order["order_no"])
@@ -74,12 +74,40 @@ def test_past_the_pickup_code_validity_opening_is_a_clear_409(user_api, settings
 
     response = open_door(user_api, order["order_no"])
 
-    assert_error_shape(response, 409, "rental_overdue")
+    assert_error_shape(response, 402, "overtime_due")
     details = response.json()["error"]["details"]
-    assert set(details) == {"rental_ends_at", "pickup_until", "overdue_seconds"}
+    assert set(details) == {
+        "order_no",
+        "amount_fen",
+        "billed_hours",
+        "overdue_seconds",
+        "rental_ends_at",
+        "covers_until",
+        "expires_at",
+    }
+    # 1 h 1 min past the paid end: 2 started hours of the plan's 500 fen/h
+    assert (details["billed_hours"], details["amount_fen"]) == (2, 1_000)
     assert details["overdue_seconds"] >= settings.PICKUP_CODE_GRACE.total_seconds() + 60
+    assert "¥10.00" in response.json()["error"]["message"]
+    assert open_door(user_api, order["order_no"]).json()["error"]["details"]["order_no"] == details["order_no"]
+    overtime = detail(user_api, details["order_no"])
+    assert (overtime["kind"], overtime["status"], overtime["rental"]) == (
+        "locker_overtime",
+        "pending_payment",
+        order["order_no"],
+    )
+    assert overtime["amount_fen"] == 1_000 and overtime["pricing"]["billed_hours"] == 2
     assert detail(user_api, order["order_no"])["status"] == "paid"
     assert Compartment.objects.get(pk=order["compartment"]["id"]).status == "occupied"
+
+    paid = user_api.post("/api/v1/payments/", {"order_no": details["order_no"], "channel": "wallet"}, format="json")
+
+    assert paid.status_code == 201, paid.content
+    assert detail(user_api, details["order_no"])["status"] == "paid"
+    done = detail(user_api, order["order_no"])
+    assert (done["status"], done["door"]) == ("completed", "reopen")
+    assert Compartment.objects.get(pk=order["compartment"]["id"]).status == "free"
+    assert user_api.get("/api/v1/wallet/").json()["balance_fen"] == 10_000 - 1_000 - 1_000
 
 
 def test_renting_the_same_compartment_again_after_the_pickup(user_api):

@@ -1,6 +1,6 @@
 """The rental's life: paid -> picked up within the paid time (completed, compartment free, code used) ->
-open again for a short while; past the pickup code's validity the door stays shut. A test clock (``now``)
-throughout, never a sleep."""
+open again for a short while; past the pickup code's validity the door stays shut until overtime is paid.
+A test clock (``now``) throughout, never a sleep."""
 
 from datetime import timedelta
 
@@ -14,6 +14,7 @@ from conftest import run_concurrently
 from lockers.models import Compartment, LockerEvent, PickupCode
 from orders import services
 from orders.models import Order, OrderEvent
+from orders.overtime import OvertimeDue
 from orders.selectors import rental_clock
 from orders.tests.factories import RentalOrderFactory, TopupOrderFactory
 
@@ -82,15 +83,18 @@ def test_pickup_in_the_grace_after_the_paid_time(settings):
     assert open_door(order, last_second) == "pickup"
 
 
-def test_past_the_pickup_code_validity_the_door_stays_shut_and_nothing_changes(settings):
+def test_past_the_pickup_code_validity_the_door_stays_shut_until_the_overtime_is_paid(settings):
     order = paid_rental(hours=2)
     late = T0 + timedelta(hours=2) + settings.PICKUP_CODE_GRACE + timedelta(seconds=1)
 
-    err = refusal(order, late)
+    with pytest.raises(OvertimeDue) as err:
+        open_door(order, late)
 
-    assert err.code == "rental_overdue"
-    assert err.details["overdue_seconds"] == int((settings.PICKUP_CODE_GRACE + timedelta(seconds=1)).total_seconds())
-    assert err.details["pickup_until"] == (late - timedelta(seconds=1)).isoformat()
+    assert (err.value.code, err.value.http_status) == ("overtime_due", 402)
+    overdue = settings.PICKUP_CODE_GRACE + timedelta(seconds=1)
+    assert err.value.details["overdue_seconds"] == int(overdue.total_seconds())
+    overtime = Order.objects.get(parent=order)
+    assert err.value.details["order_no"] == overtime.order_no and overtime.status == S.PENDING_PAYMENT
     order.refresh_from_db()
     assert order.status == S.PAID and order.completed_at is None
     assert Compartment.objects.get(pk=order.compartment_id).status == "occupied"

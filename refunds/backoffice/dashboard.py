@@ -106,7 +106,12 @@ def queues(now: datetime) -> dict[str, int]:
     unknown = Refund.objects.filter(status=Refund.Status.PROCESSING, gateway_unknown_since__isnull=False).aggregate(
         n=Count("id"), fen=Sum("amount_fen")
     )
+    owed = Order.objects.filter(  # abandoned rentals' overtime, recorded as owed (orders.abandoned)
+        kind=Order.Kind.LOCKER_OVERTIME, status=Order.Status.PENDING_PAYMENT, parent__abandoned_at__isnull=False
+    ).aggregate(n=Count("id"), fen=Sum("amount_fen"))
     return {
+        "overtime_owed_count": owed["n"],
+        "overtime_owed_fen": owed["fen"] or 0,
         "gateway_unknown_count": unknown["n"],
         "gateway_unknown_fen": unknown["fen"] or 0,
         "awaiting_count": awaiting["n"],

@@ -33,6 +33,7 @@ def ensure_groups() -> None:
     importlib.import_module("refunds.migrations.0002_groups").create_groups(django_apps, None)
     importlib.import_module("refunds.migrations.0006_refund_gateway_unknown").grant_resend(django_apps, None)
     importlib.import_module("payments.migrations.0008_payscore_view_permissions").grant_views(django_apps, None)
+    importlib.import_module("orders.migrations.0005_operations_abandoned").grant(django_apps, None)
 
 
 def staff_in(*groups: str, username: str | None = None):

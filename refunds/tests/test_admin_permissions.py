@@ -41,6 +41,7 @@ def test_groups_have_exactly_the_documented_permissions():
         "refunds.view_refundevent",
         "orders.view_order",
         "orders.view_orderevent",
+        "orders.view_abandonedrental",
         "wallets.view_wallet",
         "wallets.view_wallettransaction",
         "lockers.view_lockerevent",
@@ -61,6 +62,8 @@ def test_groups_have_exactly_the_documented_permissions():
         ),
         "lockers.view_pickupcode",
         "lockers.view_lockerevent",
+        "orders.view_abandonedrental",
+        "orders.clear_abandoned",
     }
     assert not any(
         p.startswith(("payments.change", "refunds.change", "wallets.change", "orders.change"))

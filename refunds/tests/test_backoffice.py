@@ -74,6 +74,8 @@ def test_dashboard_figures_per_window_and_channel(client, celery_eager, django_c
         "abnormal_count": 1,
         "abnormal_fen": 1000,
         "stuck_orders": 1,
+        "overtime_owed_count": 0,
+        "overtime_owed_fen": 0,
         "gateway_unknown_count": 0,
         "gateway_unknown_fen": 0,
     }

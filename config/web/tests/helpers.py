@@ -35,3 +35,14 @@ def fund(user, fen: int, reference: str = "test-funds") -> None:
 
 def result_url(order: Order) -> str:
     return f"/pay/result/?order={order.order_no}"
+
+
+def move_rental_back(order_no: str, by) -> None:
+    """The test clock of a paid rental seen by a live server (which reads the real clock): its paid time and
+    its pickup code's validity move ``by`` (a timedelta) into the past, as if that much time had gone by."""
+    from django.db.models import F
+
+    from lockers.models import PickupCode
+
+    Order.objects.filter(order_no=order_no).update(paid_at=F("paid_at") - by, rental_ends_at=F("rental_ends_at") - by)
+    PickupCode.objects.filter(reference=order_no).update(valid_until=F("valid_until") - by)

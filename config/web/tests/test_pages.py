@@ -219,17 +219,42 @@ def test_pay_with_the_wallet_then_open_the_door(web):
     assert web.get(f"/orders/{order.order_no}/checkout/")["Location"] == result_url(order)
 
 
-def test_past_the_pickup_time_the_page_says_the_door_stays_shut(web, settings):
+def test_past_the_pickup_time_the_page_asks_for_overtime_and_paying_it_opens_the_door(web, settings):
     order = rental_for(web.user, hours=1)
     fund(web.user, 5_000)
     paid_at = timezone.now() - timedelta(hours=1) - settings.PICKUP_CODE_GRACE - timedelta(minutes=1)
     payment_pay_with_wallet(user=web.user, order_no=order.order_no, now=paid_at)
 
     page = web.get(result_url(order)).content.decode()
-    assert "the paid time is over: the door stays shut" in page and "Open the door" not in page
+    assert "overtime is due to open the door" in page and "Open the door" not in page
+    assert "Overtime due: <strong" in page and "¥10.00</strong> for 2 started hours" in page
+    assert PickupCode.objects.get(reference=order.order_no).code not in page  # it opens nothing now
+    asked = web.post(f"/orders/{order.order_no}/open-door/")
+    overtime = Order.objects.get(parent=order)
+    assert asked.status_code == 302 and asked["Location"] == f"/orders/{overtime.order_no}/checkout/"
+    checkout = web.get(asked["Location"]).content.decode()
+    assert "pay the overtime of ¥10.00 to open the door" in checkout and "Overtime: 2 started hours" in checkout
+
+    paid = web.post(asked["Location"], {"channel": "wallet"}, follow=True).content.decode()
+
+    assert "Overtime of ¥10.00 paid: the door of compartment" in paid and "Rental complete" in paid
+    assert Order.objects.get(pk=order.pk).status == "completed"
+    assert Wallet.objects.get(user=web.user).balance_fen == 5_000 - 500 - 1_000
+
+
+def test_an_abandoned_rental_page_sends_the_customer_to_the_staff(web, settings):
+    from orders.abandoned import rentals_abandon_overdue
+
+    order = rental_for(web.user, hours=1)
+    fund(web.user, 5_000)
+    paid_at = timezone.now() - timedelta(hours=1) - settings.ABANDONED_AFTER - timedelta(minutes=1)
+    payment_pay_with_wallet(user=web.user, order_no=order.order_no, now=paid_at)
+    rentals_abandon_overdue()
+
+    page = web.get(result_url(order)).content.decode()
+    assert "left too long: the staff clear the compartment" in page and "Pay overtime" not in page
     opened = web.post(f"/orders/{order.order_no}/open-door/", follow=True).content.decode()
-    assert "The paid time and its grace are over" in opened
-    assert Order.objects.get(pk=order.pk).status == "paid"
+    assert "This rental was left too long" in opened
 
 
 def test_open_door_of_an_unpaid_order_is_a_message(web):

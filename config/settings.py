@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "django_prometheus",
     "lockers",
     "wallets",
     "orders",
@@ -61,6 +62,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # request counts and latencies by view and status for /metrics (config/metrics.py): first and last
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.RejectNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -70,6 +73,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -102,6 +106,9 @@ else:
             "OPTIONS_EMBEDDED_DIR": str(EMBEDDED_PG_DIR),
         }
     }
+# django-prometheus counts queries, errors and their durations (django_db_*); the embedded engine does too
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DB_CONN_HEALTH_CHECKS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -321,6 +328,7 @@ if PRODUCTION:
 # /metrics (config/metrics.py): with a token, scrapers send `Authorization: Bearer <token>`;
 # without one, only unproxied requests from loopback are answered
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+PROMETHEUS_EXPORT_MIGRATIONS = False  # django-prometheus would query the database at every start
 
 # --- Logging: one JSON object per line (LOG_FORMAT=json, the production default) or plain text;
 # every line carries the payment_no / refund_no / order_no / event_id bound with

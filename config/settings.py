@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_prometheus",
+    "rest_framework_simplejwt.token_blacklist",
     "lockers",
     "wallets",
     "orders",
@@ -163,7 +164,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", default="") or SECRET_KEY
-JWT_TTL = timedelta(seconds=env.int("JWT_TTL_SECONDS", default=24 * 3600))
+# djangorestframework-simplejwt (config/jwt_auth.py): a short-lived access token and a refresh token
+# that is rotated on every use; the used one is blacklisted (log out and reuse detection revoke)
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env.int("JWT_ACCESS_TTL_SECONDS", default=15 * 60)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env.int("JWT_REFRESH_TTL_SECONDS", default=30 * 24 * 3600)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": JWT_SIGNING_KEY,
+    "ISSUER": "locker-payments",
+    "AUDIENCE": "locker-payments-api",
+    "LEEWAY": 5,
+    "USER_ID_CLAIM": "sub",  # RFC 7519's subject claim
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "TOKEN_TYPE_CLAIM": "token_type",
+    "UPDATE_LAST_LOGIN": False,
+}
 WECHAT_MINI_APPID = env.str("WECHAT_MINI_APPID", default="")
 WECHAT_MINI_SECRET = env.str("WECHAT_MINI_SECRET", default="")
 WECHAT_CODE2SESSION_URL = env.str("WECHAT_CODE2SESSION_URL", default="https://api.weixin.qq.com/sns/jscode2session")

@@ -104,6 +104,9 @@ def test_tokens_carry_the_standard_claims(api):
     assert access["jti"] != refresh_claims["jti"] and access["rjti"] == refresh_claims["jti"]
     assert access["exp"] - access["iat"] == pair["expires_in"] == settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].seconds
     assert refresh_claims["exp"] > access["exp"]
+    # the database keeps the session's id and times, never the token itself
+    session = user.outstandingtoken_set.get()
+    assert session.jti == refresh_claims["jti"] and session.token == ""
 
 
 def test_a_refresh_token_is_not_an_access_token_and_the_audience_is_checked(api):

@@ -111,10 +111,11 @@ def _traceback_as_exc_info(_: WrappedLogger, __: str, event: EventDict) -> Event
 
 
 def _line(event: EventDict) -> tuple[logging.LogRecord, dict[str, Any]]:
-    """The record and the line's fields, its own keys first."""
+    """The record and the line's fields: its own keys, the business keys (``CONTEXT_KEYS`` order), the rest."""
     record = event.pop("_record")
     event.pop("_from_structlog", None)
-    return record, {**{key: event.pop(key) for key in _RESERVED_OUTPUT if key in event}, **event}
+    first = [key for key in (*_RESERVED_OUTPUT, *CONTEXT_KEYS) if key in event]
+    return record, {**{key: event.pop(key) for key in first}, **event}
 
 
 def render_json(_: WrappedLogger, __: str, event: EventDict) -> str:
@@ -135,8 +136,16 @@ def render_plain(_: WrappedLogger, __: str, event: EventDict) -> str:
     return "\n".join([first, *below])
 
 
+def _drop_formatting_attrs(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """``message`` and ``asctime`` on a record come from another handler's formatting (``extra=`` may not
+    use those names), not from the code that logged."""
+    event.pop("message", None)
+    event.pop("asctime", None)
+    return event
+
+
 # a standard-library record gets the context and its extra= fields (a structlog call has them as keywords)
-FOREIGN_PRE_CHAIN: list[Processor] = [merge_contextvars, structlog.stdlib.ExtraAdder()]
+FOREIGN_PRE_CHAIN: list[Processor] = [merge_contextvars, structlog.stdlib.ExtraAdder(), _drop_formatting_attrs]
 SHARED: list[Processor] = [
     protect_reserved,
     add_level_and_time,

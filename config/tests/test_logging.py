@@ -169,6 +169,22 @@ def test_extra_fields_are_written_and_secrets_are_not(captured):
     assert entry["time"] != "x"
 
 
+def test_another_handler_formatting_first_adds_nothing(captured):
+    """pytest's capture, or a second handler, formats the record first: its message and asctime are not extras."""
+    logger, stream = captured
+    first = logging.StreamHandler(io.StringIO())
+    first.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logger.handlers.insert(0, first)
+    try:
+        logger.info("twice")
+    finally:
+        logger.removeHandler(first)
+
+    [entry] = lines(stream)
+    assert entry["message"] == "twice"
+    assert "ctx_message" not in entry and "asctime" not in entry
+
+
 def test_plain_format_shows_the_context():
     record = logging.LogRecord("payments", logging.INFO, __file__, 1, "applied", None, None)
     with log_context(payment_no="PY1", order_no="LK1"):

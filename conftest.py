@@ -160,6 +160,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 SKIP_GROUPS = {  # group -> (what skips, the command that brings what it needs)
     "chromium": ("browser tests", "apt-get update && apt-get install -y chromium  (as root; .ci/run does it)"),
     "redis": ("Redis tests", "apt-get update && apt-get install -y redis-server  (as root; .ci/run does it)"),
+    "promtool": ("alert rule checks", "apt-get update && apt-get install -y prometheus  (as root; .ci/run does it)"),
 }
 _GROUP_TAG = re.compile(r"^\[(?P<group>[a-z-]+)\] ")
 

@@ -1,4 +1,5 @@
-"""Login: WeChat mini-program (code2session) and a username/password login for the web demo."""
+"""Login: WeChat mini-program (code2session) and a username/password login for the web demo; refreshing
+the tokens (rotation) and logging out (revocation). The tokens themselves: ``config/jwt_auth.py``."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from rest_framework.views import APIView
 
 from config.api import StrictSerializer
 from config.errors import AuthenticationError, ChannelNotConfigured, GatewayUnavailable
-from config.jwt_auth import token_for
+from config.jwt_auth import issue_tokens, revoke, rotate
 from config.openapi import RETRY_AFTER, errors
 from payments.models import WeChatIdentity
 
@@ -80,8 +81,23 @@ class PasswordLoginInput(StrictSerializer):
     password = serializers.CharField(max_length=128, trim_whitespace=False)
 
 
+class RefreshInput(StrictSerializer):
+    refresh = serializers.CharField(max_length=4096, trim_whitespace=False, help_text="The refresh token.")
+
+
+class LogoutInput(RefreshInput):
+    everywhere = serializers.BooleanField(
+        required=False, default=False, help_text="Also end every other session of this user (a lost phone)."
+    )
+
+
 class TokenOut(serializers.Serializer):
-    token = serializers.CharField(help_text="A JWT: send it as `Authorization: Bearer <token>`.")
+    token = serializers.CharField(help_text="The access token (a JWT): send it as `Authorization: Bearer <token>`.")
+    refresh = serializers.CharField(
+        help_text="The refresh token: `POST auth/token/refresh` gives the next pair when the access token expires. "
+        "It works once (rotation); keep it secret."
+    )
+    expires_in = serializers.IntegerField(help_text="Seconds until the access token expires.")
 
 
 class WeChatTokenOut(TokenOut):
@@ -118,7 +134,7 @@ class WeChatLoginView(APIView):
         user = user_for_openid(openid)
         if not user.is_active:
             raise AuthenticationError("This account is disabled.")
-        return Response({"token": token_for(user), "openid": openid})
+        return Response({**issue_tokens(user).as_answer(), "openid": openid})
 
 
 class PasswordLoginView(APIView):
@@ -140,4 +156,55 @@ class PasswordLoginView(APIView):
         user = authenticate(request, **data.validated_data)
         if user is None:
             raise AuthenticationError("Wrong username or password.")
-        return Response({"token": token_for(user)})
+        return Response(issue_tokens(user).as_answer())
+
+
+class TokenRefreshView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_scope = "login"
+
+    @extend_schema(
+        operation_id="auth_token_refresh",
+        tags=["auth"],
+        request=RefreshInput,
+        responses={
+            200: TokenOut,
+            **errors(
+                400,
+                415,
+                429,
+                c401="`authentication_failed`: the refresh token is invalid, expired, revoked or was already used "
+                "(then every session of the user is revoked: sign in again)",
+            ),
+        },
+        parameters=[RETRY_AFTER],
+        auth=[],
+    )
+    def post(self, request):
+        data = RefreshInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(rotate(data.validated_data["refresh"]).as_answer())
+
+
+class LogoutView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_scope = "login"
+
+    @extend_schema(
+        operation_id="auth_logout",
+        tags=["auth"],
+        request=LogoutInput,
+        responses={
+            204: None,
+            **errors(400, 415, 429, c401="`authentication_failed`: the refresh token is invalid or expired"),
+        },
+        parameters=[RETRY_AFTER],
+        auth=[],
+    )
+    def post(self, request):
+        data = LogoutInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        revoke(data.validated_data["refresh"], everywhere=data.validated_data["everywhere"])
+        return Response(status=204)

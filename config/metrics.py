@@ -1,28 +1,25 @@
-"""``GET /metrics``: business gauges in the Prometheus text exposition format (version 0.0.4).
+"""``GET /metrics``: the business metrics, computed from the database at scrape time, plus
+django-prometheus's request, response and database metrics, in the Prometheus exposition format
+written by ``prometheus_client``.
 
-Everything is computed from the database when Prometheus scrapes, with a handful of aggregate
-queries (no per-row loops), so it is the same answer from every gunicorn worker and process:
-nothing is counted in memory. "Totals" are counts of rows, so they only go down when rows are
-purged.
+The business metrics come from :class:`BusinessCollector`, a ``prometheus_client`` custom collector
+whose ``collect()`` runs a handful of aggregate queries (no per-row loops) when Prometheus scrapes,
+so they are the same from every gunicorn worker and include what Celery workers did: nothing is
+counted in memory. Counters ("..._total") are counts of append-only facts (rows created, payments
+paid, audit events, inbox rows), so they only go down when rows are purged.
+
+The request metrics (``django_http_*``, ``django_db_*``) are counted in memory by each process.
+Under gunicorn (``config/gunicorn.py``) every worker writes them to files in
+``PROMETHEUS_MULTIPROC_DIR`` (``var/prometheus`` of the checkout by default) and the view sums them
+with ``prometheus_client.multiprocess.MultiProcessCollector``; elsewhere (``runserver``, the tests)
+the process's own registry is served. Celery workers do not serve ``/metrics``: what they do shows in
+the business metrics.
 
 Access: with ``METRICS_TOKEN`` set, a scraper sends ``Authorization: Bearer <token>``; without a
 token, only a request from loopback that did not come through a proxy is answered (a local
 reverse proxy makes every request look local, so a forwarded request never counts as loopback).
 
-Metric families (all gauges unless marked):
-
-- ``locker_payments{channel,status}`` and ``locker_payments_amount_fen{channel,status}``
-- ``locker_notifications_received_total{gateway}`` (counter), ``locker_notification_verify_failures_total{gateway}``
-  (counter: inbox rows that failed verification), ``locker_notifications_unapplied{gateway}`` (verified, not
-  applied, with an error)
-- ``locker_notification_apply_lag_seconds`` (summary over notifications received in the last 24 h:
-  ``processed_at - received_at``, quantiles 0.5/0.9/0.99, ``_sum``, ``_count``) and
-  ``locker_notification_apply_lag_max_seconds``
-- ``locker_orders_stuck{kind}`` (pending payment past ``expires_at``) and ``locker_orders_stuck_oldest_seconds{kind}``
-- ``locker_refunds_open{status}``, ``locker_refunds_open_amount_fen{status}``, ``locker_refunds_overdue{status}``
-  (in the same stage for longer than ``REFUND_STUCK_ALERT_HOURS``)
-- ``locker_reconciliation_discrepancies{gateway,kind,status}`` (once the bill reconciliation table exists)
-- ``locker_metrics_scrape_duration_seconds``
+The metric families are listed in the README ("Metrics"); each has its HELP text below.
 """
 
 from __future__ import annotations
@@ -30,33 +27,41 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-import math
+import os
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import datetime, timedelta
-from decimal import Decimal
-from typing import Any
 
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import FieldError
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Count, Min, Q, Sum
+from django.db.models import Count, F, Min, Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
 
 from orders.models import Order
-from payments.models import CHANNEL_ROUTES, Channel, GatewayNotification, Payment
+from payments.models import CHANNEL_ROUTES, Channel, GatewayNotification, Payment, PaymentEvent
 from refunds.models import Refund
 
 logger = logging.getLogger(__name__)
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LAG_WINDOW = timedelta(hours=24)
 LAG_QUANTILES = (0.5, 0.9, 0.99)
+# seconds from starting a payment to the gateway's paid time (an order can be paid for 15 minutes)
+PAYMENT_DURATION_BUCKETS = (5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600)
 OPEN_REFUND_STATUSES = (
     Refund.Status.REQUESTED,
     Refund.Status.APPROVED,
@@ -67,85 +72,91 @@ GATEWAYS = sorted({gateway for gateway, _ in CHANNEL_ROUTES.values()} - {"wallet
 _PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP", "HTTP_FORWARDED")
 
 
-# --- The exposition format ------------------------------------------------------------------------
-@dataclass
-class MetricFamily:
-    name: str
-    kind: str  # gauge | counter | summary
-    help: str
-    samples: list[tuple[str, dict[str, str], float]] = field(default_factory=list)
-
-    def add(self, value: Any, suffix: str = "", **labels: str) -> None:
-        self.samples.append((suffix, labels, _number(value)))
-
-
-def _number(value: Any) -> float:
-    if value is None:
-        return math.nan
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Decimal):
-        return float(value)
-    return value
-
-
-def _escape_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _format_value(value: float) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
-
-
-def render(families: Iterable[MetricFamily]) -> str:
-    lines: list[str] = []
-    for family in families:
-        help_text = family.help.replace("\\", "\\\\").replace("\n", "\\n")
-        lines.append(f"# HELP {family.name} {help_text}")
-        lines.append(f"# TYPE {family.name} {family.kind}")
-        for suffix, labels, value in family.samples:
-            label_text = ",".join(f'{key}="{_escape_label(str(val))}"' for key, val in labels.items())
-            name = family.name + suffix
-            lines.append(
-                f"{name}{{{label_text}}} {_format_value(value)}" if labels else f"{name} {_format_value(value)}"
-            )
-    return "\n".join(lines) + "\n"
-
-
-# --- The queries (one or two per family, all aggregates) -------------------------------------------
-def _payments() -> list[MetricFamily]:
-    count = MetricFamily("locker_payments", "gauge", "Payments by channel and status.")
-    amount = MetricFamily("locker_payments_amount_fen", "gauge", "Sum of payment amounts (fen) by channel and status.")
+# --- The queries (one or two per group, all aggregates) ---------------------------------------------
+def _payments() -> Iterator[Metric]:
+    count = GaugeMetricFamily("locker_payments", "Payments by channel and status.", labels=["channel", "status"])
+    amount = GaugeMetricFamily(
+        "locker_payments_amount_fen",
+        "Sum of payment amounts (fen) by channel and status.",
+        labels=["channel", "status"],
+    )
+    created = CounterMetricFamily(
+        "locker_payments_created", "Payments started (rows created), by channel.", labels=["channel"]
+    )
+    succeeded = CounterMetricFamily(
+        "locker_payments_succeeded", "Payments paid (a paid time recorded), by channel.", labels=["channel"]
+    )
+    failed = CounterMetricFamily(
+        "locker_payments_failed",
+        "Payments the gateway reported failed (audited transitions to failed), by channel.",
+        labels=["channel"],
+    )
+    duration = HistogramMetricFamily(
+        "locker_payment_duration_seconds",
+        "Seconds from starting a payment to its paid time, paid payments by channel.",
+        labels=["channel"],
+    )
+    paid = Q(paid_at__isnull=False)
+    buckets = {
+        f"le{i}": Count("id", filter=paid & Q(paid_at__lte=F("created_at") + timedelta(seconds=bound)))
+        for i, bound in enumerate(PAYMENT_DURATION_BUCKETS)
+    }
     rows = {
         (row["channel"], row["status"]): row
-        for row in Payment.objects.order_by().values("channel", "status").annotate(n=Count("id"), fen=Sum("amount_fen"))
+        for row in Payment.objects.order_by()
+        .values("channel", "status")
+        .annotate(
+            n=Count("id"),
+            fen=Sum("amount_fen"),
+            paid=Count("id", filter=paid),
+            took=Sum(F("paid_at") - F("created_at"), filter=paid),
+            **buckets,
+        )
     }
+    failures = dict(
+        PaymentEvent.objects.order_by()
+        .filter(to_status=Payment.Status.FAILED)
+        .values("payment__channel")
+        .annotate(n=Count("id"))
+        .values_list("payment__channel", "n")
+    )
     keys = {(c, s) for c in Channel.values for s in Payment.Status.values} | set(rows)
     for channel, status in sorted(keys):
         row = rows.get((channel, status), {})
-        count.add(row.get("n", 0), channel=channel, status=status)
-        amount.add(row.get("fen") or 0, channel=channel, status=status)
-    return [count, amount]
+        count.add_metric([channel, status], row.get("n", 0))
+        amount.add_metric([channel, status], row.get("fen") or 0)
+    bounds = [*(str(float(b)) for b in PAYMENT_DURATION_BUCKETS), "+Inf"]
+    for channel in sorted({c for c, _ in keys}):
+        mine = [row for (c, _), row in rows.items() if c == channel]
+        n_paid = sum(row["paid"] for row in mine)
+        created.add_metric([channel], sum(row["n"] for row in mine))
+        succeeded.add_metric([channel], n_paid)
+        failed.add_metric([channel], failures.get(channel, 0))
+        cumulative = [sum(row[f"le{i}"] for row in mine) for i in range(len(PAYMENT_DURATION_BUCKETS))]
+        seconds = sum((row["took"] or timedelta(0) for row in mine), timedelta(0)).total_seconds()
+        duration.add_metric([channel], list(zip(bounds, [*cumulative, n_paid], strict=True)), seconds)
+    yield from (count, amount, created, succeeded, failed, duration)
 
 
-def _notifications() -> list[MetricFamily]:
-    received = MetricFamily(
-        "locker_notifications_received_total", "counter", "Gateway notifications stored in the inbox, by gateway."
+def _notifications() -> Iterator[Metric]:
+    received = CounterMetricFamily(
+        "locker_notifications_received", "Gateway notifications stored in the inbox, by gateway.", labels=["gateway"]
     )
-    failures = MetricFamily(
-        "locker_notification_verify_failures_total",
-        "counter",
+    applied = CounterMetricFamily(
+        "locker_notifications_applied",
+        "Inbox rows verified and applied (duplicates of an applied one not counted), by gateway.",
+        labels=["gateway"],
+    )
+    failures = CounterMetricFamily(
+        "locker_notification_verify_failures",
         "Inbox rows that were not verified (bad signature, certificate, timestamp, ids or amount; "
         "unconfigured gateway).",
+        labels=["gateway"],
     )
-    unapplied = MetricFamily(
-        "locker_notifications_unapplied", "gauge", "Verified notifications that could not be applied (error kept)."
+    unapplied = GaugeMetricFamily(
+        "locker_notifications_unapplied",
+        "Verified notifications that could not be applied (error kept).",
+        labels=["gateway"],
     )
     rows = {
         row["gateway"]: row
@@ -153,28 +164,22 @@ def _notifications() -> list[MetricFamily]:
         .values("gateway")
         .annotate(
             n=Count("id"),
+            applied=Count("id", filter=Q(verified=True, processed_at__isnull=False, duplicate=False)),
             unverified=Count("id", filter=Q(verified=False)),
             unapplied=Count("id", filter=Q(verified=True, processed_at__isnull=True) & ~Q(error="")),
         )
     }
     for gateway in sorted(set(GATEWAYS) | set(rows)):
         row = rows.get(gateway, {})
-        received.add(row.get("n", 0), gateway=gateway)
-        failures.add(row.get("unverified", 0), gateway=gateway)
-        unapplied.add(row.get("unapplied", 0), gateway=gateway)
-    return [received, failures, unapplied]
+        received.add_metric([gateway], row.get("n", 0))
+        applied.add_metric([gateway], row.get("applied", 0))
+        failures.add_metric([gateway], row.get("unverified", 0))
+        unapplied.add_metric([gateway], row.get("unapplied", 0))
+    yield from (received, applied, failures, unapplied)
 
 
-def _apply_lag(now: datetime) -> list[MetricFamily]:
+def _apply_lag(now: datetime) -> Iterator[Metric]:
     """Notify-to-apply lag of notifications applied (not duplicates) and received in the window."""
-    lag = MetricFamily(
-        "locker_notification_apply_lag_seconds",
-        "summary",
-        "Seconds from receiving a gateway notification to applying it, notifications received in the last 24 h.",
-    )
-    worst = MetricFamily(
-        "locker_notification_apply_lag_max_seconds", "gauge", "Longest notify-to-apply lag in the last 24 h."
-    )
     table = connection.ops.quote_name(GatewayNotification._meta.db_table)
     sql = f"""
         SELECT count(*), coalesce(sum(lag), 0)::float8, max(lag)::float8,
@@ -188,20 +193,30 @@ def _apply_lag(now: datetime) -> list[MetricFamily]:
     with connection.cursor() as cursor:
         cursor.execute(sql, [list(LAG_QUANTILES), now - LAG_WINDOW])
         count, total, longest, quantiles = cursor.fetchone()
-    for q, value in zip(LAG_QUANTILES, quantiles or [None] * len(LAG_QUANTILES), strict=True):
-        lag.add(value, quantile=str(q))
-    lag.add(total, "_sum")
-    lag.add(count, "_count")
-    worst.add(longest if longest is not None else 0)
-    return [lag, worst]
-
-
-def _orders(now: datetime) -> list[MetricFamily]:
-    stuck = MetricFamily(
-        "locker_orders_stuck", "gauge", "Orders still pending payment after expires_at (the expiry job is behind)."
+    lag = SummaryMetricFamily(
+        "locker_notification_apply_lag_seconds",
+        "Seconds from receiving a gateway notification to applying it, notifications received in the last 24 h.",
+        count_value=count,
+        sum_value=total,
     )
-    oldest = MetricFamily(
-        "locker_orders_stuck_oldest_seconds", "gauge", "Seconds since the oldest stuck order expired (0: none)."
+    for q, value in zip(LAG_QUANTILES, quantiles or [None] * len(LAG_QUANTILES), strict=True):
+        lag.add_sample(lag.name, {"quantile": str(q)}, float("nan") if value is None else value)
+    yield lag
+    yield GaugeMetricFamily(
+        "locker_notification_apply_lag_max_seconds",
+        "Longest notify-to-apply lag in the last 24 h.",
+        value=longest if longest is not None else 0,
+    )
+
+
+def _orders(now: datetime) -> Iterator[Metric]:
+    stuck = GaugeMetricFamily(
+        "locker_orders_stuck",
+        "Orders still pending payment after expires_at (the expiry job is behind).",
+        labels=["kind"],
+    )
+    oldest = GaugeMetricFamily(
+        "locker_orders_stuck_oldest_seconds", "Seconds since the oldest stuck order expired (0: none).", labels=["kind"]
     )
     rows = {
         row["kind"]: row
@@ -212,12 +227,12 @@ def _orders(now: datetime) -> list[MetricFamily]:
     }
     for kind in sorted(set(Order.Kind.values) | set(rows)):
         row = rows.get(kind)
-        stuck.add(row["n"] if row else 0, kind=kind)
-        oldest.add((now - row["first"]).total_seconds() if row else 0, kind=kind)
-    return [stuck, oldest]
+        stuck.add_metric([kind], row["n"] if row else 0)
+        oldest.add_metric([kind], (now - row["first"]).total_seconds() if row else 0)
+    yield from (stuck, oldest)
 
 
-def _refunds(now: datetime) -> list[MetricFamily]:
+def _refunds(now: datetime) -> Iterator[Metric]:
     hours = getattr(settings, "REFUND_STUCK_ALERT_HOURS", 24)
     limit = now - timedelta(hours=hours)
     S = Refund.Status
@@ -227,74 +242,121 @@ def _refunds(now: datetime) -> list[MetricFamily]:
         | Q(status=S.APPROVED, decided_at__lte=limit)
         | Q(status__in=(S.PROCESSING, S.ABNORMAL), submitted_at__lte=limit)
     )
-    open_ = MetricFamily(
+    open_ = GaugeMetricFamily(
         "locker_refunds_open",
-        "gauge",
         "Refunds not finished: requested (awaiting approval), approved, processing, abnormal.",
+        labels=["status"],
     )
-    amount = MetricFamily("locker_refunds_open_amount_fen", "gauge", "Sum of open refund amounts (fen) by status.")
-    overdue = MetricFamily(
+    amount = GaugeMetricFamily(
+        "locker_refunds_open_amount_fen", "Sum of open refund amounts (fen) by status.", labels=["status"]
+    )
+    overdue = GaugeMetricFamily(
         "locker_refunds_overdue",
-        "gauge",
         f"Open refunds in the same stage for more than REFUND_STUCK_ALERT_HOURS ({hours} h).",
+        labels=["status"],
     )
-    rows = {
-        row["status"]: row
-        for row in Refund.objects.order_by()
-        .filter(status__in=OPEN_REFUND_STATUSES)
-        .values("status")
-        .annotate(n=Count("id"), fen=Sum("amount_fen"), late=Count("id", filter=overdue_q))
-    }
+    requested = CounterMetricFamily(
+        "locker_refunds_requested", "Refunds asked for (rows created), by payment channel.", labels=["channel"]
+    )
+    requested_fen = CounterMetricFamily(
+        "locker_refunds_requested_amount_fen",
+        "Sum of refund amounts asked for (fen), by payment channel.",
+        labels=["channel"],
+    )
+    succeeded = CounterMetricFamily(
+        "locker_refunds_succeeded",
+        "Refunds paid back (a success time recorded), by payment channel.",
+        labels=["channel"],
+    )
+    rows = list(
+        Refund.objects.order_by()
+        .values("status", channel=F("payment__channel"))
+        .annotate(
+            n=Count("id"),
+            fen=Sum("amount_fen"),
+            late=Count("id", filter=overdue_q),
+            done=Count("id", filter=Q(succeeded_at__isnull=False)),
+        )
+    )
     for status in OPEN_REFUND_STATUSES:
-        row = rows.get(status, {})
-        open_.add(row.get("n", 0), status=status)
-        amount.add(row.get("fen") or 0, status=status)
-        overdue.add(row.get("late", 0), status=status)
-    return [open_, amount, overdue]
+        mine = [row for row in rows if row["status"] == status]
+        open_.add_metric([status], sum(row["n"] for row in mine))
+        amount.add_metric([status], sum(row["fen"] or 0 for row in mine))
+        overdue.add_metric([status], sum(row["late"] for row in mine))
+    for channel in sorted(set(Channel.values) | {row["channel"] for row in rows}):
+        mine = [row for row in rows if row["channel"] == channel]
+        requested.add_metric([channel], sum(row["n"] for row in mine))
+        requested_fen.add_metric([channel], sum(row["fen"] or 0 for row in mine))
+        succeeded.add_metric([channel], sum(row["done"] for row in mine))
+    yield from (open_, amount, overdue, requested, requested_fen, succeeded)
 
 
-def _model_or_none(app_label: str, model_name: str) -> Any:
+def _model_or_none(app_label: str, model_name: str):
     try:
         return apps.get_model(app_label, model_name)
     except LookupError:
         return None
 
 
-def _discrepancies() -> list[MetricFamily]:
+def _discrepancies() -> Iterator[Metric]:
     """Bill reconciliation discrepancies; nothing until the model and its table exist."""
-    family = MetricFamily(
+    family = GaugeMetricFamily(
         "locker_reconciliation_discrepancies",
-        "gauge",
         "Differences between the gateways' bills and our records, by gateway, kind and status.",
+        labels=["gateway", "kind", "status"],
     )
     model = _model_or_none("refunds", "BillDiscrepancy")
-    if model is None:
-        return [family]
-    try:
-        with transaction.atomic():  # a savepoint: a missing table must not break the caller's transaction
-            rows = list(model.objects.order_by().values("gateway", "kind", "status").annotate(n=Count("pk")))
-    except (DatabaseError, FieldError) as exc:
-        logger.warning("metrics: bill discrepancies unavailable: %s", exc)
-        return [family]
+    rows: list[dict] = []
+    if model is not None:
+        try:
+            with transaction.atomic():  # a savepoint: a missing table must not break the caller's transaction
+                rows = list(model.objects.order_by().values("gateway", "kind", "status").annotate(n=Count("pk")))
+        except (DatabaseError, FieldError) as exc:
+            logger.warning("metrics: bill discrepancies unavailable: %s", exc)
     for row in sorted(rows, key=lambda r: (str(r["gateway"]), str(r["kind"]), str(r["status"]))):
-        family.add(row["n"], gateway=str(row["gateway"]), kind=str(row["kind"]), status=str(row["status"]))
-    return [family]
+        family.add_metric([str(row["gateway"]), str(row["kind"]), str(row["status"])], row["n"])
+    yield family
 
 
-def collect(now: datetime | None = None) -> list[MetricFamily]:
-    started = time.monotonic()
-    now = now or timezone.now()
-    families = [
-        *_payments(),
-        *_notifications(),
-        *_apply_lag(now),
-        *_orders(now),
-        *_refunds(now),
-        *_discrepancies(),
-    ]
-    duration = MetricFamily("locker_metrics_scrape_duration_seconds", "gauge", "Time taken to compute these metrics.")
-    duration.add(round(time.monotonic() - started, 6))
-    return [*families, duration]
+class BusinessCollector(Collector):
+    """The ``locker_*`` families, computed from the database on every ``collect()`` (one scrape)."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now
+
+    def collect(self) -> Iterator[Metric]:
+        started = time.monotonic()
+        now = self.now or timezone.now()
+        yield from _payments()
+        yield from _notifications()
+        yield from _apply_lag(now)
+        yield from _orders(now)
+        yield from _refunds(now)
+        yield from _discrepancies()
+        yield GaugeMetricFamily(
+            "locker_metrics_scrape_duration_seconds",
+            "Time taken to compute the locker_* metrics.",
+            value=round(time.monotonic() - started, 6),
+        )
+
+
+class _ProcessCollector(Collector):
+    """This process's own registry (django-prometheus, process and Python metrics), outside gunicorn."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from REGISTRY.collect()
+
+
+def scrape_registry(now: datetime | None = None) -> CollectorRegistry:
+    """A registry for one scrape: the business collector plus the request / DB metrics of every
+    gunicorn worker (``PROMETHEUS_MULTIPROC_DIR``) or of this process."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BusinessCollector(now))
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(_ProcessCollector())
+    return registry
 
 
 # --- The view ---------------------------------------------------------------------------------------
@@ -318,6 +380,8 @@ def metrics_allowed(request: HttpRequest) -> bool:
 @never_cache
 @require_GET
 def metrics_view(request: HttpRequest) -> HttpResponse:
+    """The exposition format the scraper asks for (``Accept``: Prometheus text or OpenMetrics)."""
     if not metrics_allowed(request):
         return HttpResponse("forbidden\n", status=403, content_type="text/plain; charset=utf-8")
-    return HttpResponse(render(collect()), content_type=CONTENT_TYPE)
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return HttpResponse(encoder(scrape_registry()), content_type=content_type)

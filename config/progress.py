@@ -1,37 +1,67 @@
-"""A dependency-free progress bar for management commands: a redrawn line on a terminal,
-plain log lines otherwise (cron, CI, pipes)."""
+"""Progress of the management commands: tqdm's bar on a terminal (rate, elapsed time, ETA, redrawn in
+place to the terminal's width), plain log lines otherwise (cron, CI, pipes)."""
 
 from __future__ import annotations
 
-import shutil
+import sys
 from datetime import datetime
 from typing import TextIO
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from tqdm import tqdm
 
-WIDTH = 30
+
+def terminal(out: OutputWrapper | TextIO) -> tuple[TextIO, bool]:
+    """The stream under a command's ``self.stdout`` (tqdm redraws with ``\\r``, which Django's wrapper would
+    end with a newline) and whether it is a terminal."""
+    stream = getattr(out, "_out", out) or sys.stdout
+    return stream, bool(getattr(stream, "isatty", lambda: False)())
+
+
+class Bars:
+    """One tqdm bar per step (``key``) on a terminal, each kept on its own line when the next begins."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.key: str | None = None
+        self.bar: tqdm | None = None
+
+    def show(self, key: str, done: int, total: int) -> None:
+        if key != self.key:
+            self.close()
+            self.key = key
+            self.bar = tqdm(desc=key, total=total, file=self.out, ascii=True, dynamic_ncols=True, mininterval=0.1)
+        assert self.bar is not None
+        if self.bar.total != total:
+            self.bar.total = total
+        self.bar.n = done  # absolute counts: the jobs report how far they are, not how much they added
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.bar, self.key = None, None
 
 
 class ProgressBar:
+    """``progress(done)`` for a job of ``total`` items: a bar on a terminal, ``label: done/total`` lines
+    otherwise."""
+
     def __init__(self, out: TextIO, *, label: str, total: int, tty: bool) -> None:
         self.out, self.label, self.total, self.tty = out, label, max(total, 0), tty
+        self.bars = Bars(out)
 
     def __call__(self, done: int) -> None:
-        if not self.tty:
-            self.out.write(f"{self.label}: {done}/{self.total}\n")
+        if self.tty:
+            self.bars.show(self.label, done, max(self.total, done))
         else:
-            total = max(self.total, done, 1)
-            filled = int(WIDTH * done / total)
-            line = f"{self.label} [{'#' * filled}{'-' * (WIDTH - filled)}] {done}/{self.total}"
-            self.out.write("\r" + line[: shutil.get_terminal_size((80, 20)).columns - 1])
-        self.out.flush()
+            self.out.write(f"{self.label}: {done}/{self.total}\n")
+            self.out.flush()
 
     def close(self) -> None:
-        if self.tty:
-            self.out.write("\n")
-            self.out.flush()
+        self.bars.close()
 
 
 class ReconcileCommand(BaseCommand):
@@ -54,7 +84,10 @@ class ReconcileCommand(BaseCommand):
         moment = parse_datetime(now) if now else timezone.now()
         if moment is None:
             raise CommandError("--now must be an ISO date-time, e.g. 2026-01-01T10:00:00+08:00")
-        bar = ProgressBar(self.stdout, label=self.label, total=self.due(moment).count(), tty=self.stdout.isatty())
-        result = self.job(now=moment, size=batch_size, progress=bar)
-        bar.close()
+        out, tty = terminal(self.stdout)
+        bar = ProgressBar(out, label=self.label, total=self.due(moment).count(), tty=tty)
+        try:
+            result = self.job(now=moment, size=batch_size, progress=bar)
+        finally:
+            bar.close()
         self.stdout.write(" ".join(f"{k}={v}" for k, v in result.items()))

@@ -14,6 +14,8 @@ import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
+from config.logging import configure_structlog
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"  # git-ignored: database files, sandbox keys, broker folders
 
@@ -53,6 +55,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "django_prometheus",
+    "rest_framework_simplejwt.token_blacklist",
     "lockers",
     "wallets",
     "orders",
@@ -61,6 +65,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # request counts and latencies by view and status for /metrics (config/metrics.py): first and last
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.RejectNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -70,6 +76,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -105,6 +112,9 @@ else:
             "OPTIONS_EMBEDDED_DIR": str(EMBEDDED_PG_DIR),
         }
     }
+# django-prometheus counts queries, errors and their durations (django_db_*); the embedded engine does too
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DB_CONN_HEALTH_CHECKS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -165,7 +175,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", default="") or SECRET_KEY
-JWT_TTL = timedelta(seconds=env.int("JWT_TTL_SECONDS", default=24 * 3600))
+# djangorestframework-simplejwt (config/jwt_auth.py): a short-lived access token and a refresh token
+# that is rotated on every use; the used one is blacklisted (log out and reuse detection revoke)
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env.int("JWT_ACCESS_TTL_SECONDS", default=15 * 60)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env.int("JWT_REFRESH_TTL_SECONDS", default=30 * 24 * 3600)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": JWT_SIGNING_KEY,
+    "ISSUER": "locker-payments",
+    "AUDIENCE": "locker-payments-api",
+    "LEEWAY": 5,
+    "USER_ID_CLAIM": "sub",  # RFC 7519's subject claim
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "TOKEN_TYPE_CLAIM": "token_type",
+    "UPDATE_LAST_LOGIN": False,
+}
 WECHAT_MINI_APPID = env.str("WECHAT_MINI_APPID", default="")
 WECHAT_MINI_SECRET = env.str("WECHAT_MINI_SECRET", default="")
 WECHAT_CODE2SESSION_URL = env.str("WECHAT_CODE2SESSION_URL", default="https://api.weixin.qq.com/sns/jscode2session")
@@ -344,6 +370,7 @@ if PRODUCTION:
 # /metrics (config/metrics.py): with a token, scrapers send `Authorization: Bearer <token>`;
 # without one, only unproxied requests from loopback are answered
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+PROMETHEUS_EXPORT_MIGRATIONS = False  # django-prometheus would query the database at every start
 
 # --- Logging: one JSON object per line (LOG_FORMAT=json, the production default) or plain text;
 # every line carries the payment_no / refund_no / order_no / event_id bound with
@@ -354,13 +381,12 @@ if LOG_FORMAT not in ("json", "plain"):
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"log_context": {"()": "config.logging.ContextFilter"}},
     "formatters": {
         "plain": {"()": "config.logging.PlainFormatter"},
         "json": {"()": "config.logging.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["log_context"]},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
@@ -369,4 +395,5 @@ LOGGING = {
         "django": {"handlers": [], "level": "INFO", "propagate": True},
     },
 }
+configure_structlog()  # structlog.get_logger() writes through the handler above
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers keep the LOGGING above instead of Celery's text format

@@ -7,9 +7,10 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config import token_admin
 from config.admin import INDEX_TITLE, SITE_HEADER, SITE_TITLE
 from config.api import ApiDocsPermission
-from config.auth import PasswordLoginView, WeChatLoginView
+from config.auth import LogoutView, PasswordLoginView, TokenRefreshView, WeChatLoginView
 from config.metrics import metrics_view
 from config.throttling import throttle_page
 from lockers.api import CabinetList, CompartmentList, QuoteView
@@ -32,6 +33,8 @@ def healthz(request):
 api_v1 = [
     path("auth/wechat/login", WeChatLoginView.as_view(), name="auth-wechat-login"),
     path("auth/token", PasswordLoginView.as_view(), name="auth-token"),
+    path("auth/token/refresh", TokenRefreshView.as_view(), name="auth-token-refresh"),
+    path("auth/logout", LogoutView.as_view(), name="auth-logout"),
     path("lockers/cabinets/", CabinetList.as_view(), name="cabinet-list"),
     path("lockers/cabinets/<int:cabinet_id>/compartments/", CompartmentList.as_view(), name="compartment-list"),
     path("lockers/quote/", QuoteView.as_view(), name="quote"),
@@ -52,6 +55,7 @@ api_v1 = [
     path("refunds/<str:refund_no>/", RefundDetail.as_view(), name="refund-detail"),
 ]
 
+token_admin.install(admin.site)
 admin.site.site_header = SITE_HEADER
 admin.site.site_title = SITE_TITLE
 admin.site.index_title = INDEX_TITLE

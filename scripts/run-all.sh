@@ -50,9 +50,8 @@ start() {  # name, command...
 if [ "${SANDBOX_ENABLED:-true}" != "false" ] && [ -f sandbox/__main__.py ]; then
     start sandbox "$BIN/python" -m sandbox --host 127.0.0.1 --port "$SANDBOX_PORT" --data-dir var/sandbox
 fi
-# --no-control-socket: gunicorn's default socket is one per user (~/.gunicorn), shared by checkouts
-start web "$BIN/gunicorn" config.wsgi --bind "$WEB_ADDR" --workers "${WEB_WORKERS:-2}" --threads 4 \
-    --access-logfile - --timeout 30 --no-control-socket
+start web "$BIN/gunicorn" -c python:config.gunicorn config.wsgi --bind "$WEB_ADDR" --workers "${WEB_WORKERS:-2}" --threads 4 \
+    --access-logfile - --timeout 30
 start worker "$BIN/celery" -A config worker --loglevel INFO --concurrency "${WORKER_CONCURRENCY:-2}"
 start beat "$BIN/celery" -A config beat --loglevel INFO \
     --scheduler django_celery_beat.schedulers:DatabaseScheduler --pidfile var/celerybeat.pid

@@ -1,8 +1,9 @@
-"""Django's PostgreSQL backend, pointed at the embedded server (started on first connection)."""
+"""Django's PostgreSQL backend (with django-prometheus's query metrics), pointed at the embedded
+server (started on first connection)."""
 
 from pathlib import Path
 
-from django.db.backends.postgresql import base
+from django_prometheus.db.backends.postgresql import base
 
 from config.embedded_pg import ensure_database, ensure_server
 

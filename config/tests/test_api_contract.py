@@ -213,7 +213,19 @@ def test_the_openapi_document_describes_what_the_api_answers(api):
         assert set(page["required"]) == {"count", "results"} and page["properties"]["results"]["type"] == "array"
     # the logins answer tokens, and take input serializers
     login = paths["/api/v1/auth/wechat/login"]["post"]
-    assert set(components[ref(login["responses"]["200"]["content"])]["required"]) == {"token", "openid"}
+    assert set(components[ref(login["responses"]["200"]["content"])]["required"]) == {
+        "token",
+        "refresh",
+        "expires_in",
+        "openid",
+    }
+    refreshed = paths["/api/v1/auth/token/refresh"]["post"]
+    assert set(components[ref(refreshed["responses"]["200"]["content"])]["required"]) == {
+        "token",
+        "refresh",
+        "expires_in",
+    }
+    assert set(paths["/api/v1/auth/logout"]["post"]["responses"]) == {"204", "400", "401", "415", "429"}
     code = components[ref(login["requestBody"]["content"])]["properties"]["code"]
     assert code["type"] == "string"
     # no request body is an output serializer, and every request object is closed

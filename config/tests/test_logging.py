@@ -1,4 +1,5 @@
-"""JSON logs: one object per line, with the context the code bound, in its own thread only."""
+"""JSON logs (structlog): one object per line, with the context the code bound, in its own thread only, secrets
+redacted; the same for structlog's own loggers."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from config.logging import (
-    ContextFilter,
     JsonFormatter,
     PlainFormatter,
     bind_log_context,
@@ -30,10 +31,9 @@ BASE_DIR = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def captured() -> Iterator[tuple[logging.Logger, io.StringIO]]:
-    """A logger wired like settings.LOGGING's console handler (context filter + JSON formatter)."""
+    """A logger wired like settings.LOGGING's console handler (the JSON formatter)."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.addFilter(ContextFilter())
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger("config.tests.json")
     logger.addHandler(handler)
@@ -169,14 +169,61 @@ def test_extra_fields_are_written_and_secrets_are_not(captured):
     assert entry["time"] != "x"
 
 
+def test_another_handler_formatting_first_adds_nothing(captured):
+    """pytest's capture, or a second handler, formats the record first: its message and asctime are not extras."""
+    logger, stream = captured
+    first = logging.StreamHandler(io.StringIO())
+    first.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logger.handlers.insert(0, first)
+    try:
+        logger.info("twice")
+    finally:
+        logger.removeHandler(first)
+
+    [entry] = lines(stream)
+    assert entry["message"] == "twice"
+    assert "ctx_message" not in entry and "asctime" not in entry
+
+
 def test_plain_format_shows_the_context():
     record = logging.LogRecord("payments", logging.INFO, __file__, 1, "applied", None, None)
     with log_context(payment_no="PY1", order_no="LK1"):
-        ContextFilter().filter(record)
-
-    text = PlainFormatter().format(record)
+        text = PlainFormatter().format(record)
 
     assert text.endswith("INFO payments applied [payment_no=PY1 order_no=LK1]")
+
+
+def test_plain_format_redacts_and_keeps_a_traceback_below():
+    try:
+        raise ValueError("bad")
+    except ValueError:
+        record = logging.LogRecord("payments", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
+    with log_context(payment_no="PY1", wechat_pay_api_v3_key="k" * 32):
+        text = PlainFormatter().format(record)
+
+    first, *below = text.splitlines()
+    assert " ERROR payments failed [" in first and first.endswith("]")
+    assert {"payment_no=PY1", "wechat_pay_api_v3_key=[redacted]"} == set(first.split(" [", 1)[1][:-1].split(" "))
+    assert below[0].startswith("Traceback") and below[-1] == "ValueError: bad"
+    assert "k" * 32 not in text
+
+
+def test_structlog_loggers_carry_the_context_and_redact_secrets(captured):
+    """structlog's own loggers write through the same handler: context, keywords, redaction."""
+    _, stream = captured
+    logger = structlog.get_logger("config.tests.json")
+
+    with log_context(refund_no="RF7"):
+        logger.warning("gateway answered", gateway="alipay", private_key="-----BEGIN", sign="abc", amount_fen=300)
+
+    raw = stream.getvalue()
+    [entry] = lines(stream)
+    assert entry["message"] == "gateway answered" and entry["level"] == "WARNING"
+    assert entry["logger"] == "config.tests.json" and entry["refund_no"] == "RF7"
+    assert entry["gateway"] == "alipay" and entry["amount_fen"] == 300
+    assert entry["private_key"] == entry["sign"] == "[redacted]"
+    assert "-----BEGIN" not in raw and "abc" not in raw
+    assert list(entry)[:4] == ["time", "level", "logger", "message"]
 
 
 def test_celery_tasks_run_with_task_id_bound(captured):

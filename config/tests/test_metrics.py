@@ -1,4 +1,5 @@
-"""/metrics: Prometheus text format computed from the database, and who may read it."""
+"""/metrics: the business metrics computed from the database, django-prometheus's request metrics, the
+Prometheus text format (parsed here by our own strict parser and by prometheus_client's), and who may read it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from itertools import count
 import pytest
 from django.db import connection
 from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
 
 from config import metrics
 from config.tests.factories import UserFactory
@@ -71,8 +73,10 @@ def value(samples: dict, name: str, **labels: str) -> float:
 def scrape(client, **extra) -> tuple[dict[str, str], dict]:
     response = client.get("/metrics", **extra)
     assert response.status_code == 200, response.content
-    assert response["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
-    return parse(response.content.decode())
+    assert response["Content-Type"].startswith("text/plain; version=")
+    text = response.content.decode()
+    list(text_string_to_metric_families(text))  # prometheus_client's own parser reads it too
+    return parse(text)
 
 
 # --- Data ------------------------------------------------------------------------------------------
@@ -128,17 +132,16 @@ def test_empty_database_gives_every_family_with_zeros(client):
     assert value(samples, "locker_orders_stuck", kind="locker_rental") == 0
 
 
-def test_render_escapes_labels_and_help():
-    family = metrics.MetricFamily("x_total", "counter", 'a\\b\nc "q"')
-    family.add(3, gateway='we"ird\\\n')
-    family.add(1.5, gateway="ok")
+def test_labels_and_help_are_escaped(client, settings):
+    """A label value with a quote, a backslash and a newline stays one sample on one line."""
+    settings.REFUND_STUCK_ALERT_HOURS = 24
+    GatewayNotification.objects.create(gateway='we"ird\\\n', body=b"{}", verified=False)
 
-    text = metrics.render([family])
+    text = client.get("/metrics").content.decode()
 
-    assert text.splitlines()[0] == '# HELP x_total a\\\\b\\nc "q"'
-    assert 'x_total{gateway="we\\"ird\\\\\\n"} 3' in text.splitlines()
+    assert 'locker_notification_verify_failures_total{gateway="we\\"ird\\\\\\n"} 1.0' in text.splitlines()
     _, samples = parse(text)
-    assert value(samples, "x_total", gateway="ok") == 1.5
+    assert value(samples, "locker_notification_verify_failures_total", gateway='we\\"ird\\\\\\n') == 1
 
 
 def test_parser_rejects_malformed_text():
@@ -334,3 +337,74 @@ def test_a_user_session_does_not_open_it(client, settings):
 
 def test_only_get(client):
     assert client.post("/metrics").status_code == 405
+
+
+# --- Seed 001's key metrics ------------------------------------------------------------------------
+def test_payment_success_failure_and_duration(client):
+    """Payment success rate and average payment time: counters and a histogram, by channel."""
+    from payments.models import PaymentEvent
+
+    for took in (3, 45, 400):
+        row = payment(channel=Channel.WECHAT_NATIVE, status=Payment.Status.SUCCEEDED)
+        Payment.objects.filter(pk=row.pk).update(paid_at=row.created_at + timedelta(seconds=took))
+    payment(channel=Channel.WECHAT_NATIVE, status=Payment.Status.PENDING)
+    lost = payment(channel=Channel.ALIPAY_PAGE, status=Payment.Status.FAILED)
+    PaymentEvent.objects.create(payment=lost, action="failed", from_status="pending", to_status="failed", actor="t")
+
+    _, samples = scrape(client)
+
+    assert value(samples, "locker_payments_created_total", channel="wechat_native") == 4
+    assert value(samples, "locker_payments_succeeded_total", channel="wechat_native") == 3
+    assert value(samples, "locker_payments_failed_total", channel="alipay_page") == 1
+    assert value(samples, "locker_payments_failed_total", channel="wechat_native") == 0
+    name = "locker_payment_duration_seconds"
+    assert value(samples, f"{name}_bucket", channel="wechat_native", le="5.0") == 1
+    assert value(samples, f"{name}_bucket", channel="wechat_native", le="60.0") == 2
+    assert value(samples, f"{name}_bucket", channel="wechat_native", le="300.0") == 2
+    assert value(samples, f"{name}_bucket", channel="wechat_native", le="600.0") == 3
+    assert value(samples, f"{name}_bucket", channel="wechat_native", le="+Inf") == 3
+    assert value(samples, f"{name}_count", channel="wechat_native") == 3
+    assert value(samples, f"{name}_sum", channel="wechat_native") == pytest.approx(448, abs=0.01)
+    assert value(samples, f"{name}_count", channel="wallet") == 0
+
+
+def test_refund_rate_and_webhook_delivery(client):
+    """Refund rate (refunds asked for per payment) and webhook delivery success (applied per received)."""
+    refund(status=Refund.Status.REQUESTED, age=timedelta(hours=1), amount_fen=300)
+    done = refund(status=Refund.Status.SUCCEEDED, age=timedelta(hours=1), amount_fen=200)
+    Refund.objects.filter(pk=done.pk).update(succeeded_at=timezone.now())
+    notification(gateway="wechat", lag=1.0)
+    notification(gateway="wechat", lag=1.0, duplicate=True)
+    notification(gateway="wechat", verified=False, error="signature_invalid")
+
+    _, samples = scrape(client)
+
+    assert value(samples, "locker_refunds_requested_total", channel="wechat_jsapi") == 2
+    assert value(samples, "locker_refunds_requested_amount_fen_total", channel="wechat_jsapi") == 500
+    assert value(samples, "locker_refunds_succeeded_total", channel="wechat_jsapi") == 1
+    assert value(samples, "locker_refunds_requested_total", channel="wallet") == 0
+    assert value(samples, "locker_notifications_received_total", gateway="wechat") == 3
+    assert value(samples, "locker_notifications_applied_total", gateway="wechat") == 1
+
+
+def test_request_and_database_metrics_from_django_prometheus(client, user_api):
+    """API error rate: requests and responses by view, method and status; database queries."""
+    assert user_api.get("/api/v1/orders/").status_code == 200
+    assert user_api.get("/api/v1/orders/NOPE/").status_code == 404
+
+    types, samples = scrape(client)
+
+    responses = "django_http_responses_total_by_status_view_method_total"
+    assert types[responses] == "counter"
+    by_status = {dict(labels)["status"] for name, labels in samples if name == responses}
+    assert {"200", "404"} <= by_status
+    assert types["django_http_requests_latency_seconds_by_view_method"] == "histogram"
+    assert sum(v for (name, _), v in samples.items() if name == "django_db_execute_total") > 0
+
+
+def test_openmetrics_when_the_scraper_asks_for_it(client):
+    response = client.get("/metrics", HTTP_ACCEPT="application/openmetrics-text; version=1.0.0")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/openmetrics-text")
+    assert response.content.decode().endswith("# EOF\n")

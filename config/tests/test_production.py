@@ -132,9 +132,23 @@ def command(service: dict) -> str:
 def test_compose_has_the_services(compose):
     services = compose["services"]
 
-    assert set(services) == {"postgres", "redis", "migrate", "web", "worker", "beat", "sandbox"}
+    assert set(services) == {
+        "postgres",
+        "redis",
+        "migrate",
+        "web",
+        "worker",
+        "beat",
+        "sandbox",
+        "prometheus",
+        "grafana",
+    }
     assert services["sandbox"]["profiles"] == ["sandbox"]
-    assert [name for name, s in services.items() if "profiles" in s] == ["sandbox"]
+    assert {name: s["profiles"] for name, s in services.items() if "profiles" in s} == {
+        "sandbox": ["sandbox"],
+        "prometheus": ["monitoring"],
+        "grafana": ["monitoring"],
+    }
     assert services["postgres"]["image"].startswith("postgres:")
     assert services["redis"]["image"].startswith("redis:")
     for name in ("postgres", "redis"):
@@ -145,7 +159,10 @@ def test_compose_has_the_services(compose):
 def test_compose_commands(compose):
     services = compose["services"]
 
-    assert command(services["web"]).startswith("gunicorn config.wsgi --bind=0.0.0.0:8000")
+    # gunicorn's settings (config/gunicorn.py): every worker's request metrics in one /metrics answer
+    assert command(services["web"]).startswith("gunicorn -c python:config.gunicorn config.wsgi --bind=0.0.0.0:8000")
+    assert (BASE_DIR / "config" / "gunicorn.py").exists()
+    assert '"-c", "python:config.gunicorn", "config.wsgi"' in (BASE_DIR / "Dockerfile").read_text()
     assert command(services["worker"]).startswith("celery -A config --quiet worker")
     beat = command(services["beat"])
     assert beat.startswith("celery -A config --quiet beat")

@@ -3,6 +3,7 @@ the gateways' bills downloaded by the real adapters, every discrepancy kind clas
 
 import datetime as dt
 import hashlib
+import re
 import time
 from io import StringIO
 
@@ -312,7 +313,10 @@ def test_command_draws_a_progress_bar_on_a_terminal(user_api, gateways):
     out = _Terminal()
     call_command("reconcile_bill", "--date", str(day), "--gateway", "wechat", stdout=out)
     text = out.getvalue()
-    assert "\r" in text and "[" + "#" * 30 + "]" in text and f"wechat {day}: done" in text
+    assert "\r" in text and f"wechat {day}: done" in text
+    # tqdm's bar per phase, redrawn in place, each ending full with its count, rate and elapsed time
+    assert re.search(r"\rwechat theirs: 100%\|#+\| (\d+)/\1 \[\d\d:\d\d<00:00, +[0-9.?]+it/s\]", text), text
+    assert re.search(r"\rwechat ours: 100%\|#+\| (\d+)/\1 ", text), text
 
 
 class Crash(BaseException):

@@ -8,50 +8,35 @@ Exits non-zero when a gateway's run failed.
 
 from __future__ import annotations
 
-import shutil
-import sys
 from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from config.progress import Bars, terminal
 from refunds.bills import BILL_GATEWAYS, Progress, bill_reconcile, yesterday
 
-BAR_WIDTH = 30
 
-
-class _Bar:
-    """A one-line ``\\r`` progress bar (no dependency) on a TTY; plain log lines otherwise."""
+class _Progress:
+    """A tqdm bar per gateway and phase on a terminal (``config.progress``); plain lines otherwise."""
 
     def __init__(self, out, *, tty: bool) -> None:
         self.out = out
         self.tty = tty
-        self.last: tuple[str, str] | None = None
+        self.bars = Bars(out)
 
     def __call__(self, p: Progress) -> None:
-        if not self.tty:
-            if p.phase == "download" and p.done == 0:
-                self.out.write(f"{p.gateway} {p.bill_date}: downloading the bill\n")
-            elif p.phase in ("theirs", "ours"):
-                self.out.write(f"{p.gateway} {p.bill_date}: {p.phase} {p.done}/{p.total}\n")
-            self.out.flush()
+        if self.tty:
+            self.bars.show(f"{p.gateway} {p.phase}", min(p.done, p.total), p.total)
             return
-        key = (p.gateway, p.phase)
-        if self.last and self.last[0] != p.gateway:
-            self.out.write("\n")
-        self.last = key
-        total = max(p.total, 1)
-        filled = int(BAR_WIDTH * min(p.done, total) / total)
-        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-        line = f"{p.gateway:<7} {p.phase:<8} [{bar}] {p.done}/{p.total}"
-        width = shutil.get_terminal_size((80, 20)).columns
-        self.out.write("\r" + line[: width - 1].ljust(min(width - 1, len(line))))
+        if p.phase == "download" and p.done == 0:
+            self.out.write(f"{p.gateway} {p.bill_date}: downloading the bill\n")
+        elif p.phase in ("theirs", "ours"):
+            self.out.write(f"{p.gateway} {p.bill_date}: {p.phase} {p.done}/{p.total}\n")
         self.out.flush()
 
     def close(self) -> None:
-        if self.tty and self.last:
-            self.out.write("\n")
-            self.out.flush()
+        self.bars.close()
 
 
 class Command(BaseCommand):
@@ -70,8 +55,8 @@ class Command(BaseCommand):
             day = date.fromisoformat(bill_date) if bill_date else yesterday(now)
         except ValueError as exc:
             raise CommandError(f"--date must be YYYY-MM-DD: {exc}") from exc
-        out = self.stdout._out if hasattr(self.stdout, "_out") else sys.stdout
-        bar = _Bar(out, tty=bool(getattr(out, "isatty", lambda: False)()))
+        out, tty = terminal(self.stdout)
+        bar = _Progress(out, tty=tty)
         try:
             runs = bill_reconcile(
                 bill_date=day, now=now, gateways=gateway, force=not no_force, worker="manage.py", progress=bar

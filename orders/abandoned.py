@@ -27,8 +27,8 @@ from config.errors import Conflict, DomainError, ValidationFailed
 from lockers import services as lockers
 from lockers.models import Compartment, DoorPurpose
 from orders.models import Order
-from orders.overtime import OvertimeCollection, overtime_collection, overtime_order_for_rental
-from orders.services import order_event, order_transition
+from orders.overtime import PAY_SCORE_BILLING, overtime_order_for_rental
+from orders.services import bill_after_use, order_event, order_transition
 
 logger = logging.getLogger(__name__)
 Status = Order.Status
@@ -78,14 +78,15 @@ def rentals_abandon_overdue(*, now: datetime | None = None, batch: int = 200) ->
                 reason=f"overdue by more than {int(settings.ABANDONED_AFTER.total_seconds())} s",
                 data={"overdue_seconds": overdue, "rental_ends_at": rental.rental_ends_at.isoformat()},
             )
+            bill_after_use(rental)  # paid after use: its service order bills the time up to now
             abandoned.append(rental.order_no)
     owed = []
-    unrecorded = Order.objects.filter(
-        kind=Order.Kind.LOCKER_RENTAL, status=Status.ABANDONED, overtime_orders__isnull=True
-    ).select_related("compartment")[:batch]
+    unrecorded = (
+        Order.objects.filter(kind=Order.Kind.LOCKER_RENTAL, status=Status.ABANDONED, overtime_orders__isnull=True)
+        .exclude(service_orders__status__in=PAY_SCORE_BILLING)  # billed by their service order
+        .select_related("compartment")[:batch]
+    )
     for rental in unrecorded:
-        if overtime_collection(rental) != OvertimeCollection.CUSTOMER:
-            continue  # Pay Score (part 4) completes its service order with the overtime: no order to pay here
         overtime = overtime_order_for_rental(rental_id=rental.pk, actor=JOB, now=now, owed=True)
         owed.append(overtime.order_no)
     if abandoned:

@@ -71,10 +71,18 @@ class OvertimeCollection(models.TextChoices):
     PAY_SCORE = "pay_score", "completed with the rental's WeChat Pay Score service order (issue 15 part 4)"
 
 
+# a rental with a service order in one of these (payments.ServiceOrder.Status) is billed by it for the time used
+PAY_SCORE_BILLING = ("confirmed", "completed", "paid")
+
+
 def overtime_collection(rental: Order) -> OvertimeCollection:
-    """How the owed overtime of ``rental`` is collected. Every rental paid up front leaves it to the customer
-    (and finance sees the unpaid order). Part 4 (Pay Score, pay after use) returns ``PAY_SCORE`` here for a
-    rental started with a Pay Score service order, and completes that order with the overtime included."""
+    """How the overtime of ``rental`` is collected. A rental paid up front leaves it to the customer (an
+    overtime order; finance sees it unpaid). A rental paid after use (a WeChat Pay Score service order that
+    bills or billed it) is never asked for an overtime order: its service order is completed with the whole
+    time used (``lockers.pricing.price_after_use``, capped by the risk fund), so charging overtime apart
+    would charge those hours twice."""
+    if rental.service_orders.filter(status__in=PAY_SCORE_BILLING).exists():
+        return OvertimeCollection.PAY_SCORE
     return OvertimeCollection.CUSTOMER
 
 

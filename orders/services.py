@@ -192,9 +192,10 @@ def order_start_after_use(
     return order
 
 
-def _bill_after_use(order: Order) -> None:
-    """A rental paid after use is billed for the time used once it completes: the payments app's task, sent
-    by name after commit (payments imports orders, not the other way); reconciliation heals a lost send."""
+def bill_after_use(order: Order) -> None:
+    """A rental paid after use is billed for the time used once it completes or is abandoned: the payments
+    app's task, sent by name after commit (payments imports orders, not the other way); reconciliation
+    heals a lost send."""
     if order.service_orders.filter(status="confirmed").exists():
         task = current_app.tasks["payments.payscore_bill_order"]
         transaction.on_commit(lambda: task.delay(order.pk), robust=True)
@@ -258,7 +259,7 @@ def order_complete(
         order_transition(order, to=Status.COMPLETED, actor=actor, action="complete", reason=reason, data=data)
         lockers.pickup_code_use(reference=order.order_no, actor=actor, reason=reason)
         _release_compartment(order, actor=actor, reason=reason)
-        _bill_after_use(order)
+        bill_after_use(order)
     return order
 
 
@@ -326,7 +327,10 @@ def _open_door(*, order_no: str, user, now: datetime) -> tuple[str, int]:
     if code is None:
         raise Conflict("This rental has no valid pickup code.", code="order_not_paid", details={"status": order.status})
     if now > code.valid_until:
-        return "", order.pk
+        from orders.overtime import OvertimeCollection, overtime_collection  # it builds on this module
+
+        if overtime_collection(order) == OvertimeCollection.CUSTOMER:
+            return "", order.pk  # paid up front: the overtime is an order to pay first
     command = lockers.door_open(
         compartment_id=order.compartment_id, reference=order.order_no, actor=actor, purpose=DoorPurpose.PICKUP
     )

@@ -53,6 +53,7 @@ from payments.models import Payment, ServiceOrder, ServiceOrderEvent
 logger = logging.getLogger(__name__)
 Status = ServiceOrder.Status
 RECONCILE = Actor.system("reconcile")
+RENTAL_ENDED = (Order.Status.COMPLETED, Order.Status.ABANDONED)  # a rental billed after use is billed then
 # WeChat's word -> the status it moves a service order to (None: nothing to move)
 _TARGET = {
     ServiceOrderState.CREATED: None,
@@ -282,9 +283,9 @@ def _record_total(*, out_order_no: str, actor: Actor) -> ServiceOrder:
     if so.status != Status.CONFIRMED or so.total_fen is not None:
         return so
     order = Order.objects.get(pk=so.order_id)
-    if order.status not in (Order.Status.COMPLETED,) or order.completed_at is None:
+    ended_at = order.completed_at or order.abandoned_at  # picked up, or left and abandoned (the job's time)
+    if order.status not in RENTAL_ENDED or ended_at is None:
         raise Conflict("The rental has not ended.", code="rental_running", details={"order_no": order.order_no})
-    ended_at = order.completed_at
     quote = price_after_use(
         size=order.compartment.size, started_at=so.confirmed_at, ended_at=ended_at, max_fen=so.risk_fund_fen
     )
@@ -363,7 +364,7 @@ def payscore_reconcile_one(so: ServiceOrder, *, now: datetime) -> ServiceOrder:
     so = payscore_sync(out_order_no=so.out_order_no, actor=RECONCILE, now=now)
     if so.status == Status.CONFIRMED:
         order = Order.objects.get(pk=so.order_id)
-        if order.status == Order.Status.COMPLETED:
+        if order.status in RENTAL_ENDED:
             return payscore_bill_order(order_id=order.pk, actor=RECONCILE, now=now) or so
     if so.status == Status.CREATED and so.order.expires_at <= now:
         return payscore_cancel(out_order_no=so.out_order_no, actor=RECONCILE, reason="order expired")

@@ -304,3 +304,35 @@ def test_payscore_notifications_pass_the_same_envelope_checks(user_api, gateways
     assert notifier.post(Client(), headers, body).status_code == status
     assert ServiceOrder.objects.get(out_order_no=started["out_order_no"]).status == "created"
     assert Order.objects.get(order_no=order["order_no"]).status == "pending_payment"
+
+
+def test_past_the_pickup_code_a_pay_score_rental_is_picked_up_not_asked_for_overtime(user_api, notify_to, celery_eager):
+    """Its service order bills the whole time used: an overtime order as well would charge those hours twice."""
+    order, so = _confirmed(user_api, notify_to)
+    code = PickupCode.objects.get(reference=order["order_no"], status="active")
+    late = code.valid_until + timedelta(hours=2)
+
+    assert order_open_door(order_no=order["order_no"], user=user_api.user, now=late) == "pickup"
+
+    so = _status(notify_to, so.out_order_no, "paid")
+    assert so.total_fen == min(so.risk_fund_fen, _plan()["cap_fen"]) and so.ended_at == late
+    rental_order = Order.objects.get(order_no=order["order_no"])
+    assert rental_order.status == "completed" and not rental_order.overtime_orders.exists()
+
+
+def test_an_abandoned_pay_score_rental_is_billed_by_its_service_order_not_by_an_overtime_order(
+    user_api, notify_to, celery_eager, settings
+):
+    from orders.abandoned import rentals_abandon_overdue
+
+    order, so = _confirmed(user_api, notify_to)
+    rental_order = Order.objects.get(order_no=order["order_no"])
+    now = rental_order.rental_ends_at + settings.ABANDONED_AFTER + timedelta(minutes=1)
+
+    run = rentals_abandon_overdue(now=now)
+    again = rentals_abandon_overdue(now=now + timedelta(hours=1))
+
+    assert run.abandoned == [order["order_no"]] and run.owed == [] and again.owed == []
+    so = _status(notify_to, so.out_order_no, "paid")
+    assert so.ended_at == now and so.total_fen == min(so.risk_fund_fen, _plan()["cap_fen"])
+    assert not Order.objects.get(pk=rental_order.pk).overtime_orders.exists()

@@ -123,7 +123,14 @@ def masked_text(body: str) -> str:
 
 
 def _safe(name: str, value: Any) -> Any:
-    return REDACTED if is_secret_name(name) else value
+    """``value`` with every secret-named key redacted, at any depth (``headers={"Authorization": ...}``)."""
+    if is_secret_name(name):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: _safe(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_safe("", v) for v in value]
+    return value
 
 
 # --- Processors ---------------------------------------------------------------------------------------

@@ -169,6 +169,21 @@ def test_extra_fields_are_written_and_secrets_are_not(captured):
     assert entry["time"] != "x"
 
 
+def test_secrets_nested_in_a_field_are_redacted_too(captured):
+    """Found by an outside tester: ``extra={"headers": {"Authorization": ...}}`` was written in clear."""
+    logger, stream = captured
+    nested = {"headers": {"Authorization": "Bearer zzz", "Accept": "*/*"}, "calls": [{"client_secret": "cs"}]}
+    logger.warning("sent", extra=nested)
+    structlog.get_logger("config.tests.json").warning("sl", nested={"client_secret": "cs2"})
+
+    raw = stream.getvalue()
+    first, second = lines(stream)
+    assert first["headers"] == {"Authorization": "[redacted]", "Accept": "*/*"}
+    assert first["calls"] == [{"client_secret": "[redacted]"}]
+    assert second["nested"] == {"client_secret": "[redacted]"}
+    assert "Bearer zzz" not in raw and '"cs"' not in raw and '"cs2"' not in raw
+
+
 def test_another_handler_formatting_first_adds_nothing(captured):
     """pytest's capture, or a second handler, formats the record first: its message and asctime are not extras."""
     logger, stream = captured

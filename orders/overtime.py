@@ -106,9 +106,10 @@ def _priced(rental: Order, *, now: datetime) -> tuple[int, int, dict]:
     covers_until = rental.rental_ends_at + timedelta(seconds=quote.billed_hours * HOUR_SECONDS)
     pricing = {
         **quote.as_dict(),
-        "rental_ends_at": rental.rental_ends_at.isoformat(),
-        "covers_until": covers_until.isoformat(),
-        "priced_at": now.isoformat(),
+        # in TIME_ZONE: the order's page shows these to people as they are
+        "rental_ends_at": timezone.localtime(rental.rental_ends_at).isoformat(),
+        "covers_until": timezone.localtime(covers_until).isoformat(),
+        "priced_at": timezone.localtime(now).isoformat(),
     }
     return quote.amount_fen, quote.billed_hours, pricing
 

@@ -319,7 +319,7 @@ def _open_door(*, order_no: str, user, now: datetime) -> tuple[str, int]:
         raise Conflict(
             "This rental was left too long: the staff have cleared or will clear the compartment. Ask them.",
             code="rental_abandoned",
-            details={"abandoned_at": order.abandoned_at.isoformat()},
+            details={"abandoned_at": timezone.localtime(order.abandoned_at).isoformat()},
         )
     if order.status not in (Status.PAID, Status.PARTIALLY_REFUNDED) or order.kind != Order.Kind.LOCKER_RENTAL:
         raise Conflict("Only a paid rental can open its door.", code="order_not_paid", details={"status": order.status})

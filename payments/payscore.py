@@ -299,7 +299,7 @@ def _send_completion(so: ServiceOrder, *, actor: Actor, now: datetime | None) ->
     if so.status != Status.CONFIRMED or so.total_fen is None:
         return so
     gateway = get_gateway("wechat")
-    hours = so.billing.get("hours", 1)
+    hours = so.billing.get("billed_hours") or so.billing.get("hours", 1)  # what the plan bills (its minimum)
     with log_context(out_order_no=so.out_order_no):
         answer = gateway.payscore_complete(
             so.out_order_no,

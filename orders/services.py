@@ -264,12 +264,17 @@ def order_complete(
 
 
 @transaction.atomic
-def order_mark_refunded(*, order_id: int, refunded_fen: int, actor: Actor, reason: str = "") -> Order:
-    """-> partially_refunded or refunded, from the payment's cumulative refunded amount."""
+def order_mark_refunded(
+    *, order_id: int, refunded_fen: int, actor: Actor, reason: str = "", paid_fen: int | None = None
+) -> Order:
+    """-> partially_refunded or refunded, from the paying payment's cumulative refunded amount (fen) against
+    what it paid (``paid_fen``; default the order's amount: a rental paid after use paid what its service
+    order billed, which may differ from the amount booked)."""
     order = _locked(order_id)
-    if not 0 < refunded_fen <= order.amount_fen:
+    paid_fen = order.amount_fen if paid_fen is None else paid_fen
+    if not 0 < refunded_fen <= paid_fen:
         raise ValidationFailed("refunded amount out of range.", details={"refunded_fen": refunded_fen})
-    full = refunded_fen == order.amount_fen
+    full = refunded_fen == paid_fen
     to = Status.REFUNDED if full else Status.PARTIALLY_REFUNDED
     order_transition(order, to=to, actor=actor, action="refund", reason=reason, data={"refunded_fen": refunded_fen})
     if full:

@@ -17,6 +17,7 @@ expired. Lock order: service order, then order, then compartment.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -39,6 +40,7 @@ from lockers.models import PricePlan
 from lockers.pricing import price_after_use, price_compute
 from orders.models import Order
 from orders.services import order_cancel, order_no_new, order_start_after_use
+from payments.gateways.bills import Bill, BillEntry, bill_totals
 from payments.gateways.registry import get_gateway
 from payments.gateways.trust import FieldMismatch, check_trade
 from payments.gateways.wechat_payscore import (
@@ -48,7 +50,8 @@ from payments.gateways.wechat_payscore import (
     ServiceOrderStatus,
     payscore_expectations,
 )
-from payments.models import Payment, ServiceOrder, ServiceOrderEvent
+from payments.models import GATEWAY_NUMBERED, Channel, Payment, ServiceOrder, ServiceOrderEvent
+from payments.services import _move as payment_move
 
 logger = logging.getLogger(__name__)
 Status = ServiceOrder.Status
@@ -236,12 +239,49 @@ def _apply(
         so.completed_at = so.completed_at or so.paid_at
         so.gateway_trade_no = status.transaction_id or so.gateway_trade_no
         _move(so, to=Status.PAID, actor=actor, action="paid", data={"paid_fen": so.paid_fen})
+        _record_collection(so, actor=actor)
     elif target in (Status.CANCELLED, Status.EXPIRED):
         _move(so, to=target, actor=actor, action="cancel" if target == Status.CANCELLED else "expire")
         order = Order.objects.select_for_update().get(pk=so.order_id)
         if order.status == Order.Status.PENDING_PAYMENT:
             order_cancel(order_id=order.pk, actor=actor, reason=f"Pay Score {target}", locked_order=order)
     return so
+
+
+def _record_collection(so: ServiceOrder, *, actor: Actor) -> None:
+    """WeChat collected ``so.paid_fen``: the money is recorded as a ``Payment`` of channel ``wechat_payscore``
+    (amount = the collected total in fen, ``gateway_trade_no`` = the collection's ``transaction_id``), paid
+    through the payments transition (one audited ``paid`` event), in the caller's transaction (the service
+    order locked; the one place every word of WeChat that it is paid goes through: notification, sync,
+    reconciliation). From then on every finance path (dashboard, settlement report, metrics, bill
+    reconciliation, refunds by ``transaction_id``) treats it as any payment. Once per service order
+    (``ServiceOrder.payment`` is one-to-one). The order is not touched: it was fulfilled at confirmation.
+    A zero-amount completion collects nothing: no payment."""
+    if so.payment_id is not None or not so.paid_fen:
+        return
+    if not so.gateway_trade_no:  # WeChat names the debit in collection.details; without it nothing can refund it
+        logger.warning("service order %s paid %s fen without a transaction_id", so.out_order_no, so.paid_fen)
+        return
+    payment = Payment.objects.create(
+        payment_no=order_no_new("PY"),
+        order_id=so.order_id,
+        channel=Channel.WECHAT_PAYSCORE,
+        amount_fen=so.paid_fen,
+        gateway_trade_no=so.gateway_trade_no,
+        gateway_state=so.gateway_state,
+        payer_openid=so.payer_openid,
+        paid_at=so.paid_at,
+        last_synced_at=so.last_synced_at,
+    )
+    payment_move(
+        payment,
+        to=Payment.Status.SUCCEEDED,
+        actor=actor,
+        action="paid",
+        data={"gateway_trade_no": payment.gateway_trade_no, "out_order_no": so.out_order_no},
+    )
+    so.payment = payment
+    so.save(update_fields=["payment", "updated_at"])
 
 
 def _confirm(so: ServiceOrder, *, status: ServiceOrderStatus, actor: Actor, now: datetime) -> None:
@@ -397,3 +437,23 @@ def service_orders_unpaid(*, now: datetime) -> list[ServiceOrder]:
         .select_related("order")
         .order_by("completed_at")
     )
+
+
+def bill_entries_as_ours(entries: list[BillEntry]) -> list[BillEntry]:
+    """A WeChat trade bill lists a Pay Score collection (and its refunds) under the out_trade_no WeChat
+    generated while it collected, never ours (``sandbox.wechat_payscore``): the lines whose 微信订单号
+    (``gateway_trade_no``) is one of our ``wechat_payscore`` payments are given that payment's payment_no as
+    out_trade_no, so that bill reconciliation matches them like any line (no ``missing`` / ``foreign``).
+    Other lines are returned as they are; the bill's own totals are kept. One query per 1000 lines."""
+    ids = sorted({e.gateway_trade_no for e in entries if e.gateway_trade_no})
+    ours: dict[str, str] = {}
+    for i in range(0, len(ids), 1000):
+        ours.update(
+            Payment.objects.filter(channel__in=GATEWAY_NUMBERED, gateway_trade_no__in=ids[i : i + 1000]).values_list(
+                "gateway_trade_no", "payment_no"
+            )
+        )
+    if not ours:
+        return entries
+    mapped = [replace(e, out_trade_no=ours[e.gateway_trade_no]) if e.gateway_trade_no in ours else e for e in entries]
+    return Bill(mapped, totals=bill_totals(entries))

@@ -320,6 +320,7 @@ def _refund_send(refund: Refund, *, now: datetime | None = None) -> Refund:
         refund_fen=refund.amount_fen,
         total_fen=payment.amount_fen,
         reason=refund.reason,
+        by_gateway_trade_no=payment.out_trade_no is None,
     )
     try:
         answer = gateway.refund(request)
@@ -436,11 +437,12 @@ def _refund_checked(status: RefundStatus, *, refund: Refund, payment: Payment) -
     expected = refund_expectations(
         refund_no=refund.refund_no,
         payment_gateway=payment.gateway,
-        payment_no=payment.payment_no,
+        payment_no=payment.out_trade_no,
         payment_amount_fen=payment.amount_fen,
         refund_fen=refund.amount_fen,
         refunded_totals=totals,
         identity=gateway.identity(),
+        gateway_trade_no=payment.gateway_trade_no,
     )
     check_refund(gateway.checks, status, expected)
     if status.state == RefundState.SUCCEEDED and status.amount_fen is None and status.refunded_total_fen is None:
@@ -468,7 +470,11 @@ def _refund_succeeded(refund: Refund, *, payment: Payment, actor: Actor, at: dat
     )
     if not payment.flag:  # the payment that paid the order: the order follows
         order_mark_refunded(
-            order_id=payment.order_id, refunded_fen=payment.refunded_fen, actor=actor, reason=refund.reason
+            order_id=payment.order_id,
+            refunded_fen=payment.refunded_fen,
+            paid_fen=payment.amount_fen,
+            actor=actor,
+            reason=refund.reason,
         )
 
 

@@ -4,9 +4,12 @@ The flow (``ServiceOrder``): ``payscore_start`` creates the service order at WeC
 and returns what the mini-program needs to confirm it; WeChat's word that the user confirmed
 (``PAYSCORE.USER_CONFIRM`` or a query) starts the rental (``order_start_after_use``: compartment occupied,
 pickup code issued). The pickup completes the rental (``orders.services.order_complete``), which sends
-``payscore_bill_order``: the final amount for the time used (``lockers.pricing.price_after_use``) is
-recorded, then sent to WeChat (``payscore_complete``); WeChat collects and notifies ``PAYSCORE.USER_PAID``.
-An order cancelled (or expired) before confirmation cancels its service order at WeChat first.
+``payscore_bill_order``: the final amount for the time used (``lockers.pricing.price_after_use``: the paid
+time's price plus the overtime the cashier would ask, within the risk fund) is recorded, then sent to WeChat
+(``payscore_complete``); WeChat collects and notifies ``PAYSCORE.USER_PAID``, and the money is recorded as a
+``Payment`` of channel ``wechat_payscore`` (``_record_collection``), which finance reports, reconciles against
+WeChat's bill (``bill_entries_as_ours``) and refunds by its ``transaction_id`` like any payment. An order
+cancelled (or expired) before confirmation cancels its service order at WeChat first.
 
 Every word from WeChat goes through ``service_order_apply``, which refuses it unless every field
 ``PAYSCORE_CHECKS`` names is ours (``FieldMismatch``). ``payscore_reconcile`` asks WeChat about every
@@ -36,8 +39,7 @@ from config.errors import (
     TradeNotFound,
 )
 from config.logging import log_context
-from lockers.models import PricePlan
-from lockers.pricing import price_after_use, price_compute
+from lockers.pricing import price_after_use
 from orders.models import Order
 from orders.services import order_cancel, order_no_new, order_start_after_use
 from payments.gateways.bills import Bill, BillEntry, bill_totals
@@ -96,17 +98,19 @@ def _locked(out_order_no: str) -> ServiceOrder:
     return so
 
 
-def risk_fund_fen(order: Order) -> int:
-    """The most a Pay Score rental can be billed: the plan's price of ``PAYSCORE_MAX_HOURS`` (capped)."""
-    plan = PricePlan.objects.filter(size=order.compartment.size, is_active=True).first()
-    if plan is None:
-        raise Conflict("No active price plan.", code="no_price_plan", details={"size": order.compartment.size})
-    return price_compute(
-        price_per_hour_fen=plan.price_per_hour_fen,
-        min_hours=plan.min_hours,
-        cap_fen=plan.cap_fen,
-        hours=settings.PAYSCORE_MAX_HOURS,
-    )[1]
+def risk_fund_fen(order: Order, *, now: datetime | None = None) -> int:
+    """The most a Pay Score rental can be billed: its final amount (``lockers.pricing.price_after_use``) if it
+    ended ``PAYSCORE_MAX_HOURS`` after it started (the pickup code's validity): the booked time's price plus
+    the overtime the cashier would ask then. Raises 409 ``no_price_plan``."""
+    start = now or timezone.now()
+    return price_after_use(
+        size=order.compartment.size,
+        started_at=start,
+        ended_at=start + timedelta(hours=settings.PAYSCORE_MAX_HOURS),
+        paid_hours=order.hours,
+        grace=settings.PICKUP_CODE_GRACE,
+        max_fen=None,
+    ).amount_fen
 
 
 # --- start -------------------------------------------------------------------------------------
@@ -327,7 +331,12 @@ def _record_total(*, out_order_no: str, actor: Actor) -> ServiceOrder:
     if order.status not in RENTAL_ENDED or ended_at is None:
         raise Conflict("The rental has not ended.", code="rental_running", details={"order_no": order.order_no})
     quote = price_after_use(
-        size=order.compartment.size, started_at=so.confirmed_at, ended_at=ended_at, max_fen=so.risk_fund_fen
+        size=order.compartment.size,
+        started_at=so.confirmed_at,
+        ended_at=ended_at,
+        paid_hours=order.hours,
+        grace=settings.PICKUP_CODE_GRACE,
+        max_fen=so.risk_fund_fen,
     )
     so.total_fen, so.ended_at, so.billing = quote.amount_fen, ended_at, quote.as_dict()
     so.save()

@@ -315,7 +315,9 @@ def test_past_the_pickup_code_a_pay_score_rental_is_picked_up_not_asked_for_over
     assert order_open_door(order_no=order["order_no"], user=user_api.user, now=late) == "pickup"
 
     so = _status(notify_to, so.out_order_no, "paid")
-    assert so.total_fen == min(so.risk_fund_fen, _plan()["cap_fen"]) and so.ended_at == late
+    # 2 h booked (10.00) + the cashier's overtime for the 70 h after (2 days at the 50.00 daily cap + 22 h
+    # capped at 50.00): the risk fund, which caps the 74 h used
+    assert so.total_fen == so.risk_fund_fen == 16_000 and so.ended_at == late
     rental_order = Order.objects.get(order_no=order["order_no"])
     assert rental_order.status == "completed" and not rental_order.overtime_orders.exists()
 
@@ -334,5 +336,5 @@ def test_an_abandoned_pay_score_rental_is_billed_by_its_service_order_not_by_an_
 
     assert run.abandoned == [order["order_no"]] and run.owed == [] and again.owed == []
     so = _status(notify_to, so.out_order_no, "paid")
-    assert so.ended_at == now and so.total_fen == min(so.risk_fund_fen, _plan()["cap_fen"])
+    assert so.ended_at == now and so.total_fen == so.risk_fund_fen == 16_000  # capped by the risk fund
     assert not Order.objects.get(pk=rental_order.pk).overtime_orders.exists()

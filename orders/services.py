@@ -28,6 +28,7 @@ from lockers.models import Compartment, DoorPurpose
 from lockers.pricing import price_quote
 from lockers.selectors import pickup_codes_active
 from orders.models import Order, OrderEvent
+from orders.selectors import reopen_refusal
 from wallets.models import WalletTransaction
 from wallets.services import wallet_credit
 
@@ -345,13 +346,9 @@ def _open_door(*, order_no: str, user, now: datetime) -> tuple[str, int]:
 
 
 def _open_again(order: Order, *, actor: Actor, now: datetime) -> str:
-    reopen_until = order.completed_at + settings.RENTAL_REOPEN
-    if now > reopen_until:
-        raise Conflict(
-            "This rental is over: ask the staff to open the door.",
-            code="rental_completed",
-            details={"completed_at": order.completed_at.isoformat(), "reopen_until": reopen_until.isoformat()},
-        )
+    refusal = reopen_refusal(order, now=now)  # the rule the pages offer "Open again" by
+    if refusal is not None:
+        raise refusal
     command = lockers.door_open(
         compartment_id=order.compartment_id, reference=order.order_no, actor=actor, purpose=DoorPurpose.REOPEN
     )

@@ -116,6 +116,30 @@ def rental_in_use(order: Order) -> bool:
     return door_opened_by_customer(reference=order.order_no)
 
 
+def user_refund_refusal(order: Order) -> DomainError | None:
+    """Why the customer may not ask for a refund of their ``order`` now (None: they may): the one rule the API
+    (``refund_request`` from a user) and the customer pages ("Request a refund") apply. 409 ``not_refundable``
+    (not paid, or no payment of its own to refund), 403 ``refund_needs_staff`` (``rental_in_use``: a used
+    rental, an overtime order), 409 ``refund_exceeds_paid`` (nothing left to refund)."""
+    if order.status not in REFUNDABLE_ORDER:
+        return Conflict(
+            "Only a paid (or partially refunded) order can be refunded.",
+            code="not_refundable",
+            details={"status": order.status},
+        )
+    if rental_in_use(order):
+        return NotAllowed("This rental is in use: ask the staff for a refund.", code="refund_needs_staff")
+    payment = order.payments.filter(status=Payment.Status.SUCCEEDED, flag="").first()
+    if payment is None:
+        return Conflict("This order has no payment to refund.", code="not_refundable")
+    left = refundable_fen(payment)
+    if left <= 0:
+        return Conflict(
+            "Nothing is left to refund.", code="refund_exceeds_paid", details={"refundable_fen": left, "amount_fen": 0}
+        )
+    return None
+
+
 def _paying_payment(order: Order) -> Payment:
     payment = order.payments.filter(status=Payment.Status.SUCCEEDED, flag="").first()
     if payment is None:
@@ -141,15 +165,14 @@ def refund_request(
         raise NotFound("Order not found.", details={"order_no": order_no})
     if source == Refund.Source.STAFF and not requested_by.has_perm("refunds.request_refund"):
         raise NotAllowed("Requesting refunds needs the refunds.request_refund permission.")
-    if source != Refund.Source.SYSTEM:
-        if order.status not in REFUNDABLE_ORDER:
-            raise Conflict(
-                "Only a paid (or partially refunded) order can be refunded.",
-                code="not_refundable",
-                details={"status": order.status},
-            )
-        if source == Refund.Source.USER and rental_in_use(order):
-            raise NotAllowed("This rental is in use: ask the staff for a refund.", code="refund_needs_staff")
+    if source == Refund.Source.USER and (refusal := user_refund_refusal(order)) is not None:
+        raise refusal  # the rule the customer pages offer "Request a refund" by
+    if source == Refund.Source.STAFF and order.status not in REFUNDABLE_ORDER:
+        raise Conflict(
+            "Only a paid (or partially refunded) order can be refunded.",
+            code="not_refundable",
+            details={"status": order.status},
+        )
     payment = Payment.objects.get(payment_no=payment_no, order=order) if payment_no else _paying_payment(order)
     actor = Actor.system("refunds") if requested_by is None else Actor.user(requested_by)
     with transaction.atomic():

@@ -87,6 +87,13 @@ def overtime_collection(rental: Order) -> OvertimeCollection:
     return OvertimeCollection.CUSTOMER
 
 
+def overtime_asked(rental: Order, *, pickup_until: datetime, now: datetime) -> bool:
+    """Whether asking to open the door of the running ``rental`` at ``now`` asks for overtime instead: past its
+    pickup code's validity (``pickup_until``) and its overtime collected from the customer (not by a Pay Score
+    service order). The one rule the door-open API and the clock the pages read apply."""
+    return now > pickup_until and overtime_collection(rental) == OvertimeCollection.CUSTOMER
+
+
 def overtime_open_order(rental: Order) -> Order | None:
     """The rental's unpaid overtime order, if any (no lock)."""
     return rental.overtime_orders.filter(status=Status.PENDING_PAYMENT).first()

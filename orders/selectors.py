@@ -73,6 +73,8 @@ def rental_clock(order: Order, *, code: PickupCode | None, now: datetime) -> Ren
     running = order.status in (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED)
     if not running or code is None or order.rental_ends_at is None:
         return RentalClock()
+    from orders.overtime import overtime_asked  # it builds on orders.services, which reads this module
+
     left = max(int((order.rental_ends_at - now).total_seconds()), 0)
-    door = DoorPurpose.PICKUP.value if now <= code.valid_until else "overdue"
+    door = "overdue" if overtime_asked(order, pickup_until=code.valid_until, now=now) else DoorPurpose.PICKUP.value
     return RentalClock(time_left_seconds=left, pickup_until=code.valid_until, door=door)

@@ -332,11 +332,10 @@ def _open_door(*, order_no: str, user, now: datetime) -> tuple[str, int]:
     code = pickup_codes_active(references=[order.order_no]).get(order.order_no)
     if code is None:
         raise Conflict("This rental has no valid pickup code.", code="order_not_paid", details={"status": order.status})
-    if now > code.valid_until:
-        from orders.overtime import OvertimeCollection, overtime_collection  # it builds on this module
+    from orders.overtime import overtime_asked  # it builds on this module
 
-        if overtime_collection(order) == OvertimeCollection.CUSTOMER:
-            return "", order.pk  # paid up front: the overtime is an order to pay first
+    if overtime_asked(order, pickup_until=code.valid_until, now=now):
+        return "", order.pk  # paid up front: the overtime is an order to pay first
     command = lockers.door_open(
         compartment_id=order.compartment_id, reference=order.order_no, actor=actor, purpose=DoorPurpose.PICKUP
     )

@@ -15,6 +15,7 @@ from config.audit import Actor
 from lockers.models import Compartment, PickupCode
 from lockers.pricing import price_compute
 from orders.models import Order
+from orders.selectors import rental_clock
 from orders.services import order_open_door
 from payments.gateways.trust import FieldMismatch
 from payments.gateways.wechat_payscore import PAYSCORE_CHECKS
@@ -311,6 +312,8 @@ def test_past_the_pickup_code_a_pay_score_rental_is_picked_up_not_asked_for_over
     order, so = _confirmed(user_api, notify_to)
     code = PickupCode.objects.get(reference=order["order_no"], status="active")
     late = code.valid_until + timedelta(hours=2)
+    # the clock the API and the pages show says so beforehand (the same rule)
+    assert rental_clock(Order.objects.get(order_no=order["order_no"]), code=code, now=late).door == "pickup"
 
     assert order_open_door(order_no=order["order_no"], user=user_api.user, now=late) == "pickup"
 

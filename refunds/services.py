@@ -116,17 +116,23 @@ def rental_in_use(order: Order) -> bool:
     return door_opened_by_customer(reference=order.order_no)
 
 
+def _status_refusal(order: Order) -> Conflict | None:
+    if order.status in REFUNDABLE_ORDER:
+        return None
+    return Conflict(
+        "Only a paid (or partially refunded) order can be refunded.",
+        code="not_refundable",
+        details={"status": order.status},
+    )
+
+
 def user_refund_refusal(order: Order) -> DomainError | None:
     """Why the customer may not ask for a refund of their ``order`` now (None: they may): the one rule the API
     (``refund_request`` from a user) and the customer pages ("Request a refund") apply. 409 ``not_refundable``
     (not paid, or no payment of its own to refund), 403 ``refund_needs_staff`` (``rental_in_use``: a used
     rental, an overtime order), 409 ``refund_exceeds_paid`` (nothing left to refund)."""
-    if order.status not in REFUNDABLE_ORDER:
-        return Conflict(
-            "Only a paid (or partially refunded) order can be refunded.",
-            code="not_refundable",
-            details={"status": order.status},
-        )
+    if (refusal := _status_refusal(order)) is not None:
+        return refusal
     if rental_in_use(order):
         return NotAllowed("This rental is in use: ask the staff for a refund.", code="refund_needs_staff")
     payment = order.payments.filter(status=Payment.Status.SUCCEEDED, flag="").first()
@@ -167,12 +173,8 @@ def refund_request(
         raise NotAllowed("Requesting refunds needs the refunds.request_refund permission.")
     if source == Refund.Source.USER and (refusal := user_refund_refusal(order)) is not None:
         raise refusal  # the rule the customer pages offer "Request a refund" by
-    if source == Refund.Source.STAFF and order.status not in REFUNDABLE_ORDER:
-        raise Conflict(
-            "Only a paid (or partially refunded) order can be refunded.",
-            code="not_refundable",
-            details={"status": order.status},
-        )
+    if source == Refund.Source.STAFF and (refusal := _status_refusal(order)) is not None:
+        raise refusal
     payment = Payment.objects.get(payment_no=payment_no, order=order) if payment_no else _paying_payment(order)
     actor = Actor.system("refunds") if requested_by is None else Actor.user(requested_by)
     with transaction.atomic():

@@ -269,10 +269,18 @@ def test_reconciliation_bills_a_rental_whose_task_was_lost(user_api, gateways):
     report = reconcile_payments(now=picked_up + timedelta(hours=1))
     assert report["service_order_errors"] == 0
     so = ServiceOrder.objects.get(pk=so.pk)
-    assert so.status in ("completed", "paid") and so.total_fen == price_compute(**_plan(), hours=3)[1]
+    # 2 h booked, picked up within the pickup code's grace: the booked time, no overtime (as paying up front)
+    assert so.status in ("completed", "paid") and so.total_fen == price_compute(**_plan(), hours=2)[1]
     assert gateways.control(f"wechat/payscore/{so.out_order_no}")["state"] == "DONE"
     reconcile_payments(now=picked_up + timedelta(hours=3))
-    assert ServiceOrder.objects.get(pk=so.pk).status == "paid"
+    so = ServiceOrder.objects.get(pk=so.pk)
+    assert so.status == "paid"
+    # learnt by reconciliation, the collection is a payment as well (the one place every "paid" goes through)
+    assert (so.payment.channel, so.payment.amount_fen, so.payment.status) == (
+        "wechat_payscore",
+        so.total_fen,
+        "succeeded",
+    )
 
 
 def _confirmed_by_sync(user_api, sandbox) -> tuple[dict, ServiceOrder]:

@@ -470,6 +470,9 @@ def _refund_checked(status: RefundStatus, *, refund: Refund, payment: Payment) -
         gateway_trade_no=payment.gateway_trade_no,
     )
     check_refund(gateway.checks, status, expected)
+    if payment.out_trade_no is None and not status.gateway_trade_no:  # a trade the gateway numbered: its id or nothing
+        trade = next(c for c in gateway.checks.refund if c.field == "gateway_trade_no")
+        raise FieldMismatch(trade, gateway=gateway.name, message=Message(status.source), got=None)
     if status.state == RefundState.SUCCEEDED and status.amount_fen is None and status.refunded_total_fen is None:
         amount = next(c for c in gateway.checks.refund if c.field == "amount_fen")  # money moves on a checked amount
         raise FieldMismatch(amount, gateway=gateway.name, message=Message(status.source), got=None)

@@ -3,11 +3,12 @@
 A rental's door opens for the pickup until its pickup code's validity (the paid end plus
 ``PICKUP_CODE_GRACE``). Later, asking to open answers 402 ``overtime_due`` with an overtime order
 (``Order.Kind.LOCKER_OVERTIME``, ``parent`` = the rental, its compartment and billed hours), priced here by
-the server only (``lockers.pricing.overtime_quote``: every started hour since the paid end, a daily cap per
-price plan). It is paid like any order, through ``payments.services`` (every channel, the wallet too), so the
-trust boundary, healing and refunds apply unchanged. Once paid (``overtime_fulfil``, inside the transaction
-that marks it paid) the rental's paid end moves to the end of the hours paid for, the door-open command for
-the pickup is recorded (sent after commit) and the rental completes.
+the server only (``lockers.pricing.overtime_since``: every started hour since the paid end, a daily cap per
+price plan; the rule a Pay Score rental's final amount uses too, ``lockers.pricing.price_after_use``). It is
+paid like any order, through ``payments.services`` (every channel, the wallet too), so the trust boundary,
+healing and refunds apply unchanged. Once paid (``overtime_fulfil``, inside the transaction that marks it
+paid) the rental's paid end moves to the end of the hours paid for, the door-open command for the pickup is
+recorded (sent after commit) and the rental completes.
 
 Pricing rule (asking again): an unpaid overtime order covers the started hours up to ``covers_until``
 (``pricing["covers_until"]``). Asked again before then, it is returned unchanged. Asked after it (or after the
@@ -34,7 +35,7 @@ from config.errors import Conflict, DomainError
 from config.money import format_yuan
 from lockers import services as lockers
 from lockers.models import Compartment, DoorPurpose
-from lockers.pricing import HOUR_SECONDS, overtime_quote
+from lockers.pricing import HOUR_SECONDS, overtime_since
 from orders.models import Order, OrderEvent
 from orders.services import order_complete, order_event, order_no_new
 
@@ -86,6 +87,13 @@ def overtime_collection(rental: Order) -> OvertimeCollection:
     return OvertimeCollection.CUSTOMER
 
 
+def overtime_asked(rental: Order, *, pickup_until: datetime, now: datetime) -> bool:
+    """Whether asking to open the door of the running ``rental`` at ``now`` asks for overtime instead: past its
+    pickup code's validity (``pickup_until``) and its overtime collected from the customer (not by a Pay Score
+    service order). The one rule the door-open API and the clock the pages read apply."""
+    return now > pickup_until and overtime_collection(rental) == OvertimeCollection.CUSTOMER
+
+
 def overtime_open_order(rental: Order) -> Order | None:
     """The rental's unpaid overtime order, if any (no lock)."""
     return rental.overtime_orders.filter(status=Status.PENDING_PAYMENT).first()
@@ -99,8 +107,7 @@ def _has_open_payment(order: Order) -> bool:
 
 def _priced(rental: Order, *, now: datetime) -> tuple[int, int, dict]:
     """(amount_fen, billed_hours, pricing) of the rental's overtime at ``now``; 409 ``not_overdue`` if none."""
-    overdue = int((now - rental.rental_ends_at).total_seconds())
-    quote = overtime_quote(size=rental.compartment.size, overdue_seconds=overdue)
+    quote = overtime_since(size=rental.compartment.size, rental_ends_at=rental.rental_ends_at, at=now)
     if quote.amount_fen <= 0:
         raise Conflict("This rental is not overdue.", code="not_overdue", details={"order_no": rental.order_no})
     covers_until = rental.rental_ends_at + timedelta(seconds=quote.billed_hours * HOUR_SECONDS)

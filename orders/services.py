@@ -28,6 +28,7 @@ from lockers.models import Compartment, DoorPurpose
 from lockers.pricing import price_quote
 from lockers.selectors import pickup_codes_active
 from orders.models import Order, OrderEvent
+from orders.selectors import reopen_refusal
 from wallets.models import WalletTransaction
 from wallets.services import wallet_credit
 
@@ -264,12 +265,17 @@ def order_complete(
 
 
 @transaction.atomic
-def order_mark_refunded(*, order_id: int, refunded_fen: int, actor: Actor, reason: str = "") -> Order:
-    """-> partially_refunded or refunded, from the payment's cumulative refunded amount."""
+def order_mark_refunded(
+    *, order_id: int, refunded_fen: int, actor: Actor, reason: str = "", paid_fen: int | None = None
+) -> Order:
+    """-> partially_refunded or refunded, from the paying payment's cumulative refunded amount (fen) against
+    what it paid (``paid_fen``; default the order's amount: a rental paid after use paid what its service
+    order billed, which may differ from the amount booked)."""
     order = _locked(order_id)
-    if not 0 < refunded_fen <= order.amount_fen:
+    paid_fen = order.amount_fen if paid_fen is None else paid_fen
+    if not 0 < refunded_fen <= paid_fen:
         raise ValidationFailed("refunded amount out of range.", details={"refunded_fen": refunded_fen})
-    full = refunded_fen == order.amount_fen
+    full = refunded_fen == paid_fen
     to = Status.REFUNDED if full else Status.PARTIALLY_REFUNDED
     order_transition(order, to=to, actor=actor, action="refund", reason=reason, data={"refunded_fen": refunded_fen})
     if full:
@@ -326,11 +332,10 @@ def _open_door(*, order_no: str, user, now: datetime) -> tuple[str, int]:
     code = pickup_codes_active(references=[order.order_no]).get(order.order_no)
     if code is None:
         raise Conflict("This rental has no valid pickup code.", code="order_not_paid", details={"status": order.status})
-    if now > code.valid_until:
-        from orders.overtime import OvertimeCollection, overtime_collection  # it builds on this module
+    from orders.overtime import overtime_asked  # it builds on this module
 
-        if overtime_collection(order) == OvertimeCollection.CUSTOMER:
-            return "", order.pk  # paid up front: the overtime is an order to pay first
+    if overtime_asked(order, pickup_until=code.valid_until, now=now):
+        return "", order.pk  # paid up front: the overtime is an order to pay first
     command = lockers.door_open(
         compartment_id=order.compartment_id, reference=order.order_no, actor=actor, purpose=DoorPurpose.PICKUP
     )
@@ -340,13 +345,9 @@ def _open_door(*, order_no: str, user, now: datetime) -> tuple[str, int]:
 
 
 def _open_again(order: Order, *, actor: Actor, now: datetime) -> str:
-    reopen_until = order.completed_at + settings.RENTAL_REOPEN
-    if now > reopen_until:
-        raise Conflict(
-            "This rental is over: ask the staff to open the door.",
-            code="rental_completed",
-            details={"completed_at": order.completed_at.isoformat(), "reopen_until": reopen_until.isoformat()},
-        )
+    refusal = reopen_refusal(order, now=now)  # the rule the pages offer "Open again" by
+    if refusal is not None:
+        raise refusal
     command = lockers.door_open(
         compartment_id=order.compartment_id, reference=order.order_no, actor=actor, purpose=DoorPurpose.REOPEN
     )

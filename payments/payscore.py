@@ -4,9 +4,12 @@ The flow (``ServiceOrder``): ``payscore_start`` creates the service order at WeC
 and returns what the mini-program needs to confirm it; WeChat's word that the user confirmed
 (``PAYSCORE.USER_CONFIRM`` or a query) starts the rental (``order_start_after_use``: compartment occupied,
 pickup code issued). The pickup completes the rental (``orders.services.order_complete``), which sends
-``payscore_bill_order``: the final amount for the time used (``lockers.pricing.price_after_use``) is
-recorded, then sent to WeChat (``payscore_complete``); WeChat collects and notifies ``PAYSCORE.USER_PAID``.
-An order cancelled (or expired) before confirmation cancels its service order at WeChat first.
+``payscore_bill_order``: the final amount for the time used (``lockers.pricing.price_after_use``: the paid
+time's price plus the overtime the cashier would ask, within the risk fund) is recorded, then sent to WeChat
+(``payscore_complete``); WeChat collects and notifies ``PAYSCORE.USER_PAID``, and the money is recorded as a
+``Payment`` of channel ``wechat_payscore`` (``_record_collection``), which finance reports, reconciles against
+WeChat's bill (``bill_entries_as_ours``) and refunds by its ``transaction_id`` like any payment. An order
+cancelled (or expired) before confirmation cancels its service order at WeChat first.
 
 Every word from WeChat goes through ``service_order_apply``, which refuses it unless every field
 ``PAYSCORE_CHECKS`` names is ours (``FieldMismatch``). ``payscore_reconcile`` asks WeChat about every
@@ -17,6 +20,7 @@ expired. Lock order: service order, then order, then compartment.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -35,10 +39,10 @@ from config.errors import (
     TradeNotFound,
 )
 from config.logging import log_context
-from lockers.models import PricePlan
-from lockers.pricing import price_after_use, price_compute
+from lockers.pricing import price_after_use
 from orders.models import Order
 from orders.services import order_cancel, order_no_new, order_start_after_use
+from payments.gateways.bills import Bill, BillEntry, bill_totals
 from payments.gateways.registry import get_gateway
 from payments.gateways.trust import FieldMismatch, check_trade
 from payments.gateways.wechat_payscore import (
@@ -48,7 +52,8 @@ from payments.gateways.wechat_payscore import (
     ServiceOrderStatus,
     payscore_expectations,
 )
-from payments.models import Payment, ServiceOrder, ServiceOrderEvent
+from payments.models import GATEWAY_NUMBERED, Channel, Payment, ServiceOrder, ServiceOrderEvent
+from payments.services import _move as payment_move
 
 logger = logging.getLogger(__name__)
 Status = ServiceOrder.Status
@@ -93,17 +98,19 @@ def _locked(out_order_no: str) -> ServiceOrder:
     return so
 
 
-def risk_fund_fen(order: Order) -> int:
-    """The most a Pay Score rental can be billed: the plan's price of ``PAYSCORE_MAX_HOURS`` (capped)."""
-    plan = PricePlan.objects.filter(size=order.compartment.size, is_active=True).first()
-    if plan is None:
-        raise Conflict("No active price plan.", code="no_price_plan", details={"size": order.compartment.size})
-    return price_compute(
-        price_per_hour_fen=plan.price_per_hour_fen,
-        min_hours=plan.min_hours,
-        cap_fen=plan.cap_fen,
-        hours=settings.PAYSCORE_MAX_HOURS,
-    )[1]
+def risk_fund_fen(order: Order, *, now: datetime | None = None) -> int:
+    """The most a Pay Score rental can be billed: its final amount (``lockers.pricing.price_after_use``) if it
+    ended ``PAYSCORE_MAX_HOURS`` after it started (the pickup code's validity): the booked time's price plus
+    the overtime the cashier would ask then. Raises 409 ``no_price_plan``."""
+    start = now or timezone.now()
+    return price_after_use(
+        size=order.compartment.size,
+        started_at=start,
+        ended_at=start + timedelta(hours=settings.PAYSCORE_MAX_HOURS),
+        paid_hours=order.hours,
+        grace=settings.PICKUP_CODE_GRACE,
+        max_fen=None,
+    ).amount_fen
 
 
 # --- start -------------------------------------------------------------------------------------
@@ -236,12 +243,49 @@ def _apply(
         so.completed_at = so.completed_at or so.paid_at
         so.gateway_trade_no = status.transaction_id or so.gateway_trade_no
         _move(so, to=Status.PAID, actor=actor, action="paid", data={"paid_fen": so.paid_fen})
+        _record_collection(so, actor=actor)
     elif target in (Status.CANCELLED, Status.EXPIRED):
         _move(so, to=target, actor=actor, action="cancel" if target == Status.CANCELLED else "expire")
         order = Order.objects.select_for_update().get(pk=so.order_id)
         if order.status == Order.Status.PENDING_PAYMENT:
             order_cancel(order_id=order.pk, actor=actor, reason=f"Pay Score {target}", locked_order=order)
     return so
+
+
+def _record_collection(so: ServiceOrder, *, actor: Actor) -> None:
+    """WeChat collected ``so.paid_fen``: the money is recorded as a ``Payment`` of channel ``wechat_payscore``
+    (amount = the collected total in fen, ``gateway_trade_no`` = the collection's ``transaction_id``), paid
+    through the payments transition (one audited ``paid`` event), in the caller's transaction (the service
+    order locked; the one place every word of WeChat that it is paid goes through: notification, sync,
+    reconciliation). From then on every finance path (dashboard, settlement report, metrics, bill
+    reconciliation, refunds by ``transaction_id``) treats it as any payment. Once per service order
+    (``ServiceOrder.payment`` is one-to-one). The order is not touched: it was fulfilled at confirmation.
+    A zero-amount completion collects nothing: no payment."""
+    if so.payment_id is not None or not so.paid_fen:
+        return
+    if not so.gateway_trade_no:  # WeChat names the debit in collection.details; without it nothing can refund it
+        logger.warning("service order %s paid %s fen without a transaction_id", so.out_order_no, so.paid_fen)
+        return
+    payment = Payment.objects.create(
+        payment_no=order_no_new("PY"),
+        order_id=so.order_id,
+        channel=Channel.WECHAT_PAYSCORE,
+        amount_fen=so.paid_fen,
+        gateway_trade_no=so.gateway_trade_no,
+        gateway_state=so.gateway_state,
+        payer_openid=so.payer_openid,
+        paid_at=so.paid_at,
+        last_synced_at=so.last_synced_at,
+    )
+    payment_move(
+        payment,
+        to=Payment.Status.SUCCEEDED,
+        actor=actor,
+        action="paid",
+        data={"gateway_trade_no": payment.gateway_trade_no, "out_order_no": so.out_order_no},
+    )
+    so.payment = payment
+    so.save(update_fields=["payment", "updated_at"])
 
 
 def _confirm(so: ServiceOrder, *, status: ServiceOrderStatus, actor: Actor, now: datetime) -> None:
@@ -287,7 +331,12 @@ def _record_total(*, out_order_no: str, actor: Actor) -> ServiceOrder:
     if order.status not in RENTAL_ENDED or ended_at is None:
         raise Conflict("The rental has not ended.", code="rental_running", details={"order_no": order.order_no})
     quote = price_after_use(
-        size=order.compartment.size, started_at=so.confirmed_at, ended_at=ended_at, max_fen=so.risk_fund_fen
+        size=order.compartment.size,
+        started_at=so.confirmed_at,
+        ended_at=ended_at,
+        paid_hours=order.hours,
+        grace=settings.PICKUP_CODE_GRACE,
+        max_fen=so.risk_fund_fen,
     )
     so.total_fen, so.ended_at, so.billing = quote.amount_fen, ended_at, quote.as_dict()
     so.save()
@@ -397,3 +446,23 @@ def service_orders_unpaid(*, now: datetime) -> list[ServiceOrder]:
         .select_related("order")
         .order_by("completed_at")
     )
+
+
+def bill_entries_as_ours(entries: list[BillEntry]) -> list[BillEntry]:
+    """A WeChat trade bill lists a Pay Score collection (and its refunds) under the out_trade_no WeChat
+    generated while it collected, never ours (``sandbox.wechat_payscore``): the lines whose 微信订单号
+    (``gateway_trade_no``) is one of our ``wechat_payscore`` payments are given that payment's payment_no as
+    out_trade_no, so that bill reconciliation matches them like any line (no ``missing`` / ``foreign``).
+    Other lines are returned as they are; the bill's own totals are kept. One query per 1000 lines."""
+    ids = sorted({e.gateway_trade_no for e in entries if e.gateway_trade_no})
+    ours: dict[str, str] = {}
+    for i in range(0, len(ids), 1000):
+        ours.update(
+            Payment.objects.filter(channel__in=GATEWAY_NUMBERED, gateway_trade_no__in=ids[i : i + 1000]).values_list(
+                "gateway_trade_no", "payment_no"
+            )
+        )
+    if not ours:
+        return entries
+    mapped = [replace(e, out_trade_no=ours[e.gateway_trade_no]) if e.gateway_trade_no in ours else e for e in entries]
+    return Bill(mapped, totals=bill_totals(entries))

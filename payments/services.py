@@ -31,7 +31,7 @@ from orders.services import order_cancel, order_cancel_by_user, order_mark_paid,
 from payments.gateways.base import PrepayRequest, TradeState, TradeStatus
 from payments.gateways.registry import get_gateway
 from payments.gateways.trust import FieldMismatch, Message, check_trade, trade_expectations
-from payments.models import CHANNEL_ROUTES, Channel, Payment, PaymentEvent, ServiceOrder
+from payments.models import CHANNEL_ROUTES, GATEWAY_NUMBERED, Channel, Payment, PaymentEvent, ServiceOrder
 from wallets.models import WalletTransaction
 from wallets.services import wallet_debit
 
@@ -142,7 +142,8 @@ def payment_start(*, user, request: PaymentStart, now: datetime | None = None) -
     now = now or timezone.now()
     if request.channel == Channel.WALLET:
         return payment_pay_with_wallet(user=user, order_no=request.order_no, now=now)
-    if request.channel not in CHANNEL_ROUTES:
+    if request.channel not in CHANNEL_ROUTES or request.channel in GATEWAY_NUMBERED:
+        # wechat_payscore starts with a service order (payments.payscore.payscore_start), never a prepay
         raise ValidationFailed("Unknown channel.", details={"channel": request.channel})
     gateway_name, product = CHANNEL_ROUTES[request.channel]
     gateway = get_gateway(gateway_name)  # 503 channel_not_configured before anything is written
@@ -395,8 +396,8 @@ def _payment_sync(*, payment_no: str, actor: Actor, now: datetime | None) -> Pay
     payment = Payment.objects.filter(payment_no=payment_no).first()
     if payment is None:
         raise NotFound("Payment not found.")
-    if payment.channel == Channel.WALLET:
-        return payment
+    if payment.channel == Channel.WALLET or payment.out_trade_no is None:
+        return payment  # the wallet; or a Pay Score collection, recorded paid from its service order's word
     gateway = get_gateway(payment.gateway)
     try:
         trade = gateway.query(payment.payment_no)

@@ -47,6 +47,7 @@ from payments.gateways.bills import BillEntry, BillSource, BillTotals, bill_tota
 from payments.gateways.registry import get_gateway
 from payments.gateways.trust import FieldMismatch, check_refund, check_trade, refund_expectations, trade_expectations
 from payments.models import CHANNEL_ROUTES, Payment
+from payments.payscore import bill_entries_as_ours
 from refunds.models import BillDiscrepancy, BillDiscrepancyEvent, BillLine, BillRun, Refund
 
 logger = logging.getLogger(__name__)
@@ -182,6 +183,7 @@ def _execute(run: BillRun, *, now: datetime, progress: ProgressFn | None) -> Non
         report("download", 0, 1)
         gateway = cast(BillSource, get_gateway(run.gateway))
         entries = gateway.bill(run.bill_date)  # gateway I/O: no transaction open
+        entries = bill_entries_as_ours(entries)  # Pay Score collections: WeChat's out_trade_no -> our payment_no
         report("download", 1, 1)
         counts, totals = _reconcile(run, entries, now=now, report=report)
     except LeaseLost:

@@ -116,6 +116,36 @@ def rental_in_use(order: Order) -> bool:
     return door_opened_by_customer(reference=order.order_no)
 
 
+def _status_refusal(order: Order) -> Conflict | None:
+    if order.status in REFUNDABLE_ORDER:
+        return None
+    return Conflict(
+        "Only a paid (or partially refunded) order can be refunded.",
+        code="not_refundable",
+        details={"status": order.status},
+    )
+
+
+def user_refund_refusal(order: Order) -> DomainError | None:
+    """Why the customer may not ask for a refund of their ``order`` now (None: they may): the one rule the API
+    (``refund_request`` from a user) and the customer pages ("Request a refund") apply. 409 ``not_refundable``
+    (not paid, or no payment of its own to refund), 403 ``refund_needs_staff`` (``rental_in_use``: a used
+    rental, an overtime order), 409 ``refund_exceeds_paid`` (nothing left to refund)."""
+    if (refusal := _status_refusal(order)) is not None:
+        return refusal
+    if rental_in_use(order):
+        return NotAllowed("This rental is in use: ask the staff for a refund.", code="refund_needs_staff")
+    payment = order.payments.filter(status=Payment.Status.SUCCEEDED, flag="").first()
+    if payment is None:
+        return Conflict("This order has no payment to refund.", code="not_refundable")
+    left = refundable_fen(payment)
+    if left <= 0:
+        return Conflict(
+            "Nothing is left to refund.", code="refund_exceeds_paid", details={"refundable_fen": left, "amount_fen": 0}
+        )
+    return None
+
+
 def _paying_payment(order: Order) -> Payment:
     payment = order.payments.filter(status=Payment.Status.SUCCEEDED, flag="").first()
     if payment is None:
@@ -141,15 +171,10 @@ def refund_request(
         raise NotFound("Order not found.", details={"order_no": order_no})
     if source == Refund.Source.STAFF and not requested_by.has_perm("refunds.request_refund"):
         raise NotAllowed("Requesting refunds needs the refunds.request_refund permission.")
-    if source != Refund.Source.SYSTEM:
-        if order.status not in REFUNDABLE_ORDER:
-            raise Conflict(
-                "Only a paid (or partially refunded) order can be refunded.",
-                code="not_refundable",
-                details={"status": order.status},
-            )
-        if source == Refund.Source.USER and rental_in_use(order):
-            raise NotAllowed("This rental is in use: ask the staff for a refund.", code="refund_needs_staff")
+    if source == Refund.Source.USER and (refusal := user_refund_refusal(order)) is not None:
+        raise refusal  # the rule the customer pages offer "Request a refund" by
+    if source == Refund.Source.STAFF and (refusal := _status_refusal(order)) is not None:
+        raise refusal
     payment = Payment.objects.get(payment_no=payment_no, order=order) if payment_no else _paying_payment(order)
     actor = Actor.system("refunds") if requested_by is None else Actor.user(requested_by)
     with transaction.atomic():
@@ -320,6 +345,7 @@ def _refund_send(refund: Refund, *, now: datetime | None = None) -> Refund:
         refund_fen=refund.amount_fen,
         total_fen=payment.amount_fen,
         reason=refund.reason,
+        by_gateway_trade_no=payment.out_trade_no is None,
     )
     try:
         answer = gateway.refund(request)
@@ -436,13 +462,17 @@ def _refund_checked(status: RefundStatus, *, refund: Refund, payment: Payment) -
     expected = refund_expectations(
         refund_no=refund.refund_no,
         payment_gateway=payment.gateway,
-        payment_no=payment.payment_no,
+        payment_no=payment.out_trade_no,
         payment_amount_fen=payment.amount_fen,
         refund_fen=refund.amount_fen,
         refunded_totals=totals,
         identity=gateway.identity(),
+        gateway_trade_no=payment.gateway_trade_no,
     )
     check_refund(gateway.checks, status, expected)
+    if payment.out_trade_no is None and not status.gateway_trade_no:  # a trade the gateway numbered: its id or nothing
+        trade = next(c for c in gateway.checks.refund if c.field == "gateway_trade_no")
+        raise FieldMismatch(trade, gateway=gateway.name, message=Message(status.source), got=None)
     if status.state == RefundState.SUCCEEDED and status.amount_fen is None and status.refunded_total_fen is None:
         amount = next(c for c in gateway.checks.refund if c.field == "amount_fen")  # money moves on a checked amount
         raise FieldMismatch(amount, gateway=gateway.name, message=Message(status.source), got=None)
@@ -468,7 +498,11 @@ def _refund_succeeded(refund: Refund, *, payment: Payment, actor: Actor, at: dat
     )
     if not payment.flag:  # the payment that paid the order: the order follows
         order_mark_refunded(
-            order_id=payment.order_id, refunded_fen=payment.refunded_fen, actor=actor, reason=refund.reason
+            order_id=payment.order_id,
+            refunded_fen=payment.refunded_fen,
+            paid_fen=payment.amount_fen,
+            actor=actor,
+            reason=refund.reason,
         )
 
 

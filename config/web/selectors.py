@@ -16,6 +16,7 @@ from orders.models import Order
 from orders.selectors import RentalClock, order_list_for_user, rental_clock
 from payments.models import Payment
 from refunds.models import Refund
+from refunds.services import user_refund_refusal
 from wallets.models import Wallet, WalletTransaction
 
 
@@ -111,15 +112,9 @@ class OrderRow:
     time_left: str = ""  # a running rental's paid time left ("1 h 05 min"), "" otherwise
 
 
-REFUNDABLE = (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED)  # as refunds.services allows
-
-
-def _refunds_fen(refunds: list[Refund]) -> int:
-    return sum(r.amount_fen for r in refunds if r.status in Refund.COUNTING)
-
-
 def order_rows_for_user(*, user, limit: int = 50) -> list[OrderRow]:
-    """ "My orders": each order with its pickup code and its refunds, in three queries."""
+    """ "My orders": each order with its pickup code and its refunds (three queries), and whether the customer
+    may ask for a refund (``refunds.services.user_refund_refusal``: a few queries per paid order)."""
     orders = list(order_list_for_user(user=user)[:limit])
     order_nos = [o.order_no for o in orders]
     codes = pickup_codes_active(references=order_nos)
@@ -134,7 +129,7 @@ def order_rows_for_user(*, user, limit: int = 50) -> list[OrderRow]:
             amount=yuan(o.amount_fen),
             pickup_code=codes[o.order_no].code if o.order_no in codes else "",
             refunds=refunds.get(o.pk, []),
-            refundable=o.status in REFUNDABLE and _refunds_fen(refunds.get(o.pk, [])) < o.amount_fen,
+            refundable=user_refund_refusal(o) is None,  # the rule the refund API applies
             expired=order_is_expired(o, now=now),
             time_left=_time_left(rental_clock(o, code=codes.get(o.order_no), now=now)),
         )

@@ -40,7 +40,7 @@ from config.web.forms import (
 )
 from lockers.api import RentalHoursMixin
 from lockers.models import Cabinet, Compartment, DoorPurpose
-from lockers.pricing import overtime_quote, price_quote
+from lockers.pricing import overtime_since, price_quote
 from lockers.selectors import pickup_codes_active
 from orders.models import Order
 from orders.overtime import OvertimeDue
@@ -426,8 +426,7 @@ def result(request: HttpRequest) -> HttpResponse:
     clock = rental_clock(order, code=code, now=now)
     overtime = None
     if clock.door == "overdue":  # what opening will ask for (the order itself is made when asked)
-        overdue_seconds = int((now - order.rental_ends_at).total_seconds())
-        overtime = overtime_quote(size=order.compartment.size, overdue_seconds=overdue_seconds)
+        overtime = overtime_since(size=order.compartment.size, rental_ends_at=order.rental_ends_at, at=now)
     context = {
         "order": order,
         "payment": payment,

@@ -84,6 +84,9 @@ class RefundRequest:
     total_fen: int
     reason: str
     notify_url: str | None = None
+    # the gateway knows the trade by its own id only (a WeChat Pay Score collection: ``transaction_id``; the
+    # out_trade_no is WeChat's, not our payment_no): the refund names it by ``gateway_trade_no``
+    by_gateway_trade_no: bool = False
 
 
 class AbnormalRefundDestination(enum.StrEnum):
@@ -115,6 +118,7 @@ class RefundStatus:
     gateway: str = ""
     source: str = "query"
     payment_no: str | None = None
+    gateway_trade_no: str | None = None  # the refunded trade's gateway id (WeChat transaction_id)
     amount_fen: int | None = None  # this refund, fen
     total_fen: int | None = None  # the trade's amount, fen (WeChat amount.total)
     refunded_total_fen: int | None = None  # the trade's cumulative refunded amount (Alipay refund_fee)

@@ -92,6 +92,18 @@ class FieldMismatch(PaymentError):
 CNY = frozenset({"CNY"})
 
 
+class _AnyValue(frozenset):
+    """Every value: what a field must be when the gateway chose it and we cannot know it (the out_trade_no
+    WeChat generates for a Pay Score collection), the word being tied to our trade by another check (its
+    ``transaction_id``)."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+ANY_VALUE: frozenset = _AnyValue()
+
+
 def gateway_check(*, required_in: frozenset[Message] = ALL_MESSAGES) -> Check:
     """The word comes from the gateway that the payment or refund was started with."""
     return Check("gateway", "(endpoint / adapter)", "the gateway of our payment or refund", required_in)
@@ -151,21 +163,28 @@ def refund_expectations(
     *,
     refund_no: str,
     payment_gateway: str,
-    payment_no: str,
+    payment_no: str | None,
     payment_amount_fen: int,
     refund_fen: int,
     refunded_totals: frozenset[int],
     identity: Identity,
+    gateway_trade_no: str = "",
 ) -> dict[str, frozenset]:
     """What each refund field must be. ``refunded_totals``: the trade's cumulative refunded amounts the
-    gateway may report with this refund (see ``cumulative_refund_totals``)."""
+    gateway may report with this refund (see ``cumulative_refund_totals``). ``payment_no`` None: the gateway
+    knows the trade by ``gateway_trade_no`` only (a WeChat Pay Score collection, whose out_trade_no WeChat
+    generated): any out_trade_no, and the trade id must be ``gateway_trade_no``. ``gateway_trade_no`` ""
+    (not known to us): any."""
+    if payment_no is None and not gateway_trade_no:
+        raise ValueError("a trade known by its gateway id only needs that id")
     return {
         "refund_no": frozenset({refund_no}),
         "gateway": frozenset({payment_gateway}),
         "app_id": frozenset({identity.app_id}),
         "merchant_id": frozenset({identity.merchant_id}),
         "seller_id": frozenset({identity.seller_id}),
-        "payment_no": frozenset({payment_no}),
+        "payment_no": ANY_VALUE if payment_no is None else frozenset({payment_no}),
+        "gateway_trade_no": frozenset({gateway_trade_no}) if gateway_trade_no else ANY_VALUE,
         "amount_fen": frozenset({refund_fen}),
         "total_fen": frozenset({payment_amount_fen}),
         "refunded_total_fen": refunded_totals,

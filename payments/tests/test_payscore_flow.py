@@ -15,6 +15,7 @@ from config.audit import Actor
 from lockers.models import Compartment, PickupCode
 from lockers.pricing import price_compute
 from orders.models import Order
+from orders.selectors import rental_clock
 from orders.services import order_open_door
 from payments.gateways.trust import FieldMismatch
 from payments.gateways.wechat_payscore import PAYSCORE_CHECKS
@@ -268,10 +269,18 @@ def test_reconciliation_bills_a_rental_whose_task_was_lost(user_api, gateways):
     report = reconcile_payments(now=picked_up + timedelta(hours=1))
     assert report["service_order_errors"] == 0
     so = ServiceOrder.objects.get(pk=so.pk)
-    assert so.status in ("completed", "paid") and so.total_fen == price_compute(**_plan(), hours=3)[1]
+    # 2 h booked, picked up within the pickup code's grace: the booked time, no overtime (as paying up front)
+    assert so.status in ("completed", "paid") and so.total_fen == price_compute(**_plan(), hours=2)[1]
     assert gateways.control(f"wechat/payscore/{so.out_order_no}")["state"] == "DONE"
     reconcile_payments(now=picked_up + timedelta(hours=3))
-    assert ServiceOrder.objects.get(pk=so.pk).status == "paid"
+    so = ServiceOrder.objects.get(pk=so.pk)
+    assert so.status == "paid"
+    # learnt by reconciliation, the collection is a payment as well (the one place every "paid" goes through)
+    assert (so.payment.channel, so.payment.amount_fen, so.payment.status) == (
+        "wechat_payscore",
+        so.total_fen,
+        "succeeded",
+    )
 
 
 def _confirmed_by_sync(user_api, sandbox) -> tuple[dict, ServiceOrder]:
@@ -311,11 +320,15 @@ def test_past_the_pickup_code_a_pay_score_rental_is_picked_up_not_asked_for_over
     order, so = _confirmed(user_api, notify_to)
     code = PickupCode.objects.get(reference=order["order_no"], status="active")
     late = code.valid_until + timedelta(hours=2)
+    # the clock the API and the pages show says so beforehand (the same rule)
+    assert rental_clock(Order.objects.get(order_no=order["order_no"]), code=code, now=late).door == "pickup"
 
     assert order_open_door(order_no=order["order_no"], user=user_api.user, now=late) == "pickup"
 
     so = _status(notify_to, so.out_order_no, "paid")
-    assert so.total_fen == min(so.risk_fund_fen, _plan()["cap_fen"]) and so.ended_at == late
+    # 2 h booked (10.00) + the cashier's overtime for the 70 h after (2 days at the 50.00 daily cap + 22 h
+    # capped at 50.00): the risk fund, which caps the 74 h used
+    assert so.total_fen == so.risk_fund_fen == 16_000 and so.ended_at == late
     rental_order = Order.objects.get(order_no=order["order_no"])
     assert rental_order.status == "completed" and not rental_order.overtime_orders.exists()
 
@@ -334,5 +347,5 @@ def test_an_abandoned_pay_score_rental_is_billed_by_its_service_order_not_by_an_
 
     assert run.abandoned == [order["order_no"]] and run.owed == [] and again.owed == []
     so = _status(notify_to, so.out_order_no, "paid")
-    assert so.ended_at == now and so.total_fen == min(so.risk_fund_fen, _plan()["cap_fen"])
+    assert so.ended_at == now and so.total_fen == so.risk_fund_fen == 16_000  # capped by the risk fund
     assert not Order.objects.get(pk=rental_order.pk).overtime_orders.exists()

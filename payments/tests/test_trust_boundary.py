@@ -186,6 +186,7 @@ PAY = lambda w: w.payment.amount_fen  # noqa: E731
 REF = lambda w: w.refund.amount_fen  # noqa: E731
 APP = lambda w: w.identity.app_id  # noqa: E731
 MCH = lambda w: w.identity.merchant_id  # noqa: E731
+TXN = lambda w: w.payment.gateway_trade_no  # noqa: E731
 
 
 @dataclass(frozen=True)
@@ -225,15 +226,18 @@ MUTATIONS = [
     Mutation("wechat", "refund_notify", "gateway", "out_refund_no", foreign("refund:alipay"), ("refund:alipay",)),
     Mutation("wechat", "refund_notify", "merchant_id", "mchid", foreign_id(MCH)),
     Mutation("wechat", "refund_notify", "payment_no", "out_trade_no", other_payment_no()),
+    Mutation("wechat", "refund_notify", "gateway_trade_no", "transaction_id", foreign_id(TXN)),
     Mutation("wechat", "refund_notify", "amount_fen", "amount.refund", foreign_fen(REF)),
     Mutation("wechat", "refund_notify", "total_fen", "amount.total", foreign_fen(PAY)),
     Mutation("wechat", "refund_answer", "refund_no", "out_refund_no", foreign("refund:wechat"), ("refund:wechat",)),
     Mutation("wechat", "refund_answer", "payment_no", "out_trade_no", other_payment_no()),
+    Mutation("wechat", "refund_answer", "gateway_trade_no", "transaction_id", foreign_id(TXN)),
     Mutation("wechat", "refund_answer", "amount_fen", "amount.refund", foreign_fen(REF)),
     Mutation("wechat", "refund_answer", "total_fen", "amount.total", foreign_fen(PAY)),
     Mutation("wechat", "refund_answer", "currency", "amount.currency", currencies()),
     Mutation("wechat", "refund_query", "refund_no", "out_refund_no", foreign("refund:wechat"), ("refund:wechat",)),
     Mutation("wechat", "refund_query", "payment_no", "out_trade_no", other_payment_no()),
+    Mutation("wechat", "refund_query", "gateway_trade_no", "transaction_id", foreign_id(TXN)),
     Mutation("wechat", "refund_query", "amount_fen", "amount.refund", foreign_fen(REF)),
     Mutation("wechat", "refund_query", "total_fen", "amount.total", foreign_fen(PAY)),
     Mutation("wechat", "refund_query", "currency", "amount.currency", currencies()),

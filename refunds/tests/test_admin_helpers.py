@@ -105,6 +105,7 @@ def abnormal_refund(order: Order) -> Refund:
         gateway="wechat",
         source="notify",
         payment_no=refund.payment.payment_no,
+        gateway_trade_no=refund.payment.gateway_trade_no,
         amount_fen=refund.amount_fen,
         total_fen=refund.payment.amount_fen,
         merchant_id=get_gateway("wechat").identity().merchant_id,

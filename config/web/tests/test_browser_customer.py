@@ -145,7 +145,7 @@ def test_the_wallet_history_fits_a_phone_with_amounts_on_one_line(browser_page, 
         page.goto(f"{shop['base']}/orders/")
         assert page.evaluate("document.documentElement.scrollWidth") <= width, width
         when = page.locator(f"#order-{order_no} .when").inner_text()
-        assert not when.startswith("·") and re.fullmatch(r"\d{1,2} \w{3} \d\d:\d\d", when), when
+        assert not when.startswith("·") and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d CST", when), when
     page.screenshot(path=str(SHOTS / "customer_orders_414.png"), full_page=True)
 
 

@@ -36,7 +36,7 @@ bench: install  ## run every benchmark (each prints a RESULT line)
 	$(BIN)/python bench/chaos.py
 
 stop:  ## stop the embedded PostgreSQL server
-	$(BIN)/python -m config.embedded_pg stop
+	$(BIN)/python -m core.embedded_pg stop
 
 clean: stop
 	rm -rf $(VENV) var

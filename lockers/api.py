@@ -5,8 +5,8 @@ from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import StrictQuerySerializer
-from config.openapi import errors
+from core.api import StrictQuerySerializer
+from core.openapi import errors
 from lockers.models import Cabinet, Compartment, PricePlan, Size
 from lockers.pricing import price_quote
 

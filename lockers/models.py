@@ -1,8 +1,8 @@
 from django.db import models
 from django.db.models import Q
 
-from config.audit import AuditEvent
-from config.money import format_yuan
+from core.audit import AuditEvent
+from core.money import format_yuan
 
 
 class Size(models.TextChoices):

@@ -10,8 +10,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.audit import Actor
-from config.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from core.audit import Actor
+from core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from lockers.drivers import get_door_driver
 from lockers.models import (
     DOOR_OPEN_COMMAND,

@@ -7,8 +7,8 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import StrictSerializer
-from config.openapi import errors
+from core.api import StrictSerializer
+from core.openapi import errors
 from lockers.api import RentalHoursMixin
 from lockers.models import Size
 from lockers.selectors import pickup_codes_active

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from config.audit import AuditEvent
+from core.audit import AuditEvent
 
 
 class Order(models.Model):

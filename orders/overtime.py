@@ -29,9 +29,9 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from config.audit import Actor
-from config.errors import Conflict, DomainError
-from config.money import format_yuan
+from core.audit import Actor
+from core.errors import Conflict, DomainError
+from core.money import format_yuan
 from lockers import services as lockers
 from lockers.models import Compartment, DoorPurpose
 from lockers.pricing import HOUR_SECONDS, overtime_quote

@@ -21,8 +21,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from config.audit import Actor
-from config.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from core.audit import Actor
+from core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from lockers import services as lockers
 from lockers.models import Compartment, DoorPurpose
 from lockers.pricing import price_quote

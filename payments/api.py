@@ -17,10 +17,10 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import ORDER_NO_FORMAT, PatternField, StrictSerializer, error_body
-from config.audit import Actor
-from config.errors import DomainError, GatewayUnavailable
-from config.openapi import RETRY_AFTER, errors
+from core.api import ORDER_NO_FORMAT, PatternField, StrictSerializer, error_body
+from core.audit import Actor
+from core.errors import DomainError, GatewayUnavailable
+from core.openapi import RETRY_AFTER, errors
 from orders.api import OrderOut, render_orders
 from orders.models import Order
 from payments import services

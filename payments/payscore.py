@@ -24,8 +24,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from config.audit import Actor
-from config.errors import (
+from core.audit import Actor
+from core.errors import (
     Conflict,
     DomainError,
     GatewayRejected,
@@ -34,7 +34,7 @@ from config.errors import (
     NotFound,
     TradeNotFound,
 )
-from config.logging import log_context
+from core.logging import log_context
 from lockers.models import PricePlan
 from lockers.pricing import price_after_use, price_compute
 from orders.models import Order

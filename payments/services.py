@@ -14,8 +14,8 @@ from celery import current_app
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.audit import Actor
-from config.errors import (
+from core.audit import Actor
+from core.errors import (
     Conflict,
     GatewayRejected,
     GatewayUnavailable,
@@ -25,7 +25,7 @@ from config.errors import (
     TradeNotFound,
     ValidationFailed,
 )
-from config.logging import log_context
+from core.logging import log_context
 from orders.models import Order
 from orders.services import order_cancel, order_cancel_by_user, order_mark_paid, order_no_new
 from payments.gateways.base import PrepayRequest, TradeState, TradeStatus

@@ -2,7 +2,7 @@ from celery import shared_task
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from config.audit import Actor
+from core.audit import Actor
 from payments.payscore import payscore_bill_order
 from payments.reconciliation import reconcile_payments
 

@@ -4,8 +4,8 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import ORDER_NO_FORMAT, PatternField, StrictSerializer
-from config.openapi import RETRY_AFTER, errors
+from core.api import ORDER_NO_FORMAT, PatternField, StrictSerializer
+from core.openapi import RETRY_AFTER, errors
 from refunds.models import Refund
 from refunds.services import refund_request
 

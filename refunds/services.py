@@ -19,8 +19,8 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from config.audit import Actor
-from config.errors import (
+from core.audit import Actor
+from core.errors import (
     Conflict,
     DomainError,
     GatewayRejected,
@@ -29,7 +29,7 @@ from config.errors import (
     RefundNotFound,
     ValidationFailed,
 )
-from config.logging import log_context
+from core.logging import log_context
 from lockers.selectors import door_opened_by_customer
 from orders.models import Order
 from orders.services import order_mark_refunded, order_no_new

@@ -4,8 +4,8 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import StrictSerializer
-from config.openapi import RETRY_AFTER, errors
+from core.api import StrictSerializer
+from core.openapi import RETRY_AFTER, errors
 from orders.api import OrderOut, render_orders
 from orders.services import order_create_topup
 from wallets.models import WalletTransaction

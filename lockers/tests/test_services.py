@@ -4,9 +4,9 @@ import pytest
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from config.audit import Actor
-from config.errors import Conflict, DomainError, InvalidTransition
 from conftest import run_concurrently
+from core.audit import Actor
+from core.errors import Conflict, DomainError, InvalidTransition
 from lockers import services
 from lockers.drivers import SimulatedDoorDriver
 from lockers.models import (

@@ -1,8 +1,8 @@
 import pytest
 from django.utils import timezone
 
-from config.audit import Actor
-from config.errors import InvalidTransition, NotFound
+from core.audit import Actor
+from core.errors import InvalidTransition, NotFound
 from lockers.models import Compartment, LockerEvent, PickupCode
 from lockers.tasks import door_open_send_task
 from lockers.tests.factories import CompartmentFactory, PricePlanFactory

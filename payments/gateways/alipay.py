@@ -5,7 +5,7 @@ config and stamps the request ``timestamp`` in China time whatever the server's 
 
 Server APIs come back as verified dicts; a signed ``40004 Business Failed`` is *returned*, so
 every answer goes through ``_checked``. ``AlipayGateway._call`` is the one place where SDK and
-transport exceptions become ``config.errors``.
+transport exceptions become ``core.errors``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from alipay.utils import AliPayConfig
 from Cryptodome.Hash import SHA256
 from Cryptodome.Signature import PKCS1_v1_5
 
-from config.errors import (
+from core.errors import (
     ChannelNotConfigured,
     DomainError,
     GatewayRejected,

@@ -2,7 +2,7 @@
 
 Adapters turn our plain requests into gateway calls and gateway answers into the frozen
 dataclasses below. They never touch the ORM and never import views; errors are raised from
-``config.errors`` (``GatewayUnavailable`` is retryable, ``GatewayRejected`` is not,
+``core.errors`` (``GatewayUnavailable`` is retryable, ``GatewayRejected`` is not,
 ``SignatureInvalid`` / ``NotificationInvalid`` for notifications).
 """
 

@@ -6,7 +6,7 @@ Untrusted XML is parsed only with ``defusedxml`` (no DTDs, no entities, no exter
 capped at 64 KiB and must be flat ``<xml><k>v</k>...</xml>``. Layers, as the protocol defines them:
 ``status`` (transport, unsigned) first; only when it is ``"0"`` is the signature checked and the
 business fields (``result_code``, ``err_code``...) read. ``WallytGateway._post`` is the one place
-where transport and protocol failures become ``config.errors``.
+where transport and protocol failures become ``core.errors``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from defusedxml.ElementTree import fromstring
 
-from config.errors import (
+from core.errors import (
     ChannelNotConfigured,
     GatewayRejected,
     GatewayUnavailable,

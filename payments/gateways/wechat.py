@@ -6,7 +6,7 @@ SDK's non-atomic write of downloaded platform certificates (several processes sh
 directory) and keeps the old certificates when a refresh fails.
 
 Every SDK call goes through ``WeChatGateway._call``: the one place where SDK and transport
-exceptions become ``config.errors``.
+exceptions become ``core.errors``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from wechatpayv3 import WeChatPay, WeChatPayType
 from wechatpayv3.core import Core
 from wechatpayv3.utils import aes_decrypt, format_private_key, rsa_verify
 
-from config.errors import (
+from core.errors import (
     ChannelNotConfigured,
     DomainError,
     GatewayRejected,

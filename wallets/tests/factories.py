@@ -1,6 +1,6 @@
 import factory
 
-from config.tests.factories import UserFactory
+from core.tests.factories import UserFactory
 from wallets.models import Wallet
 
 

@@ -43,7 +43,9 @@ from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from finance.models import BillDiscrepancy, BillDiscrepancyEvent, BillLine, BillRun
+from core.audit import Actor
+from core.transitions import transition_many, transitions_audit
+from finance.models import BillDiscrepancy, BillLine, BillRun
 from payments.gateways.bills import BillEntry, BillSource, BillTotals, bill_totals
 from payments.gateways.registry import get_gateway
 from payments.gateways.trust import FieldMismatch, check_refund, check_trade, refund_expectations, trade_expectations
@@ -57,6 +59,7 @@ BILL_GATEWAYS = ("wechat", "alipay", "wallyt")  # the gateways that publish dail
 FIGURES = ("gross", "refunds", "fees", "net")  # the settlement figures checked against the bill's totals
 Kind = BillDiscrepancy.Kind
 DStatus = BillDiscrepancy.Status
+JOB = Actor.system("bills")  # the reconciliation job, in the audit trail
 RStatus = BillRun.Status
 
 
@@ -620,6 +623,7 @@ def _record(run: BillRun, findings: list[Finding], *, now: datetime) -> None:
     }
     new: list[BillDiscrepancy] = []
     changed: list[BillDiscrepancy] = []
+    moved: list[tuple[int, str, str]] = []  # (id, from, to): audited with the bulk update
     for f in findings:
         values = {
             "bill_date": run.bill_date,
@@ -647,6 +651,7 @@ def _record(run: BillRun, findings: list[Finding], *, now: datetime) -> None:
             continue
         for name, value in values.items():
             setattr(d, name, value)
+        before = d.status
         if d.status == DStatus.RESOLVED and d.resolved_by_id is None and not d.auto_repaired:
             d.status, d.resolved_at = f.status, None
             d.resolution_note = f"{d.resolution_note}\nreopened by the bill of {run.bill_date}".strip()
@@ -654,6 +659,11 @@ def _record(run: BillRun, findings: list[Finding], *, now: datetime) -> None:
             d.status = DStatus.OPEN
         d.held_until = f.held_until if d.status == DStatus.HELD else d.held_until
         changed.append(d)
+        if d.status != before:
+            moved.append((d.pk, before, d.status))
+    transitions_audit(  # checked before anything is written
+        BillDiscrepancy, moved, actor=JOB, action="reconcile", reason=f"found again in the bill of {run.bill_date}"
+    )
     BillDiscrepancy.objects.bulk_create(new, ignore_conflicts=True)  # a racing run inserted it: seen next time
     BillDiscrepancy.objects.bulk_update(changed, _UPDATED_FIELDS, batch_size=500)
 
@@ -661,17 +671,7 @@ def _record(run: BillRun, findings: list[Finding], *, now: datetime) -> None:
 def _transition(qs, *, to: str, note: str, now: datetime) -> int:
     """Move the discrepancies of ``qs`` (by the job, not a person) and log one event each (3 queries)."""
     rows = list(qs.select_for_update().values_list("id", "status")[:10_000])
-    if not rows:
-        return 0
-    ids = [pk for pk, _ in rows]
-    fields = {"status": to, "resolved_at": now if to == DStatus.RESOLVED else None}
+    values = {"resolved_at": now if to == DStatus.RESOLVED else None}
     if to == DStatus.RESOLVED:
-        fields["resolution_note"] = note
-    BillDiscrepancy.objects.filter(pk__in=ids).update(**fields)
-    BillDiscrepancyEvent.objects.bulk_create(
-        BillDiscrepancyEvent(
-            discrepancy_id=pk, action="reconcile", from_status=before, to_status=to, actor="system:bills", reason=note
-        )
-        for pk, before in rows
-    )
-    return len(rows)
+        values["resolution_note"] = note
+    return transition_many(BillDiscrepancy, rows, to=to, actor=JOB, action="reconcile", reason=note, values=values)

@@ -14,9 +14,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.audit import Actor
-from core.errors import Conflict, DomainError, InvalidTransition, ValidationFailed
+from core.errors import Conflict, DomainError, ValidationFailed
 from core.money import format_yuan
-from finance.models import BillDiscrepancy, BillDiscrepancyEvent
+from core.transitions import event, transition
+from finance.models import BillDiscrepancy
 from payments.models import Payment
 from payments.services import payment_sync
 from refunds.models import Refund
@@ -37,30 +38,20 @@ def _check_finance(user) -> None:
         raise NotAllowed("Bill discrepancies are for finance (refunds.export_finance or refunds.approve_refund).")
 
 
-def _event(d: BillDiscrepancy, *, action: str, before: str, actor: Actor, note: str = "", data=None) -> None:
-    BillDiscrepancyEvent.objects.create(
-        discrepancy=d,
-        action=action,
-        from_status=before,
-        to_status=d.status,
-        actor=str(actor),
-        reason=note[:255],
-        data=data or {},
-    )
-
-
 @transaction.atomic
 def bill_discrepancy_assign(*, discrepancy_id: int, user, assignee=None) -> BillDiscrepancy:
     """Assign to ``assignee`` (default: the acting user). Not for resolved ones."""
     _check_finance(user)
     d = BillDiscrepancy.objects.select_for_update().get(pk=discrepancy_id)
-    if d.status == DStatus.RESOLVED:
-        raise InvalidTransition("bill discrepancy", d.status, DStatus.ASSIGNED)
-    before = d.status
     d.assigned_to = assignee or user
-    d.status = DStatus.ASSIGNED
-    d.save(update_fields=["assigned_to", "status"])
-    _event(d, action="assign", before=before, actor=Actor.user(user), data={"assigned_to": d.assigned_to_id})
+    transition(
+        d,
+        to=DStatus.ASSIGNED,
+        actor=Actor.user(user),
+        action="assign",
+        data={"assigned_to": d.assigned_to_id},
+        update_fields=["assigned_to"],
+    )
     return d
 
 
@@ -75,14 +66,18 @@ def bill_discrepancy_resolve(
     d = BillDiscrepancy.objects.select_for_update().get(pk=discrepancy_id)
     if d.status == DStatus.RESOLVED:
         return d  # twice is not an error
-    before = d.status
-    d.status = DStatus.RESOLVED
     d.resolution_note = note.strip()
     d.resolved_by = user
     d.resolved_at = now or timezone.now()
     d.auto_repaired = auto_repaired
-    d.save(update_fields=["status", "resolution_note", "resolved_by", "resolved_at", "auto_repaired"])
-    _event(d, action="auto_repair" if auto_repaired else "resolve", before=before, actor=Actor.user(user), note=note)
+    transition(
+        d,
+        to=DStatus.RESOLVED,
+        actor=Actor.user(user),
+        action="auto_repair" if auto_repaired else "resolve",
+        reason=note,
+        update_fields=["resolution_note", "resolved_by", "resolved_at", "auto_repaired"],
+    )
     return d
 
 
@@ -144,4 +139,4 @@ def _side_text(amount_fen: int | None, status: str) -> str:
 @transaction.atomic
 def _note(d: BillDiscrepancy, *, actor: Actor, note: str) -> None:
     d = BillDiscrepancy.objects.select_for_update().get(pk=d.pk)
-    _event(d, action="auto_repair_attempt", before=d.status, actor=actor, note=note)
+    event(d, action="auto_repair_attempt", actor=actor, reason=note)

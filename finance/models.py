@@ -103,6 +103,16 @@ class BillDiscrepancy(models.Model):
         RESOLVED = "resolved"
         HELD = "held"  # possibly booked by the gateway on a neighbouring day: wait for its bill
 
+    # a person assigns and resolves; the job resolves what is gone, opens a hold that expired and reopens
+    # what it resolved itself when the bill shows it again (core.transitions, finance.bills_workflow)
+    TRANSITIONS = {
+        Status.OPEN: {Status.ASSIGNED, Status.RESOLVED},
+        Status.ASSIGNED: {Status.ASSIGNED, Status.RESOLVED},
+        Status.HELD: {Status.OPEN, Status.ASSIGNED, Status.RESOLVED},
+        Status.RESOLVED: {Status.OPEN, Status.HELD},
+    }
+    AUDIT = ("finance.BillDiscrepancyEvent", "discrepancy")
+
     bill_date = models.DateField(db_index=True)
     gateway = models.CharField(max_length=16)
     kind = models.CharField(max_length=16, choices=Kind.choices)

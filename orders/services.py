@@ -22,7 +22,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.audit import Actor
-from core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from core.errors import Conflict, NotFound, ValidationFailed
+from core.transitions import event, transition
 from lockers import services as lockers
 from lockers.models import Compartment, DoorPurpose
 from lockers.pricing import price_quote
@@ -46,35 +47,15 @@ def _locked(order_id: int) -> Order:
 
 
 def order_transition(order: Order, *, to: str, actor: Actor, action: str, reason: str = "", data: dict | None = None):
-    """The one way an order changes status: checked against ``Order.TRANSITIONS``, saved, audited (an event).
-    ``order`` must be locked (``select_for_update``) by the caller's transaction."""
-    if to not in Order.TRANSITIONS[order.status]:
-        raise InvalidTransition("order", order.status, to)
-    before = order.status
-    order.status = to
-    order.save()
-    OrderEvent.objects.create(
-        order=order,
-        action=action,
-        from_status=before,
-        to_status=to,
-        actor=str(actor),
-        reason=reason,
-        data=data or {},
-    )
+    """The one way an order changes status (``core.transitions.transition``): checked against
+    ``Order.TRANSITIONS``, saved, audited (an event). ``order`` must be locked (``select_for_update``) by the
+    caller's transaction. Raises ``InvalidTransition``."""
+    transition(order, to=to, actor=actor, action=action, reason=reason, data=data)
 
 
 def order_event(order: Order, *, action: str, actor: Actor, reason: str = "", data: dict | None = None) -> OrderEvent:
     """An audited step that leaves the order's status as it is (re-priced, opened again, cleared...)."""
-    return OrderEvent.objects.create(
-        order=order,
-        action=action,
-        from_status=order.status,
-        to_status=order.status,
-        actor=str(actor),
-        reason=reason[:255],
-        data=data or {},
-    )
+    return event(order, action=action, actor=actor, reason=reason, data=data)
 
 
 @transaction.atomic

@@ -1,3 +1,6 @@
+"""Refunds with their state machine (``Refund.TRANSITIONS``), the approval permissions, and their audit
+trail (``RefundEvent``)."""
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -29,6 +32,7 @@ class Refund(models.Model):
         Status.FAILED: set(),
         Status.REJECTED: set(),
     }
+    AUDIT = ("refunds.RefundEvent", "refund")  # core.transitions writes one per change
     # refunds that count against the amount paid
     COUNTING = (Status.REQUESTED, Status.APPROVED, Status.PROCESSING, Status.SUCCEEDED, Status.ABNORMAL)
 

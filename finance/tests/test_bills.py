@@ -10,12 +10,14 @@ from io import StringIO
 import pytest
 import requests
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from core.audit import Actor
-from finance.bills import SHANGHAI, bill_reconcile, yesterday
-from finance.models import BillDiscrepancy, BillLine, BillRun
+from finance.bills import SHANGHAI, Finding, _record, bill_reconcile, yesterday
+from finance.models import BillDiscrepancy, BillDiscrepancyEvent, BillLine, BillRun
+from finance.tests.factories import BillDiscrepancyFactory
 from payments.models import Payment
 from payments.services import payment_sync
 from payments.tests.flows import pay, rental
@@ -386,3 +388,33 @@ def test_alipay_refund_rows_match_our_refunds(user_api, gateways):
     assert run.status == BillRun.Status.DONE, run.error
     assert (run.counts["bill_payments"], run.counts["bill_refunds"], run.counts["our_refunds"]) == (1, 1, 1)
     assert found() == {}
+
+
+def test_a_discrepancy_the_job_resolved_is_reopened_with_an_event_when_the_bill_shows_it_again():
+    day = _day()
+    run = BillRun.objects.create(gateway="wallyt", bill_date=day, token="t2")
+    gone = BillDiscrepancyFactory(status=S.RESOLVED, kind=K.AMOUNT_MISMATCH, resolution_note="no longer found")
+    held = BillDiscrepancyFactory(status=S.HELD, kind=K.MISSING_REMOTE)
+    findings = [
+        Finding(
+            kind=d.kind,
+            subject="payment",
+            reference=d.reference,
+            our_amount_fen=300,
+            their_amount_fen=200,
+            our_status="succeeded",
+            their_status="SUCCESS",
+        )
+        for d in (gone, held)
+    ]
+
+    with transaction.atomic():
+        _record(run, findings, now=timezone.now())
+
+    gone.refresh_from_db()
+    held.refresh_from_db()
+    assert (gone.status, held.status) == (S.OPEN, S.OPEN)
+    assert sorted(BillDiscrepancyEvent.objects.values_list("discrepancy_id", "from_status", "to_status", "actor")) == [
+        (gone.pk, "resolved", "open", "system:bills"),
+        (held.pk, "held", "open", "system:bills"),
+    ]

@@ -1,3 +1,6 @@
+"""The URLs of the whole project: the API (``/api/v1/``), its OpenAPI document, the admin and back office,
+the gateways' notifications, ``/metrics``, ``/healthz`` and the customer pages (``web.urls``)."""
+
 from django.conf import settings
 from django.contrib import admin
 from django.db import connection
@@ -13,12 +16,12 @@ from core.api import ApiDocsPermission
 from core.throttling import throttle_page
 from finance.metrics import metrics_view
 from lockers.api import CabinetList, CompartmentList, QuoteView
-from orders.api import OrderDetail, OrderListCreate, OrderOpenDoor
-from payments.api import AlipayReturn, OrderCancel, PaymentClose, PaymentCreate, PaymentDetail, PaymentQr, PaymentSync
+from orders.api import OrderCancel, OrderDetail, OrderListCreate, OrderOpenDoor, TopupCreate
+from payments.api import AlipayReturn, PaymentClose, PaymentCreate, PaymentDetail, PaymentQr, PaymentSync
 from payments.auth import LogoutView, PasswordLoginView, TokenRefreshView, WeChatLoginView
 from payments.webhooks import notify_view
 from refunds.api import RefundDetail, RefundListCreate
-from wallets.api import TopupCreate, WalletView
+from wallets.api import WalletView
 
 
 def healthz(request):

@@ -28,6 +28,7 @@ from lockers import services as lockers
 from lockers.models import Compartment, DoorPurpose
 from lockers.pricing import price_quote
 from lockers.selectors import pickup_codes_active
+from orders.hooks import user_cancel_hooks
 from orders.models import Order, OrderEvent
 from wallets.models import WalletTransaction
 from wallets.services import wallet_credit
@@ -124,7 +125,12 @@ def order_cancel(*, order_id: int, actor: Actor, reason: str, locked_order: Orde
 
 
 def order_cancel_by_user(*, order_id: int, actor: Actor, reason: str) -> Order:
-    """The owner cancels an unpaid order. A second cancel is harmless; a paid order is a 409."""
+    """The owner cancels an unpaid order. The hooks registered with ``orders.hooks.on_user_cancel`` run
+    first, outside any transaction (``payments`` closes the open payments at the gateway: one that turns
+    out to be paid wins, the order is then paid and this answers 409 ``invalid_transition``). A second
+    cancel is harmless. Raises ``Conflict``; what a hook raises (``GatewayUnavailable``...) passes."""
+    for hook in user_cancel_hooks():
+        hook(order=Order.objects.get(pk=order_id), actor=actor, reason=reason)
     order = Order.objects.get(pk=order_id)
     if order.status not in (Status.PENDING_PAYMENT, Status.CANCELLED):
         raise Conflict(

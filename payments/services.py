@@ -28,7 +28,7 @@ from core.errors import (
 from core.logging import log_context
 from core.transitions import event, locked, transition
 from orders.models import Order
-from orders.services import order_cancel, order_cancel_by_user, order_mark_paid, order_no_new
+from orders.services import order_cancel, order_mark_paid, order_no_new
 from payments.gateways.base import PrepayRequest, TradeState, TradeStatus
 from payments.gateways.registry import get_gateway
 from payments.gateways.trust import FieldMismatch, Message, check_trade, trade_expectations
@@ -460,16 +460,16 @@ def payment_open_for_order(order: Order) -> list[Payment]:
     return list(order.payments.filter(status__in=Payment.OPEN))
 
 
-def order_cancel_with_payments(*, order: Order, actor: Actor, reason: str) -> Order:
-    """The owner cancels an unpaid order: open payments are closed at the gateway first (one that
-    turns out to be paid wins: the order is then paid and the cancel answers 409), and so is a Pay Score
-    service order waiting for confirmation (confirmed meanwhile: the rental started, 409)."""
+def payments_close_for_cancel(*, order: Order, actor: Actor, reason: str) -> None:
+    """Before the owner's cancel of ``order`` (``orders.hooks.on_user_cancel``, registered in
+    ``PaymentsConfig.ready``): its open payments are closed at the gateway (one that turns out to be paid
+    wins: the order is then paid and the cancel answers 409), and so is a Pay Score service order waiting
+    for confirmation (confirmed meanwhile: the rental started, 409). Outside any transaction."""
     for payment in payment_open_for_order(order):
         payment_close(payment_no=payment.payment_no, actor=actor, reason="order cancelled")
     from payments.payscore import payscore_cancel_for_order  # payscore imports this module
 
     payscore_cancel_for_order(order=order, actor=actor, reason="order cancelled")
-    return order_cancel_by_user(order_id=order.pk, actor=actor, reason=reason)
 
 
 def payment_after_return(*, returned: TradeStatus, actor: Actor) -> Payment | None:

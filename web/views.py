@@ -34,7 +34,7 @@ from lockers.selectors import pickup_codes_active
 from orders.models import Order
 from orders.overtime import OvertimeDue
 from orders.selectors import rental_clock
-from orders.services import order_create_rental, order_create_topup, order_open_door
+from orders.services import order_cancel_by_user, order_create_rental, order_create_topup, order_open_door
 from payments import services as payments
 from payments.api import qr_svg
 from payments.auth import user_for_openid, wechat_code2session
@@ -470,7 +470,7 @@ def _cancel(request: HttpRequest, order: Order, *, reason: str) -> bool:
     A payment that turns out to be paid wins: the order is then paid."""
     actor = Actor.user(request.user)
     try:
-        payments.order_cancel_with_payments(order=order, actor=actor, reason=reason)
+        order_cancel_by_user(order_id=order.pk, actor=actor, reason=reason)
     except DomainError as exc:
         messages.error(request, exc.message)
         return False

@@ -226,7 +226,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "DESCRIPTION": 'Every error answer has one shape: `{"error": {"code", "message", "details"}}`.',
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.openapi.postprocess"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "web.openapi.postprocess",  # the plain Django views (notifications, the pages' JSON)
+        "core.openapi.postprocess",  # then: no NUL in inputs, every object schema closed
+    ],
     "ENUM_NAME_OVERRIDES": {"SizeEnum": "lockers.models.Size"},
     "SWAGGER_UI_DIST": "SIDECAR",  # served from our static files: no CDN
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -66,10 +66,8 @@ def errors(*statuses: int, **codes: str) -> dict[int, OpenApiResponse]:
 
 
 def postprocess(result: dict[str, Any], generator, request, public) -> dict[str, Any]:
-    """Post-processing hook: add the plain Django operations, then close every object schema."""
-    from web.openapi import plain_operations
-
-    result["paths"].update(plain_operations())
+    """Post-processing hook (after ``web.openapi.postprocess`` added the plain Django operations): no NUL
+    in any input, and every object schema closed."""
     no_nul_in_inputs(result)
     return close_objects(result)
 

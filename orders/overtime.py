@@ -92,9 +92,8 @@ def overtime_open_order(rental: Order) -> Order | None:
 
 
 def _has_open_payment(order: Order) -> bool:
-    from payments.models import Payment  # payments imports orders, not the other way at import time
-
-    return order.payments.filter(status__in=Payment.OPEN).exists()
+    payments = order.payments  # payments' reverse relation: orders does not import payments (a floor above)
+    return payments.filter(status__in=payments.model.OPEN).exists()
 
 
 def _priced(rental: Order, *, now: datetime) -> tuple[int, int, dict]:

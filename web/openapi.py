@@ -325,3 +325,10 @@ def plain_operations() -> dict[str, Any]:
         f"{base}/wallyt/": _notify("wallyt", "Wallyt notification", "text/xml", WALLYT_XML),
         **_web_operations(),
     }
+
+
+def postprocess(result: dict[str, Any], generator, request, public) -> dict[str, Any]:
+    """drf-spectacular post-processing hook (``SPECTACULAR_SETTINGS``): add the plain Django operations
+    (the top floor knows every app's); ``core.openapi.postprocess`` runs next and closes the schemas."""
+    result["paths"].update(plain_operations())
+    return result

@@ -256,8 +256,6 @@ class AlipayGateway:
         method = PRODUCTS.get(request.product)
         if method is None:
             raise ValidationFailed(f"Alipay does not support product {request.product!r}")
-        if type(request.amount_fen) is not int or request.amount_fen <= 0:
-            raise ValidationFailed("amount_fen must be a positive int")
         build = (
             self.client.api_alipay_trade_page_pay if request.product == "page" else self.client.api_alipay_trade_wap_pay
         )
@@ -293,8 +291,6 @@ class AlipayGateway:
                 raise
 
     def refund(self, request: RefundRequest) -> RefundStatus:
-        if type(request.refund_fen) is not int or request.refund_fen <= 0:
-            raise ValidationFailed("refund_fen must be a positive int")
         kwargs: dict[str, Any] = {"out_request_no": request.refund_no}
         if request.reason:
             kwargs["refund_reason"] = request.reason

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from core.errors import ValidationFailed
 from payments.gateways.trust import CheckTable, Identity
 
 
@@ -42,6 +43,11 @@ class PrepayRequest:
     openid: str | None = None
     client_ip: str | None = None
     return_url: str | None = None
+
+    def __post_init__(self) -> None:
+        """Raises ``ValidationFailed`` (nothing is sent) unless ``amount_fen`` is a positive int."""
+        if type(self.amount_fen) is not int or self.amount_fen <= 0:
+            raise ValidationFailed("amount_fen must be a positive int")
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,12 @@ class RefundRequest:
     total_fen: int
     reason: str
     notify_url: str | None = None
+
+    def __post_init__(self) -> None:
+        """Raises ``ValidationFailed`` (nothing is sent) unless ``refund_fen`` is a positive int and
+        ``total_fen`` an int."""
+        if type(self.refund_fen) is not int or self.refund_fen <= 0 or type(self.total_fen) is not int:
+            raise ValidationFailed("refund_fen must be a positive int and total_fen an int")
 
 
 class AbnormalRefundDestination(enum.StrEnum):

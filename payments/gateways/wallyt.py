@@ -398,8 +398,6 @@ class WallytGateway:
     def create(self, request: PrepayRequest) -> PrepayResult:
         if request.product != "jsapi":
             raise ValidationFailed(f"Wallyt supports only product 'jsapi', not {request.product!r}")
-        if type(request.amount_fen) is not int or request.amount_fen <= 0:
-            raise ValidationFailed("amount_fen must be a positive int")
         if not request.openid:
             raise ValidationFailed("Wallyt mini-program pay needs the payer's openid")
         answer = self._post(
@@ -436,8 +434,6 @@ class WallytGateway:
                 raise
 
     def refund(self, request: RefundRequest) -> RefundStatus:
-        if type(request.refund_fen) is not int or request.refund_fen <= 0 or type(request.total_fen) is not int:
-            raise ValidationFailed("refund_fen must be a positive int and total_fen an int")
         answer = self._post(
             "unified.trade.refund",
             {

@@ -494,8 +494,6 @@ class WeChatGateway(PayScoreCalls):
         return PrepayResult(pay_params=self.jsapi_pay_params(prepay_id=prepay_id), raw=answer)
 
     def _prepay_kwargs(self, request: PrepayRequest, pay_type: WeChatPayType) -> dict[str, Any]:
-        if type(request.amount_fen) is not int or request.amount_fen <= 0:
-            raise ValidationFailed("amount_fen must be a positive int")
         kwargs: dict[str, Any] = {
             "description": request.description,
             "out_trade_no": request.payment_no,
@@ -542,8 +540,6 @@ class WeChatGateway(PayScoreCalls):
                 raise
 
     def refund(self, request: RefundRequest) -> RefundStatus:
-        if type(request.refund_fen) is not int or request.refund_fen <= 0 or type(request.total_fen) is not int:
-            raise ValidationFailed("refund_fen must be a positive int and total_fen an int")
         kwargs: dict[str, Any] = {
             "out_refund_no": request.refund_no,
             "amount": {"refund": request.refund_fen, "total": request.total_fen, "currency": "CNY"},

@@ -1,3 +1,5 @@
+"""The Celery app: configured from Django's settings (``CELERY_*``), tasks found in every app."""
+
 import os
 
 from celery import Celery

@@ -1,3 +1,5 @@
+"""The ``finance`` app's configuration: its Celery tasks are registered in every process."""
+
 from django.apps import AppConfig
 
 

@@ -1,3 +1,6 @@
+"""Admin of cabinets, compartments, price plans and pickup codes: read-mostly, every state change through
+``lockers.services`` (audited)."""
+
 from django.contrib import admin, messages
 from django.utils.safestring import SafeString
 

@@ -1,3 +1,5 @@
+"""The lockers API: cabinets, their compartments (free ones to choose from) and the server's price quote."""
+
 from django.conf import settings
 from django.db.models import Count, Q
 from drf_spectacular.utils import extend_schema

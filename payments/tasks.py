@@ -1,3 +1,6 @@
+"""Celery tasks of payments: the reconciliation of open payments (beat) and the billing of a rental paid
+after use (its Pay Score service order)."""
+
 from celery import shared_task
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime

@@ -1,3 +1,5 @@
+"""The refunds API: a user asks for a refund of their order and reads its progress (amounts in fen)."""
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status

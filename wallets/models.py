@@ -1,3 +1,5 @@
+"""Wallets (balance in fen) and their append-only ledger (``WalletTransaction``, before/after balances)."""
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q

@@ -1,3 +1,5 @@
+"""The customer pages' URLs (namespace ``web``)."""
+
 from django.urls import path
 
 from web import orders_views, views

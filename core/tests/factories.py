@@ -1,3 +1,5 @@
+"""factory-boy factories of users, shared by every app's tests."""
+
 import factory
 from django.contrib.auth import get_user_model
 

@@ -1,3 +1,5 @@
+"""Server-side pricing of rentals and overtime (hours, minimum, caps), from the price plans; integer fen."""
+
 import math
 
 import pytest

@@ -1,3 +1,6 @@
+"""lockers.services: compartments reserved, occupied and released only by their order, pickup codes,
+door commands recorded under the lock and sent after commit."""
+
 from datetime import timedelta
 
 import pytest

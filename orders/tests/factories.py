@@ -1,3 +1,5 @@
+"""factory-boy factories of rental and top-up orders."""
+
 from datetime import timedelta
 
 import factory

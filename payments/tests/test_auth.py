@@ -1,3 +1,5 @@
+"""Logins (WeChat code2session, password) and JWT refresh/logout (``payments.auth``)."""
+
 from datetime import timedelta
 
 import jwt

@@ -1,3 +1,5 @@
+"""factory-boy factories of wallets."""
+
 import factory
 
 from core.tests.factories import UserFactory

@@ -1,3 +1,6 @@
+"""wallets.services: credits and debits ledgered once per reference, never below zero (also under
+concurrency), the ledger append-only in the database."""
+
 import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Sum

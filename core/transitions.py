@@ -124,9 +124,17 @@ def transitions_audit(
     if not changes:
         return 0
     event_model, field = _audit(model)
-    fk = field if field.endswith("_id") else f"{field}_id"
+    if field.endswith("_id"):  # the event names another row (a pickup code's compartment): not by this pk
+        raise TypeError(f"{model.__name__}'s events do not name it by its id: audit them one at a time")
     event_model.objects.bulk_create(
-        event_model(**{fk: pk}, action=action, from_status=before, to_status=to, actor=str(actor), reason=reason[:255])
+        event_model(
+            **{f"{field}_id": pk},
+            action=action,
+            from_status=before,
+            to_status=to,
+            actor=str(actor),
+            reason=reason[:255],
+        )
         for pk, before, to in changes
     )
     return len(changes)

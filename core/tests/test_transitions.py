@@ -131,3 +131,9 @@ def test_a_bulk_move_with_one_forbidden_row_writes_nothing():
 
     assert BillDiscrepancy.objects.get(pk=ok.pk).status == DStatus.HELD
     assert not BillDiscrepancyEvent.objects.exists()
+
+
+def test_a_bulk_audit_refuses_a_model_whose_events_name_another_row():
+    with pytest.raises(TypeError):
+        transitions_audit(PickupCode, [(1, "active", "used")], actor=STAFF, action="pickup_code_used")
+    assert not LockerEvent.objects.exists()

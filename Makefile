@@ -21,9 +21,10 @@ run: install  ## install, migrate, seed demo data, start web :8000 + worker + be
 test: install  ## install and run the whole test suite (real PostgreSQL, sandbox gateways)
 	$(BIN)/python -m pytest
 
-lint: install
+lint: install  ## ruff, and the import contracts of the floors (import-linter, pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache --no-logo
 
 format: install
 	$(BIN)/ruff format .
@@ -36,7 +37,7 @@ bench: install  ## run every benchmark (each prints a RESULT line)
 	$(BIN)/python bench/chaos.py
 
 stop:  ## stop the embedded PostgreSQL server
-	$(BIN)/python -m config.embedded_pg stop
+	$(BIN)/python -m core.embedded_pg stop
 
 clean: stop
 	rm -rf $(VENV) var

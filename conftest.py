@@ -112,14 +112,14 @@ def api():
 
 @pytest.fixture
 def user(db):
-    from config.tests.factories import UserFactory
+    from core.tests.factories import UserFactory
 
     return UserFactory()
 
 
 @pytest.fixture
 def user_api(user):
-    from config.jwt_auth import token_for
+    from core.jwt_auth import token_for
 
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(user)}")

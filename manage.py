@@ -1,4 +1,6 @@
 #!/usr/bin/env python
+"""Django's command-line utility for this project."""
+
 import os
 import sys
 
@@ -7,7 +9,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.core.management import execute_from_command_line
 
-    from config.embedded_pg import EmbeddedPostgresError
+    from core.embedded_pg import EmbeddedPostgresError
 
     try:
         execute_from_command_line(sys.argv)

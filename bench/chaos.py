@@ -391,7 +391,7 @@ def run(args: argparse.Namespace, tmp: Path) -> bool:
 
         from django.conf import settings
 
-        from config.embedded_pg import ensure_server
+        from core.embedded_pg import ensure_server
 
         server = ensure_server(Path(settings.EMBEDDED_PG_DIR))
         lock = hold_bench_lock(server, args.dbname)
@@ -408,8 +408,8 @@ def seed(args: argparse.Namespace) -> tuple[list[str], list[int], int]:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
-    from config.audit import Actor
-    from config.jwt_auth import token_for
+    from core.audit import Actor
+    from core.jwt_auth import token_for
     from lockers.models import Cabinet, Compartment, PricePlan
     from wallets.models import WalletTransaction
     from wallets.services import wallet_credit

@@ -420,7 +420,7 @@ def run(args: argparse.Namespace, tmp: Path) -> bool:
 
     from django.conf import settings
 
-    from config.embedded_pg import ensure_server
+    from core.embedded_pg import ensure_server
 
     server = ensure_server(Path(settings.EMBEDDED_PG_DIR))
     lock = hold_bench_lock(server, args.dbname)

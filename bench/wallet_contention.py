@@ -8,7 +8,7 @@
 2. Setup (not measured): one user, one price plan, one cabinet with a compartment per order, the rental orders
    created through ``orders.services.order_create_rental``, the wallet funded through ``wallets.services.wallet_credit``
    with enough for ``floor(fund_ratio * M)`` of the M measured orders (plus the probe and warm-up orders, plus half a
-   price so the balance never lands on 0 by accident), and a JWT (``config.jwt_auth.token_for``).
+   price so the balance never lands on 0 by accident), and a JWT (``core.jwt_auth.token_for``).
 3. In-process probe (not measured): a few payments through Django's test client, counting the SQL of one payment and
    timing how long the wallet row lock is held (from ``SELECT ... wallets_wallet ... FOR UPDATE`` to COMMIT).
 4. Measured: gunicorn (``config.wsgi``, DEBUG off, persistent connections), C keep-alive clients
@@ -115,7 +115,7 @@ def create_fixture(total_orders: int, name: str = "payer") -> tuple:
 
 
 def fund_wallet(user, amount_fen: int) -> None:
-    from config.audit import Actor
+    from core.audit import Actor
     from wallets.models import WalletTransaction
     from wallets.services import wallet_credit
 
@@ -132,7 +132,7 @@ def create_spread_fixture(count: int, clients: int) -> list[tuple[str, str]]:
     """The same payments without the hot row: ``clients`` users, each with its own funded wallet and its share of
     ``count`` rentals. Returns (order_no, JWT) interleaved user by user, so that concurrent requests are for
     different wallets."""
-    from config.jwt_auth import token_for
+    from core.jwt_auth import token_for
 
     per_user = -(-count // clients)
     shares = []
@@ -376,7 +376,7 @@ def run(args: argparse.Namespace, tmp: Path) -> bool:
 
     from django.conf import settings
 
-    from config.embedded_pg import ensure_server
+    from core.embedded_pg import ensure_server
 
     server = ensure_server(Path(settings.EMBEDDED_PG_DIR))
     lock = hold_bench_lock(server, args.dbname)
@@ -390,7 +390,7 @@ def _run(args: argparse.Namespace, tmp: Path, env: dict, server) -> bool:
     from django.core.management import call_command
     from django.db import connection
 
-    from config.jwt_auth import token_for
+    from core.jwt_auth import token_for
 
     t0 = time.perf_counter()
     recreate_database(server, args.dbname)

@@ -1,3 +1,5 @@
+"""The Celery app: configured from Django's settings (``CELERY_*``), tasks found in every app."""
+
 import os
 
 from celery import Celery
@@ -8,6 +10,6 @@ app = Celery("locker")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-from config.logging import connect_celery_task_context  # noqa: E402 - after the app exists
+from core.logging import connect_celery_task_context  # noqa: E402 - after the app exists
 
 connect_celery_task_context()  # task_id and task name on every line a task logs

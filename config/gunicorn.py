@@ -2,7 +2,7 @@
 every worker in one ``/metrics`` answer.
 
 prometheus_client's multiprocess mode: each worker writes its counters and histograms to files in
-``PROMETHEUS_MULTIPROC_DIR`` and ``config.metrics`` sums them at scrape time. The folder is the
+``PROMETHEUS_MULTIPROC_DIR`` and ``finance.metrics`` sums them at scrape time. The folder is the
 checkout's own (``var/prometheus`` by default, never the machine-wide temp folder, so checkouts side by
 side never mix); the master empties it when it starts (a restart begins from zero, as Prometheus
 expects of counters) and forgets a worker's live gauges when the worker exits.

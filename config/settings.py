@@ -14,7 +14,7 @@ import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from config.logging import configure_structlog
+from core.logging import configure_structlog
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"  # git-ignored: database files, sandbox keys, broker folders
@@ -57,18 +57,21 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_prometheus",
     "rest_framework_simplejwt.token_blacklist",
+    "core",
     "lockers",
     "wallets",
     "orders",
     "payments",
     "refunds",
+    "finance",
+    "web",
 ]
 
 MIDDLEWARE = [
-    # request counts and latencies by view and status for /metrics (config/metrics.py): first and last
+    # request counts and latencies by view and status for /metrics (finance/metrics.py): first and last
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "config.middleware.RejectNulMiddleware",
+    "core.middleware.RejectNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -93,8 +96,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
             ],
             "libraries": {
-                "money": "config.templatetags.money",  # {{ fen|yuan }} -> ¥3,322.71
-                "backoffice": "config.templatetags.backoffice",  # {{ refund_no|ident }}, {{ at|when }}
+                "money": "core.templatetags.money",  # {{ fen|yuan }} -> ¥3,322.71
+                "backoffice": "core.templatetags.backoffice",  # {{ refund_no|ident }}, {{ at|when }}
             },
         },
     },
@@ -107,7 +110,7 @@ if env.str("DATABASE_URL", default=""):
 else:
     DATABASES = {
         "default": {
-            "ENGINE": "config.pgembedded",
+            "ENGINE": "core.pgembedded",
             "NAME": env.str("EMBEDDED_PG_DBNAME", default="locker"),
             "OPTIONS_EMBEDDED_DIR": str(EMBEDDED_PG_DIR),
         }
@@ -175,7 +178,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", default="") or SECRET_KEY
-# djangorestframework-simplejwt (config/jwt_auth.py): a short-lived access token and a refresh token
+# djangorestframework-simplejwt (core/jwt_auth.py): a short-lived access token and a refresh token
 # that is rotated on every use; the used one is blacklisted (log out and reuse detection revoke)
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env.int("JWT_ACCESS_TTL_SECONDS", default=15 * 60)),
@@ -199,19 +202,19 @@ WECHAT_CODE2SESSION_URL = env.str("WECHAT_CODE2SESSION_URL", default="https://ap
 # --- DRF ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "config.jwt_auth.JWTAuthentication",
+        "core.jwt_auth.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "config.api.StrictLimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.StrictLimitOffsetPagination",
     "PAGE_SIZE": 50,
-    # rate limits of the views with a throttle_scope (config/throttling.py); the client address is
+    # rate limits of the views with a throttle_scope (core/throttling.py); the client address is
     # the peer's, or behind NUM_PROXIES reverse proxies the one they saw in X-Forwarded-For
-    "DEFAULT_THROTTLE_CLASSES": ["config.throttling.UserRateThrottle", "config.throttling.AddressRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.throttling.UserRateThrottle", "core.throttling.AddressRateThrottle"],
     "NUM_PROXIES": int(env.str("NUM_PROXIES", default="") or (1 if PRODUCTION else 0)),
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -223,14 +226,18 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "DESCRIPTION": 'Every error answer has one shape: `{"error": {"code", "message", "details"}}`.',
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.openapi.postprocess"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "web.openapi.postprocess",  # the plain Django views (notifications, the pages' JSON)
+        "core.openapi.postprocess",  # then: no NUL in inputs, every object schema closed
+    ],
     "ENUM_NAME_OVERRIDES": {"SizeEnum": "lockers.models.Size"},
     "SWAGGER_UI_DIST": "SIDECAR",  # served from our static files: no CDN
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
 
-# --- Rate limits (config/throttling.py): "N/s|m|h|d" per user; per client address ------------
+# --- Rate limits (core/throttling.py): "N/s|m|h|d" per user; per client address ------------
 # THROTTLE_ADDRESS_FACTOR times that. Gateway notifications are never throttled.
 THROTTLE_RATES = {
     "login": env.str("THROTTLE_LOGIN", default="10/m"),
@@ -325,7 +332,7 @@ REFUND_STUCK_ALERT_HOURS = env.int("REFUND_STUCK_ALERT_HOURS", default=24)
 # A processing refund its gateway says it does not know, for longer than this, is sent again (same refund_no)
 REFUND_RESEND_GRACE_SECONDS = env.int("REFUND_RESEND_GRACE_SECONDS", default=300)
 
-# Daily bill reconciliation (refunds/bills.py)
+# Daily bill reconciliation (finance/bills.py)
 BILL_RECONCILE_GATEWAYS = tuple(env.list("BILL_RECONCILE_GATEWAYS", default=["wechat", "alipay", "wallyt"]))
 BILL_HOLD_DAYS = env.int("BILL_HOLD_DAYS", default=3)  # cross-midnight items wait this long before "missing"
 BILL_CROSS_MIDNIGHT_SECONDS = env.int("BILL_CROSS_MIDNIGHT_SECONDS", default=600)
@@ -335,12 +342,11 @@ BILL_LEASE_SECONDS = env.int("BILL_LEASE_SECONDS", default=900)
 # --- i18n, static, security ------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "Asia/Shanghai"  # the one zone people read (pages, exports) and our order numbers carry
-FORMAT_MODULE_PATH = ["config.formats"]  # 2026-05-02 07:30:05 CST, not "May 2, 2026, 7:30 a.m."
+FORMAT_MODULE_PATH = ["core.formats"]  # 2026-05-02 07:30:05 CST, not "May 2, 2026, 7:30 a.m."
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
-STATICFILES_DIRS = [BASE_DIR / "config" / "static"]  # the web checkout's vendored CSS/JS
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing folder
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -367,14 +373,14 @@ if PRODUCTION:
     # deployment problems (see them with `manage.py spectacular --validate --fail-on-warn --file /dev/null`)
     SPECTACULAR_SETTINGS["ENABLE_DJANGO_DEPLOY_CHECK"] = False
 
-# /metrics (config/metrics.py): with a token, scrapers send `Authorization: Bearer <token>`;
+# /metrics (finance/metrics.py): with a token, scrapers send `Authorization: Bearer <token>`;
 # without one, only unproxied requests from loopback are answered
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 PROMETHEUS_EXPORT_MIGRATIONS = False  # django-prometheus would query the database at every start
 
 # --- Logging: one JSON object per line (LOG_FORMAT=json, the production default) or plain text;
 # every line carries the payment_no / refund_no / order_no / event_id bound with
-# config.logging.log_context(...) by the code that logged it.
+# core.logging.log_context(...) by the code that logged it.
 LOG_FORMAT = env.str("LOG_FORMAT", default="") or ("json" if PRODUCTION else "plain")
 if LOG_FORMAT not in ("json", "plain"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
@@ -382,8 +388,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"()": "config.logging.PlainFormatter"},
-        "json": {"()": "config.logging.JsonFormatter"},
+        "plain": {"()": "core.logging.PlainFormatter"},
+        "json": {"()": "core.logging.JsonFormatter"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},

@@ -1,3 +1,6 @@
+"""The URLs of the whole project: the API (``/api/v1/``), its OpenAPI document, the admin and back office,
+the gateways' notifications, ``/metrics``, ``/healthz`` and the customer pages (``web.urls``)."""
+
 from django.conf import settings
 from django.contrib import admin
 from django.db import connection
@@ -7,18 +10,18 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config import token_admin
-from config.admin import INDEX_TITLE, SITE_HEADER, SITE_TITLE
-from config.api import ApiDocsPermission
-from config.auth import LogoutView, PasswordLoginView, TokenRefreshView, WeChatLoginView
-from config.metrics import metrics_view
-from config.throttling import throttle_page
+from core import token_admin
+from core.admin import INDEX_TITLE, SITE_HEADER, SITE_TITLE
+from core.api import ApiDocsPermission
+from core.throttling import throttle_page
+from finance.metrics import metrics_view
 from lockers.api import CabinetList, CompartmentList, QuoteView
-from orders.api import OrderDetail, OrderListCreate, OrderOpenDoor
-from payments.api import AlipayReturn, OrderCancel, PaymentClose, PaymentCreate, PaymentDetail, PaymentQr, PaymentSync
+from orders.api import OrderCancel, OrderDetail, OrderListCreate, OrderOpenDoor, TopupCreate
+from payments.api import AlipayReturn, PaymentClose, PaymentCreate, PaymentDetail, PaymentQr, PaymentSync
+from payments.auth import LogoutView, PasswordLoginView, TokenRefreshView, WeChatLoginView
 from payments.webhooks import notify_view
 from refunds.api import RefundDetail, RefundListCreate
-from wallets.api import TopupCreate, WalletView
+from wallets.api import WalletView
 
 
 def healthz(request):
@@ -84,11 +87,11 @@ urlpatterns = [
         SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[ApiDocsPermission]),
         name="swagger",
     ),
-    path("", include("config.web.urls")),
+    path("", include("web.urls")),
 ]
 
-handler404 = "config.api.json_not_found"
-handler500 = "config.api.json_server_error"
+handler404 = "core.api.json_not_found"
+handler500 = "core.api.json_server_error"
 
 if settings.DEBUG:
     from django.contrib.staticfiles.urls import staticfiles_urlpatterns

@@ -1,3 +1,5 @@
+"""WSGI entry point (``config.wsgi:application``), served by gunicorn (``config/gunicorn.py``)."""
+
 import os
 
 from django.core.wsgi import get_wsgi_application

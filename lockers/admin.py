@@ -1,9 +1,12 @@
+"""Admin of cabinets, compartments, price plans and pickup codes: read-mostly, every state change through
+``lockers.services`` (audited)."""
+
 from django.contrib import admin, messages
 from django.utils.safestring import SafeString
 
-from config.admin import EventAdmin, EventInline, ReadOnlyAdmin, YuanMixin, ident_html, when_field
-from config.audit import Actor
-from config.errors import DomainError
+from core.admin import EventAdmin, EventInline, ReadOnlyAdmin, YuanMixin, ident_html, when_field
+from core.audit import Actor
+from core.errors import DomainError
 from lockers import services
 from lockers.models import Cabinet, Compartment, LockerEvent, PickupCode, PricePlan
 

@@ -1,3 +1,5 @@
+"""The lockers API: cabinets, their compartments (free ones to choose from) and the server's price quote."""
+
 from django.conf import settings
 from django.db.models import Count, Q
 from drf_spectacular.utils import extend_schema
@@ -5,8 +7,8 @@ from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import StrictQuerySerializer
-from config.openapi import errors
+from core.api import StrictQuerySerializer
+from core.openapi import errors
 from lockers.models import Cabinet, Compartment, PricePlan, Size
 from lockers.pricing import price_quote
 

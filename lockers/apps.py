@@ -1,3 +1,5 @@
+"""The lockers app: cabinets, compartments, price plans, pickup codes and the door driver (floor 1)."""
+
 from django.apps import AppConfig
 
 

@@ -1,8 +1,11 @@
+"""Cabinets, compartments (with their table of allowed transitions), price plans in fen, pickup codes, and
+the locker audit trail (``LockerEvent``: every change of a compartment or its codes, every door command)."""
+
 from django.db import models
 from django.db.models import Q
 
-from config.audit import AuditEvent
-from config.money import format_yuan
+from core.audit import AuditEvent
+from core.money import format_yuan
 
 
 class Size(models.TextChoices):
@@ -31,6 +34,15 @@ class Compartment(models.Model):
         RESERVED = "reserved"
         OCCUPIED = "occupied"
         OUT_OF_SERVICE = "out_of_service"
+
+    # the moves core.transitions allows (lockers.services); a held compartment is let go only by its order
+    TRANSITIONS = {
+        Status.FREE: {Status.RESERVED, Status.OUT_OF_SERVICE},
+        Status.RESERVED: {Status.OCCUPIED, Status.FREE},
+        Status.OCCUPIED: {Status.FREE},
+        Status.OUT_OF_SERVICE: {Status.FREE},
+    }
+    AUDIT = ("lockers.LockerEvent", "compartment")
 
     cabinet = models.ForeignKey(Cabinet, on_delete=models.PROTECT, related_name="compartments")
     label = models.CharField(max_length=16)
@@ -95,6 +107,9 @@ class PickupCode(models.Model):
         ACTIVE = "active"
         USED = "used"
         CANCELLED = "cancelled"
+
+    TRANSITIONS = {Status.ACTIVE: {Status.USED, Status.CANCELLED}, Status.USED: set(), Status.CANCELLED: set()}
+    AUDIT = ("lockers.LockerEvent", "compartment_id")  # a code's events are its compartment's
 
     compartment = models.ForeignKey(Compartment, on_delete=models.PROTECT, related_name="pickup_codes")
     reference = models.CharField(max_length=40, db_index=True, help_text="The order this code opens.")

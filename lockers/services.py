@@ -10,8 +10,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.audit import Actor
-from config.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from core.audit import Actor
+from core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from core.transitions import transition
 from lockers.drivers import get_door_driver
 from lockers.models import (
     DOOR_OPEN_COMMAND,
@@ -36,17 +37,15 @@ def _locked(compartment_id: int) -> Compartment:
 
 
 def _move(compartment: Compartment, *, to: str, reference: str, actor: Actor, action: str, reason: str = "") -> None:
-    before = compartment.status
-    compartment.status = to
+    """``core.transitions.transition`` with the compartment's holder: set while reserved or occupied."""
     compartment.reference = reference if to in (Status.RESERVED, Status.OCCUPIED) else ""
-    compartment.save(update_fields=["status", "reference", "updated_at"])
-    LockerEvent.objects.create(
-        compartment=compartment,
+    transition(
+        compartment,
+        to=to,
+        actor=actor,
         action=action,
-        from_status=before,
-        to_status=to,
-        actor=str(actor),
         reason=reason,
+        update_fields=["reference", "updated_at"],
         reference=reference,
     )
 
@@ -182,16 +181,8 @@ def pickup_code_use(*, reference: str, actor: Actor, reason: str = "") -> int:
 def _pickup_code_close(*, reference: str, to: str, actor: Actor, reason: str) -> int:
     codes = list(PickupCode.objects.select_for_update().filter(reference=reference, status=PickupCode.Status.ACTIVE))
     for code in codes:
-        code.status = to
-        code.save(update_fields=["status"])
-        LockerEvent.objects.create(
-            compartment_id=code.compartment_id,
-            action=f"pickup_code_{to}",
-            from_status=PickupCode.Status.ACTIVE,
-            to_status=to,
-            actor=str(actor),
-            reference=reference,
-            reason=reason,
+        transition(
+            code, to=to, actor=actor, action=f"pickup_code_{to}", reason=reason, update_fields=[], reference=reference
         )
     return len(codes)
 

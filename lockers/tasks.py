@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from config.audit import Actor
+from core.audit import Actor
 from lockers.models import DoorPurpose
 from lockers.services import door_open, door_open_send
 

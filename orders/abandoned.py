@@ -22,8 +22,8 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from config.audit import Actor
-from config.errors import Conflict, DomainError, ValidationFailed
+from core.audit import Actor
+from core.errors import Conflict, DomainError, ValidationFailed
 from lockers import services as lockers
 from lockers.models import Compartment, DoorPurpose
 from orders.models import Order

@@ -11,8 +11,8 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
-from config.admin import EventAdmin, EventInline, YuanMixin, ident_html, name_html, when_field
-from config.money import format_yuan
+from core.admin import EventAdmin, EventInline, YuanMixin, ident_html, name_html, when_field
+from core.money import format_yuan
 from orders.models import AbandonedRental, Order, OrderEvent
 
 
@@ -156,7 +156,7 @@ class AbandonedRentalAdmin(ViewOnlyAdmin):
 
     @admin.display(description="owed overtime")
     def owed(self, obj: Order) -> str:
-        from config.money import format_yuan
+        from core.money import format_yuan
 
         unpaid = [o for o in obj.overtime_orders.all() if o.status == Order.Status.PENDING_PAYMENT]
         return ", ".join(f"{format_yuan(o.amount_fen)} ({o.order_no})" for o in unpaid) or "-"
@@ -183,7 +183,7 @@ class AbandonedRentalAdmin(ViewOnlyAdmin):
         from django.shortcuts import get_object_or_404
         from django.template.response import TemplateResponse
 
-        from config.errors import DomainError
+        from core.errors import DomainError
         from orders.abandoned import rental_clear_abandoned
 
         if not request.user.has_perm("orders.clear_abandoned"):

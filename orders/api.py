@@ -1,5 +1,9 @@
+"""The order API: rentals (create, list, detail, open the door, cancel) and wallet top-ups, in the one
+error shape (``core.api``). Prices are the server's (``orders.services``); amounts in fen."""
+
 from datetime import datetime
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -7,8 +11,9 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import StrictSerializer
-from config.openapi import errors
+from core.api import StrictSerializer
+from core.audit import Actor
+from core.openapi import RETRY_AFTER, errors
 from lockers.api import RentalHoursMixin
 from lockers.models import Size
 from lockers.selectors import pickup_codes_active
@@ -197,3 +202,66 @@ class OrderOpenDoor(APIView):
             {"status": "door_open_sent", "purpose": str(purpose), "order": render_orders(order)},
             status=status.HTTP_202_ACCEPTED,
         )
+
+
+class OrderCancelIn(StrictSerializer):
+    reason = serializers.CharField(max_length=200, required=False, default="cancelled by user", trim_whitespace=False)
+
+
+class OrderCancel(APIView):
+    """Cancel an unpaid order: its open payments are closed at the gateway first (a payment that
+    turns out to be paid wins: the order is then paid, and the answer is 409)."""
+
+    @extend_schema(
+        tags=["orders"],
+        request=OrderCancelIn,
+        responses={
+            200: OrderOut,
+            **errors(
+                400,
+                401,
+                415,
+                503,
+                c404="`not_found`: no such order of yours",
+                c409="`invalid_transition` (not unpaid), `trade_already_paid` (it was paid meanwhile)",
+                c502="`gateway_unavailable`: the gateway did not answer, or not verifiably; the payment stays open, "
+                "try again",
+            ),
+        },
+    )
+    def post(self, request, order_no: str):
+        reason = OrderCancelIn(data=request.data)
+        reason.is_valid(raise_exception=True)
+        order = get_object_or_404(Order, order_no=order_no, user=request.user)
+        services.order_cancel_by_user(
+            order_id=order.pk, actor=Actor.user(request.user), reason=reason.validated_data["reason"]
+        )
+        order.refresh_from_db()
+        return Response(render_orders(order))
+
+
+class TopupIn(StrictSerializer):
+    amount_fen = serializers.IntegerField()
+
+    def get_fields(self):  # the bounds are settings (WALLET_TOPUP_MIN_FEN / _MAX_FEN), read per request
+        fields = super().get_fields()
+        fields["amount_fen"] = serializers.IntegerField(
+            min_value=settings.WALLET_TOPUP_MIN_FEN, max_value=settings.WALLET_TOPUP_MAX_FEN
+        )
+        return fields
+
+
+class TopupCreate(APIView):
+    throttle_scope = "topup"
+
+    @extend_schema(
+        tags=["wallet"],
+        request=TopupIn,
+        parameters=[RETRY_AFTER],
+        responses={201: OrderOut, **errors(400, 401, 415, 429)},
+    )
+    def post(self, request):
+        data = TopupIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        order = services.order_create_topup(user=request.user, amount_fen=data.validated_data["amount_fen"])
+        return Response(render_orders(order), status=status.HTTP_201_CREATED)

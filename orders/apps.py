@@ -1,3 +1,5 @@
+"""The orders app: server-side pricing and the order state machine (floor 2)."""
+
 from django.apps import AppConfig
 
 

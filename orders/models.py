@@ -1,8 +1,11 @@
+"""Orders (rentals, top-ups, overtime) with their state machine (``Order.TRANSITIONS``), and their audit
+trail (``OrderEvent``); abandoned rentals for operations."""
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from config.audit import AuditEvent
+from core.audit import AuditEvent
 
 
 class Order(models.Model):
@@ -30,6 +33,7 @@ class Order(models.Model):
         Status.CANCELLED: set(),
         Status.REFUNDED: set(),
     }
+    AUDIT = ("orders.OrderEvent", "order")  # core.transitions writes one per change
 
     order_no = models.CharField(max_length=32, unique=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")

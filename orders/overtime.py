@@ -30,9 +30,9 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from config.audit import Actor
-from config.errors import Conflict, DomainError
-from config.money import format_yuan
+from core.audit import Actor
+from core.errors import Conflict, DomainError
+from core.money import format_yuan
 from lockers import services as lockers
 from lockers.models import Compartment, DoorPurpose
 from lockers.pricing import HOUR_SECONDS, overtime_since
@@ -100,9 +100,8 @@ def overtime_open_order(rental: Order) -> Order | None:
 
 
 def _has_open_payment(order: Order) -> bool:
-    from payments.models import Payment  # payments imports orders, not the other way at import time
-
-    return order.payments.filter(status__in=Payment.OPEN).exists()
+    payments = order.payments  # payments' reverse relation: orders does not import payments (a floor above)
+    return payments.filter(status__in=payments.model.OPEN).exists()
 
 
 def _priced(rental: Order, *, now: datetime) -> tuple[int, int, dict]:

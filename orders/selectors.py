@@ -8,7 +8,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db.models import QuerySet
 
-from config.errors import Conflict
+from core.errors import Conflict
 from lockers.models import Compartment, DoorPurpose, PickupCode
 from orders.models import Order
 

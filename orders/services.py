@@ -21,12 +21,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from config.audit import Actor
-from config.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from core.audit import Actor
+from core.errors import Conflict, NotFound, ValidationFailed
+from core.transitions import event, transition
 from lockers import services as lockers
 from lockers.models import Compartment, DoorPurpose
 from lockers.pricing import price_quote
 from lockers.selectors import pickup_codes_active
+from orders.hooks import user_cancel_hooks
 from orders.models import Order, OrderEvent
 from orders.selectors import reopen_refusal
 from wallets.models import WalletTransaction
@@ -47,35 +49,15 @@ def _locked(order_id: int) -> Order:
 
 
 def order_transition(order: Order, *, to: str, actor: Actor, action: str, reason: str = "", data: dict | None = None):
-    """The one way an order changes status: checked against ``Order.TRANSITIONS``, saved, audited (an event).
-    ``order`` must be locked (``select_for_update``) by the caller's transaction."""
-    if to not in Order.TRANSITIONS[order.status]:
-        raise InvalidTransition("order", order.status, to)
-    before = order.status
-    order.status = to
-    order.save()
-    OrderEvent.objects.create(
-        order=order,
-        action=action,
-        from_status=before,
-        to_status=to,
-        actor=str(actor),
-        reason=reason,
-        data=data or {},
-    )
+    """The one way an order changes status (``core.transitions.transition``): checked against
+    ``Order.TRANSITIONS``, saved, audited (an event). ``order`` must be locked (``select_for_update``) by the
+    caller's transaction. Raises ``InvalidTransition``."""
+    transition(order, to=to, actor=actor, action=action, reason=reason, data=data)
 
 
 def order_event(order: Order, *, action: str, actor: Actor, reason: str = "", data: dict | None = None) -> OrderEvent:
     """An audited step that leaves the order's status as it is (re-priced, opened again, cleared...)."""
-    return OrderEvent.objects.create(
-        order=order,
-        action=action,
-        from_status=order.status,
-        to_status=order.status,
-        actor=str(actor),
-        reason=reason[:255],
-        data=data or {},
-    )
+    return event(order, action=action, actor=actor, reason=reason, data=data)
 
 
 @transaction.atomic
@@ -144,7 +126,12 @@ def order_cancel(*, order_id: int, actor: Actor, reason: str, locked_order: Orde
 
 
 def order_cancel_by_user(*, order_id: int, actor: Actor, reason: str) -> Order:
-    """The owner cancels an unpaid order. A second cancel is harmless; a paid order is a 409."""
+    """The owner cancels an unpaid order. The hooks registered with ``orders.hooks.on_user_cancel`` run
+    first, outside any transaction (``payments`` closes the open payments at the gateway: one that turns
+    out to be paid wins, the order is then paid and this answers 409 ``invalid_transition``). A second
+    cancel is harmless. Raises ``Conflict``; what a hook raises (``GatewayUnavailable``...) passes."""
+    for hook in user_cancel_hooks():
+        hook(order=Order.objects.get(pk=order_id), actor=actor, reason=reason)
     order = Order.objects.get(pk=order_id)
     if order.status not in (Status.PENDING_PAYMENT, Status.CANCELLED):
         raise Conflict(

@@ -15,11 +15,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
-from config.admin import EventInline, ReadOnlyInline, ident_html, time_text, when_field, when_html
-from config.audit import Actor
-from config.errors import DomainError
-from config.logging import masked_text
-from config.money import format_yuan
+from core.admin import EventInline, ReadOnlyInline, ident_html, time_text, when_field, when_html
+from core.audit import Actor
+from core.errors import DomainError
+from core.logging import masked_text
+from core.money import format_yuan
 from orders.admin import ViewOnlyAdmin, request_refund_redirect
 from payments.models import (
     GATEWAY_LABELS,

@@ -17,12 +17,10 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import ORDER_NO_FORMAT, PatternField, StrictSerializer, error_body
-from config.audit import Actor
-from config.errors import DomainError, GatewayUnavailable
-from config.openapi import RETRY_AFTER, errors
-from orders.api import OrderOut, render_orders
-from orders.models import Order
+from core.api import ORDER_NO_FORMAT, PatternField, StrictSerializer, error_body
+from core.audit import Actor
+from core.errors import DomainError, GatewayUnavailable
+from core.openapi import RETRY_AFTER, errors
 from payments import services
 from payments.gateways.registry import get_gateway
 from payments.idempotency import idempotency_begin, idempotency_finish, idempotency_forget, request_fingerprint
@@ -334,38 +332,3 @@ class AlipayReturn(APIView):
         order_no = payment.order.order_no if payment else ""
         query = urlencode({"outTradeNo": out_trade_no, "orderNo": order_no, "status": result})
         return HttpResponseRedirect(f"{settings.PAYMENT_RESULT_URL}?{query}")
-
-
-class OrderCancelIn(StrictSerializer):
-    reason = serializers.CharField(max_length=200, required=False, default="cancelled by user", trim_whitespace=False)
-
-
-class OrderCancel(APIView):
-    """Cancel an unpaid order: its open payments are closed at the gateway first (a payment that
-    turns out to be paid wins: the order is then paid, and the answer is 409)."""
-
-    @extend_schema(
-        tags=["orders"],
-        request=OrderCancelIn,
-        responses={
-            200: OrderOut,
-            **errors(
-                400,
-                401,
-                415,
-                503,
-                c404="`not_found`: no such order of yours",
-                c409="`invalid_transition` (not unpaid), `trade_already_paid` (it was paid meanwhile)",
-                c502=PAYMENT_ERRORS[502],
-            ),
-        },
-    )
-    def post(self, request, order_no: str):
-        reason = OrderCancelIn(data=request.data)
-        reason.is_valid(raise_exception=True)
-        order = get_object_or_404(Order, order_no=order_no, user=request.user)
-        services.order_cancel_with_payments(
-            order=order, actor=Actor.user(request.user), reason=reason.validated_data["reason"]
-        )
-        order.refresh_from_db()
-        return Response(render_orders(order))

@@ -27,7 +27,7 @@ from django.http.request import validate_host
 from django.urls import Resolver404, resolve
 from django.utils import timezone
 
-from config.errors import ChannelNotConfigured
+from core.errors import ChannelNotConfigured
 from payments.gateways.keys import KeyFormatError, load_private_key, load_public_key
 from payments.gateways.registry import sandbox_values
 

@@ -8,7 +8,7 @@ import re
 
 from django.db import IntegrityError, transaction
 
-from config.errors import Conflict, ValidationFailed
+from core.errors import Conflict, ValidationFailed
 from payments.models import IdempotencyRecord
 
 # visible ASCII, spaces inside only (HTTP strips them at the ends): the OpenAPI document says the same

@@ -1,8 +1,11 @@
+"""Payments and WeChat Pay Score service orders with their state machines and audit trails, the inbox of
+gateway notifications, the WeChat identities of users, and the idempotency keys of the payment API."""
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from config.audit import AuditEvent
+from core.audit import AuditEvent
 
 
 class WeChatIdentity(models.Model):
@@ -71,6 +74,7 @@ class Payment(models.Model):
         Status.CLOSED: {Status.SUCCEEDED},
         Status.SUCCEEDED: set(),
     }
+    AUDIT = ("payments.PaymentEvent", "payment")  # core.transitions writes one per change
 
     payment_no = models.CharField(max_length=32, unique=True, help_text="Our out_trade_no.")
     order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="payments")
@@ -152,6 +156,7 @@ class ServiceOrder(models.Model):
         Status.EXPIRED: set(),
         Status.FAILED: set(),
     }
+    AUDIT = ("payments.ServiceOrderEvent", "service_order")  # core.transitions writes one per change
 
     out_order_no = models.CharField(max_length=32, unique=True, help_text="Our out_order_no at WeChat.")
     order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="service_orders")

@@ -28,17 +28,17 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from config.audit import Actor
-from config.errors import (
+from core.audit import Actor
+from core.errors import (
     Conflict,
     DomainError,
     GatewayRejected,
     GatewayUnavailable,
     InvalidTransition,
-    NotFound,
     TradeNotFound,
 )
-from config.logging import log_context
+from core.logging import log_context
+from core.transitions import event, locked, transition
 from lockers.pricing import price_after_use
 from orders.models import Order
 from orders.services import order_cancel, order_no_new, order_start_after_use
@@ -52,8 +52,7 @@ from payments.gateways.wechat_payscore import (
     ServiceOrderStatus,
     payscore_expectations,
 )
-from payments.models import GATEWAY_NUMBERED, Channel, Payment, ServiceOrder, ServiceOrderEvent
-from payments.services import _move as payment_move
+from payments.models import GATEWAY_NUMBERED, Channel, Payment, ServiceOrder
 
 logger = logging.getLogger(__name__)
 Status = ServiceOrder.Status
@@ -68,34 +67,6 @@ _TARGET = {
     ServiceOrderState.REVOKED: Status.CANCELLED,
     ServiceOrderState.EXPIRED: Status.EXPIRED,
 }
-
-
-def _event(so: ServiceOrder, *, action: str, actor: Actor, before: str = "", reason: str = "", data=None) -> None:
-    ServiceOrderEvent.objects.create(
-        service_order=so,
-        action=action,
-        from_status=before,
-        to_status=so.status,
-        actor=str(actor),
-        reason=reason,
-        data=data or {},
-    )
-
-
-def _move(so: ServiceOrder, *, to: str, actor: Actor, action: str, reason: str = "", data=None) -> None:
-    if to not in ServiceOrder.TRANSITIONS[so.status]:
-        raise InvalidTransition("service order", so.status, to)
-    before = so.status
-    so.status = to
-    so.save()
-    _event(so, action=action, actor=actor, before=before, reason=reason, data=data)
-
-
-def _locked(out_order_no: str) -> ServiceOrder:
-    so = ServiceOrder.objects.select_for_update().filter(out_order_no=out_order_no).first()
-    if so is None:
-        raise NotFound("Service order not found.", details={"out_order_no": out_order_no})
-    return so
 
 
 def risk_fund_fen(order: Order, *, now: datetime | None = None) -> int:
@@ -170,15 +141,15 @@ def _service_order_create(*, order: Order, actor: Actor) -> ServiceOrder:
             )
     except IntegrityError as exc:
         raise Conflict("This order already has a Pay Score service order.", code="payment_in_progress") from exc
-    _event(so, action="create", actor=actor, data={"risk_fund_fen": so.risk_fund_fen})
+    event(so, action="create", actor=actor, data={"risk_fund_fen": so.risk_fund_fen}, before="")
     return so
 
 
 @transaction.atomic
 def _mark_failed(out_order_no: str, *, actor: Actor, reason: str) -> None:
-    so = _locked(out_order_no)
+    so = locked(ServiceOrder, out_order_no=out_order_no)
     if so.status == Status.CREATED:
-        _move(so, to=Status.FAILED, actor=actor, action="fail", reason=reason)
+        transition(so, to=Status.FAILED, actor=actor, action="fail", reason=reason)
 
 
 def payscore_confirm_params(so: ServiceOrder) -> dict | None:
@@ -210,7 +181,7 @@ def _apply(
     *, status: ServiceOrderStatus, actor: Actor, out_order_no: str | None = None, now: datetime | None = None
 ) -> ServiceOrder:
     """``service_order_apply``'s body in the caller's transaction (the webhook's, rolled back as a whole)."""
-    so = _locked(out_order_no or status.out_order_no)
+    so = locked(ServiceOrder, out_order_no=out_order_no or status.out_order_no)
     gateway = get_gateway("wechat")
     expected = payscore_expectations(
         out_order_no=so.out_order_no,
@@ -236,16 +207,16 @@ def _apply(
         _confirm(so, status=status, actor=actor, now=now)
     if target == Status.COMPLETED and so.status == Status.CONFIRMED:
         so.completed_at = now
-        _move(so, to=Status.COMPLETED, actor=actor, action="complete", data={"total_fen": so.total_fen})
+        transition(so, to=Status.COMPLETED, actor=actor, action="complete", data={"total_fen": so.total_fen})
     elif target == Status.PAID and so.status in (Status.CONFIRMED, Status.COMPLETED):
         so.paid_fen = status.paid_fen or 0
         so.paid_at = status.paid_at or now
         so.completed_at = so.completed_at or so.paid_at
         so.gateway_trade_no = status.transaction_id or so.gateway_trade_no
-        _move(so, to=Status.PAID, actor=actor, action="paid", data={"paid_fen": so.paid_fen})
+        transition(so, to=Status.PAID, actor=actor, action="paid", data={"paid_fen": so.paid_fen})
         _record_collection(so, actor=actor)
     elif target in (Status.CANCELLED, Status.EXPIRED):
-        _move(so, to=target, actor=actor, action="cancel" if target == Status.CANCELLED else "expire")
+        transition(so, to=target, actor=actor, action="cancel" if target == Status.CANCELLED else "expire")
         order = Order.objects.select_for_update().get(pk=so.order_id)
         if order.status == Order.Status.PENDING_PAYMENT:
             order_cancel(order_id=order.pk, actor=actor, reason=f"Pay Score {target}", locked_order=order)
@@ -277,7 +248,7 @@ def _record_collection(so: ServiceOrder, *, actor: Actor) -> None:
         paid_at=so.paid_at,
         last_synced_at=so.last_synced_at,
     )
-    payment_move(
+    transition(
         payment,
         to=Payment.Status.SUCCEEDED,
         actor=actor,
@@ -292,7 +263,7 @@ def _confirm(so: ServiceOrder, *, status: ServiceOrderStatus, actor: Actor, now:
     """The user confirmed: the rental starts (fulfilled as paid; the pickup code valid as long as it bills)."""
     so.confirmed_at = now
     so.payer_openid = (status.openid or so.payer_openid)[:64]
-    _move(so, to=Status.CONFIRMED, actor=actor, action="confirm")
+    transition(so, to=Status.CONFIRMED, actor=actor, action="confirm")
     order = Order.objects.select_for_update().get(pk=so.order_id)
     if order.status != Order.Status.PENDING_PAYMENT:
         logger.warning("service order %s confirmed for order %s in %s", so.out_order_no, order.order_no, order.status)
@@ -323,7 +294,7 @@ def payscore_bill_order(*, order_id: int, actor: Actor, now: datetime | None = N
 
 @transaction.atomic
 def _record_total(*, out_order_no: str, actor: Actor) -> ServiceOrder:
-    so = _locked(out_order_no)
+    so = locked(ServiceOrder, out_order_no=out_order_no)
     if so.status != Status.CONFIRMED or so.total_fen is not None:
         return so
     order = Order.objects.get(pk=so.order_id)
@@ -340,7 +311,7 @@ def _record_total(*, out_order_no: str, actor: Actor) -> ServiceOrder:
     )
     so.total_fen, so.ended_at, so.billing = quote.amount_fen, ended_at, quote.as_dict()
     so.save()
-    _event(so, action="bill", actor=actor, before=so.status, data={"total_fen": so.total_fen, **quote.as_dict()})
+    event(so, action="bill", actor=actor, before=so.status, data={"total_fen": so.total_fen, **quote.as_dict()})
     return so
 
 
@@ -403,7 +374,7 @@ def payscore_sync(*, out_order_no: str, actor: Actor, now: datetime | None = Non
     try:
         return service_order_apply(status=status, actor=actor, out_order_no=out_order_no, now=now)
     except FieldMismatch as exc:
-        _event(so, action="refused", actor=actor, before=so.status, reason=exc.message, data=exc.details)
+        event(so, action="refused", actor=actor, before=so.status, reason=exc.message, data=exc.details)
         raise
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import requests
 from django.utils import timezone
 
-from config.errors import ChannelNotConfigured, DomainError, GatewayUnavailable, TradeNotFound
+from core.errors import ChannelNotConfigured, DomainError, GatewayUnavailable, TradeNotFound
 from payments.gateways.registry import get_gateway
 
 CLOCK_SKEW_LIMIT_SECONDS = 60

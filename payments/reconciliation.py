@@ -18,9 +18,9 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce, Greatest
 
-from config.audit import Actor
-from config.errors import DomainError, GatewayUnavailable
-from config.logging import log_context
+from core.audit import Actor
+from core.errors import DomainError, GatewayUnavailable
+from core.logging import log_context
 from orders.models import Order
 from orders.services import order_cancel
 from payments.models import Channel, Payment, ServiceOrder

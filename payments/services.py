@@ -14,8 +14,8 @@ from celery import current_app
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.audit import Actor
-from config.errors import (
+from core.audit import Actor
+from core.errors import (
     Conflict,
     GatewayRejected,
     GatewayUnavailable,
@@ -25,13 +25,14 @@ from config.errors import (
     TradeNotFound,
     ValidationFailed,
 )
-from config.logging import log_context
+from core.logging import log_context
+from core.transitions import event, locked, transition
 from orders.models import Order
-from orders.services import order_cancel, order_cancel_by_user, order_mark_paid, order_no_new
+from orders.services import order_cancel, order_mark_paid, order_no_new
 from payments.gateways.base import PrepayRequest, TradeState, TradeStatus
 from payments.gateways.registry import get_gateway
 from payments.gateways.trust import FieldMismatch, Message, check_trade, trade_expectations
-from payments.models import CHANNEL_ROUTES, GATEWAY_NUMBERED, Channel, Payment, PaymentEvent, ServiceOrder
+from payments.models import CHANNEL_ROUTES, GATEWAY_NUMBERED, Channel, Payment, ServiceOrder
 from wallets.models import WalletTransaction
 from wallets.services import wallet_debit
 
@@ -45,34 +46,6 @@ class PaymentStart:
     channel: str
     openid: str = ""
     client_ip: str | None = None
-
-
-def _event(payment: Payment, *, action: str, actor: Actor, before: str = "", reason: str = "", data=None) -> None:
-    PaymentEvent.objects.create(
-        payment=payment,
-        action=action,
-        from_status=before,
-        to_status=payment.status,
-        actor=str(actor),
-        reason=reason,
-        data=data or {},
-    )
-
-
-def _move(payment: Payment, *, to: str, actor: Actor, action: str, reason: str = "", data=None) -> None:
-    if to not in Payment.TRANSITIONS[payment.status]:
-        raise InvalidTransition("payment", payment.status, to)
-    before = payment.status
-    payment.status = to
-    payment.save()
-    _event(payment, action=action, actor=actor, before=before, reason=reason, data=data)
-
-
-def _locked(payment_no: str) -> Payment:
-    payment = Payment.objects.select_for_update().filter(payment_no=payment_no).first()
-    if payment is None:
-        raise NotFound("Payment not found.", details={"payment_no": payment_no})
-    return payment
 
 
 # --- start -----------------------------------------------------------------------------------
@@ -132,7 +105,7 @@ def _payment_create(*, order: Order, channel: str, openid: str, client_ip: str |
             )
     except IntegrityError as exc:
         raise Conflict("Another payment of this order is open.", code="payment_in_progress") from exc
-    _event(payment, action="create", actor=actor)
+    event(payment, action="create", actor=actor, before="")
     return payment
 
 
@@ -219,9 +192,9 @@ def payment_pay_with_wallet(*, user, order_no: str, now: datetime) -> Payment:
     payment = Payment.objects.create(
         payment_no=order_no_new("PY"), order=order, channel=Channel.WALLET, amount_fen=order.amount_fen
     )
-    _event(payment, action="create", actor=actor)
+    event(payment, action="create", actor=actor, before="")
     payment.paid_at = now
-    _move(payment, to=Status.SUCCEEDED, actor=actor, action="paid")
+    transition(payment, to=Status.SUCCEEDED, actor=actor, action="paid")
     order_mark_paid(order_id=order.pk, paid_at=now, actor=actor, reference=payment.payment_no, locked_order=order)
     # the debit comes last: the wallet row (one per user, the contended lock when one user pays many
     # orders at once) is held only for the debit and the COMMIT, not for the writes above. Refused
@@ -248,7 +221,7 @@ def _description(order: Order) -> str:
 
 @transaction.atomic
 def payment_mark_pending(*, payment_no: str, prepay: dict, actor: Actor) -> Payment:
-    payment = _locked(payment_no)
+    payment = locked(Payment, payment_no=payment_no)
     if payment.status == Status.PENDING:
         payment.prepay = prepay
         payment.save(update_fields=["prepay", "updated_at"])
@@ -256,16 +229,16 @@ def payment_mark_pending(*, payment_no: str, prepay: dict, actor: Actor) -> Paym
     if payment.status != Status.CREATED:
         return payment  # already settled by a notification that overtook the prepay answer
     payment.prepay = prepay
-    _move(payment, to=Status.PENDING, actor=actor, action="prepay")
+    transition(payment, to=Status.PENDING, actor=actor, action="prepay")
     return payment
 
 
 @transaction.atomic
 def payment_mark_failed(*, payment_no: str, actor: Actor, reason: str, data: dict | None = None) -> Payment:
-    payment = _locked(payment_no)
+    payment = locked(Payment, payment_no=payment_no)
     if payment.status == Status.FAILED:
         return payment
-    _move(payment, to=Status.FAILED, actor=actor, action="fail", reason=reason, data=data)
+    transition(payment, to=Status.FAILED, actor=actor, action="fail", reason=reason, data=data)
     return payment
 
 
@@ -335,7 +308,7 @@ def _apply_trade_status(
     """The body of ``payment_apply_trade_status``, in the caller's transaction and without a savepoint of
     its own: only for a caller whose transaction is rolled back as a whole when this raises (the
     webhook's processing transaction). Everyone else calls ``payment_apply_trade_status``."""
-    payment = _locked(payment_no or trade.payment_no)
+    payment = locked(Payment, payment_no=payment_no or trade.payment_no)
     trade_checked(trade, payment)
     # set before any transition, so that the transition's save writes them too (one UPDATE)
     payment.last_synced_at = synced_at(payment.last_synced_at, now or timezone.now())
@@ -346,10 +319,10 @@ def _apply_trade_status(
             _payment_succeeded(payment, trade=trade, actor=actor)
             return payment
     elif trade.state == TradeState.CLOSED and payment.status in Payment.OPEN:
-        _move(payment, to=Status.CLOSED, actor=actor, action="close", reason=trade.gateway_state)
+        transition(payment, to=Status.CLOSED, actor=actor, action="close", reason=trade.gateway_state)
         return payment
     elif trade.state == TradeState.FAILED and payment.status in Payment.OPEN:
-        _move(payment, to=Status.FAILED, actor=actor, action="fail", reason=trade.gateway_state)
+        transition(payment, to=Status.FAILED, actor=actor, action="fail", reason=trade.gateway_state)
         return payment
     payment.save(update_fields=["last_synced_at", "gateway_state", "updated_at"])  # no transition
     return payment
@@ -370,7 +343,7 @@ def _payment_succeeded(payment: Payment, *, trade: TradeStatus, actor: Actor) ->
             order.status,
             payment.flag,
         )
-    _move(
+    transition(
         payment,
         to=Status.SUCCEEDED,
         actor=actor,
@@ -416,7 +389,7 @@ def payment_record_refusal(*, payment_id: int, refusal: FieldMismatch, actor: Ac
     """Audit a gateway answer we refused (nothing else changes): a ``refused`` event naming the field."""
     payment = Payment.objects.get(pk=payment_id)
     logger.warning("payment %s: gateway answer refused: %s", payment.payment_no, refusal.message)
-    _event(payment, action="refused", actor=actor, before=payment.status, reason=refusal.message, data=refusal.details)
+    event(payment, action="refused", actor=actor, before=payment.status, reason=refusal.message, data=refusal.details)
 
 
 def payment_close(*, payment_no: str, actor: Actor, reason: str) -> Payment:
@@ -457,9 +430,9 @@ def _close_at_gateway(payment: Payment, *, actor: Actor, now: datetime | None = 
 
 @transaction.atomic
 def _payment_mark_closed(*, payment_no: str, actor: Actor, reason: str) -> Payment:
-    payment = _locked(payment_no)
+    payment = locked(Payment, payment_no=payment_no)
     if payment.status in Payment.OPEN:
-        _move(payment, to=Status.CLOSED, actor=actor, action="close", reason=reason)
+        transition(payment, to=Status.CLOSED, actor=actor, action="close", reason=reason)
     return payment
 
 
@@ -471,9 +444,9 @@ def payment_expire(*, payment: Payment, now: datetime, actor: Actor) -> Payment:
         if payment.status in Payment.OPEN:
             _close_at_gateway(payment, actor=actor, now=now)
         with transaction.atomic():
-            payment = _locked(payment.payment_no)
+            payment = locked(Payment, payment_no=payment.payment_no)
             if payment.status in Payment.OPEN:
-                _move(payment, to=Status.CLOSED, actor=actor, action="close", reason="order expired")
+                transition(payment, to=Status.CLOSED, actor=actor, action="close", reason="order expired")
             order = Order.objects.select_for_update().get(pk=payment.order_id)
             if (
                 order.status == Order.Status.PENDING_PAYMENT
@@ -488,16 +461,16 @@ def payment_open_for_order(order: Order) -> list[Payment]:
     return list(order.payments.filter(status__in=Payment.OPEN))
 
 
-def order_cancel_with_payments(*, order: Order, actor: Actor, reason: str) -> Order:
-    """The owner cancels an unpaid order: open payments are closed at the gateway first (one that
-    turns out to be paid wins: the order is then paid and the cancel answers 409), and so is a Pay Score
-    service order waiting for confirmation (confirmed meanwhile: the rental started, 409)."""
+def payments_close_for_cancel(*, order: Order, actor: Actor, reason: str) -> None:
+    """Before the owner's cancel of ``order`` (``orders.hooks.on_user_cancel``, registered in
+    ``PaymentsConfig.ready``): its open payments are closed at the gateway (one that turns out to be paid
+    wins: the order is then paid and the cancel answers 409), and so is a Pay Score service order waiting
+    for confirmation (confirmed meanwhile: the rental started, 409). Outside any transaction."""
     for payment in payment_open_for_order(order):
         payment_close(payment_no=payment.payment_no, actor=actor, reason="order cancelled")
     from payments.payscore import payscore_cancel_for_order  # payscore imports this module
 
     payscore_cancel_for_order(order=order, actor=actor, reason="order cancelled")
-    return order_cancel_by_user(order_id=order.pk, actor=actor, reason=reason)
 
 
 def payment_after_return(*, returned: TradeStatus, actor: Actor) -> Payment | None:
@@ -514,3 +487,17 @@ def payment_after_return(*, returned: TradeStatus, actor: Actor) -> Payment | No
         except (GatewayUnavailable, GatewayRejected) as exc:
             logger.warning("sync after return of %s failed: %s", payment.payment_no, exc)
     return payment
+
+
+def payment_record_refund(*, payment: Payment, refund_no: str, amount_fen: int, actor: Actor) -> None:
+    """Count a succeeded refund of ``amount_fen`` (fen, > 0) against ``payment``, which the caller's
+    transaction has locked (``select_for_update``): ``refunded_fen`` grows and a ``refund`` PaymentEvent
+    (status unchanged) records it. Two statements. ``refunds`` calls it; it never writes payments itself."""
+    payment.refunded_fen += amount_fen
+    payment.save(update_fields=["refunded_fen", "updated_at"])
+    event(
+        payment,
+        action="refund",
+        actor=actor,
+        data={"refund_no": refund_no, "amount_fen": amount_fen, "refunded_fen": payment.refunded_fen},
+    )

@@ -1,8 +1,11 @@
+"""Celery tasks of payments: the reconciliation of open payments (beat) and the billing of a rental paid
+after use (its Pay Score service order)."""
+
 from celery import shared_task
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from config.audit import Actor
+from core.audit import Actor
 from payments.payscore import payscore_bill_order
 from payments.reconciliation import reconcile_payments
 

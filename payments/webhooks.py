@@ -33,10 +33,10 @@ from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from config.api import error_body
-from config.audit import Actor
-from config.errors import DomainError, NotificationInvalid, SignatureInvalid
-from config.logging import log_context
+from core.api import error_body
+from core.audit import Actor
+from core.errors import DomainError, NotificationInvalid, SignatureInvalid
+from core.logging import log_context
 from payments.gateways.base import Notification, NotificationReply, RefundStatus
 from payments.gateways.registry import GATEWAY_NAMES, get_gateway
 from payments.models import GatewayNotification, Payment
@@ -65,7 +65,7 @@ def _refused(reply: NotificationReply, status: int) -> NotificationReply:
     """A notification refused before processing answers 401 (signature) or 400 (malformed, not ours)
     in the gateway's failure format: any non-2xx (or, Alipay/Wallyt, non-``success``) reply makes the
     gateway retry, and the status tells monitoring it was the sender's fault (docs/OpenAPI: the
-    notification operations in config/openapi_plain.py)."""
+    notification operations in web/openapi.py)."""
     return dataclasses.replace(reply, status=status)
 
 

@@ -1,11 +1,13 @@
+"""The refunds API: a user asks for a refund of their order and reads its progress (amounts in fen)."""
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import ORDER_NO_FORMAT, PatternField, StrictSerializer
-from config.openapi import RETRY_AFTER, errors
+from core.api import ORDER_NO_FORMAT, PatternField, StrictSerializer
+from core.openapi import RETRY_AFTER, errors
 from refunds.models import Refund
 from refunds.services import refund_request
 

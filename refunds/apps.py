@@ -3,7 +3,7 @@ from django.apps import AppConfig
 
 class RefundsConfig(AppConfig):
     name = "refunds"
-    verbose_name = "Refunds, bills and settlement"
+    verbose_name = "Refunds"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

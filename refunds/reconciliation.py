@@ -15,9 +15,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
 
-from config.audit import Actor
-from config.errors import DomainError, GatewayUnavailable
-from config.logging import log_context
+from core.audit import Actor
+from core.errors import DomainError, GatewayUnavailable
+from core.logging import log_context
 from payments.models import Payment
 from payments.reconciliation import MINUTE, claim_batch, due_by_tier, not_synced_since, run_until_done, scaled
 from refunds.models import Refund

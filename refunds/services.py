@@ -19,8 +19,8 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from config.audit import Actor
-from config.errors import (
+from core.audit import Actor
+from core.errors import (
     Conflict,
     DomainError,
     GatewayRejected,
@@ -29,7 +29,8 @@ from config.errors import (
     RefundNotFound,
     ValidationFailed,
 )
-from config.logging import log_context
+from core.logging import log_context
+from core.transitions import event, transition
 from lockers.selectors import door_opened_by_customer
 from orders.models import Order
 from orders.services import order_mark_refunded, order_no_new
@@ -49,8 +50,8 @@ from payments.gateways.trust import (
     cumulative_refund_totals,
     refund_expectations,
 )
-from payments.models import Channel, Payment, PaymentEvent
-from payments.services import synced_at
+from payments.models import Channel, Payment
+from payments.services import payment_record_refund, synced_at
 from refunds.models import Refund, RefundEvent
 from wallets.models import WalletTransaction
 from wallets.services import wallet_credit, wallet_debit
@@ -64,36 +65,6 @@ class NotAllowed(DomainError):
     code = "not_allowed"
     http_status = 403
     default_message = "You are not allowed to do this."
-
-
-def _move(refund: Refund, *, to: str, actor: Actor, action: str, note: str = "", data=None) -> None:
-    if to not in Refund.TRANSITIONS[refund.status]:
-        raise InvalidTransition("refund", refund.status, to)
-    before = refund.status
-    refund.status = to
-    refund.save()
-    RefundEvent.objects.create(
-        refund=refund,
-        action=action,
-        from_status=before,
-        to_status=to,
-        actor=str(actor),
-        reason=note,
-        data=data or {},
-    )
-
-
-def _note(refund: Refund, *, action: str, actor: Actor, note: str = "", data=None) -> None:
-    """An audit event of something done to a refund that does not change its status."""
-    RefundEvent.objects.create(
-        refund=refund,
-        action=action,
-        from_status=refund.status,
-        to_status=refund.status,
-        actor=str(actor),
-        reason=note[:200],
-        data=data or {},
-    )
 
 
 def refundable_fen(payment: Payment) -> int:
@@ -261,7 +232,7 @@ def refund_approve(*, refund_id: int, approver, note: str = "") -> Refund:
     refund.decided_at = timezone.now()
     refund.decision_note = note[:200]
     actor = Actor.system("auto-approve") if approver is None else Actor.user(approver)
-    _move(refund, to=Status.APPROVED, actor=actor, action="approve", note=note)
+    transition(refund, to=Status.APPROVED, actor=actor, action="approve", reason=note)
     from refunds.tasks import refund_submit_task
 
     transaction.on_commit(lambda: refund_submit_task.delay(refund.pk), robust=True)
@@ -275,7 +246,7 @@ def refund_reject(*, refund_id: int, approver, note: str) -> Refund:
     refund.approved_by = approver
     refund.decided_at = timezone.now()
     refund.decision_note = note[:200]
-    _move(refund, to=Status.REJECTED, actor=Actor.user(approver), action="reject", note=note)
+    transition(refund, to=Status.REJECTED, actor=Actor.user(approver), action="reject", reason=note)
     _release_topup(refund, actor=Actor.user(approver))
     return refund
 
@@ -285,7 +256,7 @@ def _refund_mark_processing(*, refund_id: int, now: datetime | None = None) -> R
     refund = Refund.objects.select_for_update().get(pk=refund_id)
     if refund.status == Status.APPROVED:
         refund.submitted_at = now or timezone.now()
-        _move(refund, to=Status.PROCESSING, actor=Actor.system("refunds"), action="submit")
+        transition(refund, to=Status.PROCESSING, actor=Actor.system("refunds"), action="submit")
     return refund
 
 
@@ -315,7 +286,7 @@ def refund_resubmit(*, refund_id: int, actor: Actor, now: datetime | None = None
             raise InvalidTransition("refund", refund.status, "resubmitted")
         unknown = refund.gateway_unknown_since
         data = {"gateway_unknown_since": unknown.isoformat()} if unknown else {}
-        _note(refund, action="resubmit", actor=actor, note=note, data=data)
+        event(refund, action="resubmit", actor=actor, reason=note[:200], data=data)
     refund = Refund.objects.select_related("payment").get(pk=refund_id)
     with log_context(refund_no=refund.refund_no, payment_no=refund.payment.payment_no):
         return _refund_send(refund, now=now)
@@ -366,7 +337,9 @@ def _apply_answer(answer: RefundStatus, *, refund: Refund, actor: Actor, now: da
         refund_apply_gateway_status(status=answer, actor=actor, refund_no=refund.refund_no, now=now)
     except FieldMismatch as exc:
         logger.warning("refund %s: gateway answer refused: %s", refund.refund_no, exc.reason)
-        _note(Refund.objects.get(pk=refund.pk), action="refused", actor=actor, note=exc.message, data=exc.details)
+        event(
+            Refund.objects.get(pk=refund.pk), action="refused", actor=actor, reason=exc.message[:200], data=exc.details
+        )
         raise
 
 
@@ -393,7 +366,7 @@ def _refund_to_wallet(*, refund_id: int) -> Refund:
 def refund_mark_failed(*, refund_id: int, actor: Actor, note: str, data: dict | None = None) -> Refund:
     refund = Refund.objects.select_for_update().get(pk=refund_id)
     if refund.status != Status.FAILED:
-        _move(refund, to=Status.FAILED, actor=actor, action="fail", note=note, data=data)
+        transition(refund, to=Status.FAILED, actor=actor, action="fail", reason=note, data=data)
         _release_topup(refund, actor=actor)
     return refund
 
@@ -429,10 +402,10 @@ def refund_apply_gateway_status(
         if status.state == RefundState.SUCCEEDED and refund.status in (Status.PROCESSING, Status.ABNORMAL):
             _refund_succeeded(refund, payment=payment, actor=actor, at=status.succeeded_at or timezone.now())
         elif status.state == RefundState.FAILED and refund.status == Status.PROCESSING:
-            _move(refund, to=Status.FAILED, actor=actor, action="fail", note=status.gateway_state)
+            transition(refund, to=Status.FAILED, actor=actor, action="fail", reason=status.gateway_state)
             _release_topup(refund, actor=actor)
         elif status.state == RefundState.ABNORMAL and refund.status == Status.PROCESSING:
-            _move(refund, to=Status.ABNORMAL, actor=actor, action="abnormal", note=status.gateway_state)
+            transition(refund, to=Status.ABNORMAL, actor=actor, action="abnormal", reason=status.gateway_state)
         refund.save()
         return payment
 
@@ -485,17 +458,8 @@ def _plain(raw: dict) -> dict:
 
 def _refund_succeeded(refund: Refund, *, payment: Payment, actor: Actor, at: datetime, note: str = "") -> None:
     refund.succeeded_at = at
-    _move(refund, to=Status.SUCCEEDED, actor=actor, action="succeed", note=note)
-    payment.refunded_fen += refund.amount_fen
-    payment.save(update_fields=["refunded_fen", "updated_at"])
-    PaymentEvent.objects.create(
-        payment=payment,
-        action="refund",
-        from_status=payment.status,
-        to_status=payment.status,
-        actor=str(actor),
-        data={"refund_no": refund.refund_no, "amount_fen": refund.amount_fen, "refunded_fen": payment.refunded_fen},
-    )
+    transition(refund, to=Status.SUCCEEDED, actor=actor, action="succeed", reason=note)
+    payment_record_refund(payment=payment, refund_no=refund.refund_no, amount_fen=refund.amount_fen, actor=actor)
     if not payment.flag:  # the payment that paid the order: the order follows
         order_mark_refunded(
             order_id=payment.order_id,
@@ -536,7 +500,7 @@ def refund_mark_gateway_unknown(*, refund_id: int, actor: Actor, now: datetime |
     if refund.gateway_unknown_since is None:
         refund.gateway_unknown_since = now
         fields.append("gateway_unknown_since")
-        _note(refund, action="gateway_unknown", actor=actor, note=note)
+        event(refund, action="gateway_unknown", actor=actor, reason=note[:200])
     refund.save(update_fields=fields)
     return refund
 
@@ -570,7 +534,7 @@ def refund_resolve_abnormal(*, refund_id: int, staff, action: str, note: str) ->
         if action == "offline":
             _refund_succeeded(refund, payment=payment, actor=actor, at=timezone.now(), note=f"paid offline: {note}")
             return refund
-        _move(refund, to=Status.PROCESSING, actor=actor, action="retry", note=note)
+        transition(refund, to=Status.PROCESSING, actor=actor, action="retry", reason=note)
     from refunds.tasks import refund_submit_task
 
     transaction.on_commit(lambda: refund_submit_task.delay(refund.pk), robust=True)
@@ -624,7 +588,9 @@ def refund_apply_abnormal(
             raise InvalidTransition("refund", refund.status, "applied for an abnormal refund")
         if not refund.gateway_refund_id:
             raise Conflict("WeChat's refund id is not known yet: ask the gateway first.", code="refund_id_unknown")
-        _move(refund, to=Status.PROCESSING, actor=actor, action="apply_abnormal", note=note, data=_masked(request))
+        transition(
+            refund, to=Status.PROCESSING, actor=actor, action="apply_abnormal", reason=note, data=_masked(request)
+        )
     request = replace(request, refund_no=refund.refund_no, gateway_refund_id=refund.gateway_refund_id)
     with log_context(refund_no=refund.refund_no):
         try:
@@ -633,12 +599,12 @@ def refund_apply_abnormal(
             with transaction.atomic():
                 refund = Refund.objects.select_for_update().get(pk=refund_id)
                 if refund.status == Status.PROCESSING:
-                    _move(
+                    transition(
                         refund,
                         to=Status.ABNORMAL,
                         actor=Actor.gateway(gateway.name),
                         action="apply_abnormal_refused",
-                        note=exc.message,
+                        reason=exc.message,
                         data={"gateway_code": exc.gateway_code},
                     )
             raise

@@ -50,7 +50,7 @@ stop_other() {
         wait "$other_pid" 2>/dev/null || true
         other_pid=
     fi
-    (cd "$other" && .venv/bin/python -m config.embedded_pg stop >/dev/null 2>&1) || true
+    (cd "$other" && .venv/bin/python -m core.embedded_pg stop >/dev/null 2>&1) || true
     rm -rf "$workdir"
 }
 trap stop_other EXIT
@@ -85,7 +85,7 @@ if [ "$(id -u)" = 0 ]; then
     runuser -u "$TEST_USER" -- env -i HOME="$home" USER="$TEST_USER" LANG=C.UTF-8 \
         PATH=/usr/local/bin:/usr/bin:/bin TEST_FAIL_ON_SKIP="${TEST_FAIL_ON_SKIP:-}" \
         make -C "$theirs" test PYTHON="$PYTHON" || status=$?
-    (cd "$theirs" && runuser -u "$TEST_USER" -- .venv/bin/python -m config.embedded_pg stop >/dev/null 2>&1) || true
+    (cd "$theirs" && runuser -u "$TEST_USER" -- .venv/bin/python -m core.embedded_pg stop >/dev/null 2>&1) || true
     rm -rf "$theirs"
     [ "$status" = 0 ] || { echo "beside: make test as $TEST_USER failed" >&2; exit "$status"; }
 fi

@@ -8,8 +8,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from config.admin import ReadOnlyInline, YuanMixin, ident_html, name_html, when_field
-from config.money import format_yuan
+from core.admin import ReadOnlyInline, YuanMixin, ident_html, name_html, when_field
+from core.money import format_yuan
 from wallets.models import Wallet, WalletTransaction
 
 

@@ -1,3 +1,5 @@
+"""The wallets app: balances and an append-only ledger (floor 1; imports no other app)."""
+
 from django.apps import AppConfig
 
 

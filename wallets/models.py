@@ -1,8 +1,10 @@
+"""Wallets (balance in fen) and their append-only ledger (``WalletTransaction``, before/after balances)."""
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from config.money import format_yuan
+from core.money import format_yuan
 
 
 class Wallet(models.Model):

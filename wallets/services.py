@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
-from config.audit import Actor
-from config.errors import InsufficientBalance, ValidationFailed
+from core.audit import Actor
+from core.errors import InsufficientBalance, ValidationFailed
 from wallets.models import Wallet, WalletTransaction
 
 Type = WalletTransaction.Type

@@ -2,22 +2,15 @@
 
 import pytest
 
-from config.jwt_auth import token_for
-from config.tests.factories import UserFactory
+from core.jwt_auth import token_for
+from core.tests.api import assert_error_shape
+from core.tests.factories import UserFactory
 from lockers.models import Compartment
 from lockers.tests.factories import CompartmentFactory, PricePlanFactory
 from orders.models import Order
 from orders.tests.factories import RentalOrderFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def assert_error_shape(response, status, code=None):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
-    if code:
-        assert body["error"]["code"] == code
 
 
 def test_a_user_never_sees_or_touches_another_users_order(user_api):
@@ -31,7 +24,7 @@ def test_a_user_never_sees_or_touches_another_users_order(user_api):
 
 
 def test_wallet_is_per_user(user_api):
-    from config.audit import Actor
+    from core.audit import Actor
     from wallets.services import wallet_credit
 
     other = UserFactory()

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 def _database_env() -> dict[str, str]:
     """Point gunicorn at this test run's database (the embedded server, or the DATABASE_URL server)."""
     db = connection.settings_dict
-    if db["ENGINE"] == "config.pgembedded":
+    if db["ENGINE"] == "core.pgembedded":
         return {"DATABASE_URL": "", "EMBEDDED_PG_DIR": db["OPTIONS_EMBEDDED_DIR"], "EMBEDDED_PG_DBNAME": db["NAME"]}
     auth = f"{db['USER']}:{db['PASSWORD']}@" if db.get("USER") else ""
     return {"DATABASE_URL": f"postgres://{auth}{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"}

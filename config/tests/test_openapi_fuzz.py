@@ -4,7 +4,7 @@ live server, with every check on and every phase (examples, coverage, fuzzing, s
 Requests are generated from the document, positive and negative: a 5xx, an answer (status,
 content type, header or body) the document does not describe, valid input refused or invalid
 input accepted, a resource that answers after its deletion: each is a failure. The notification
-endpoints and the web checkout's JSON endpoints are in the document too (config/openapi_plain.py).
+endpoints and the web checkout's JSON endpoints are in the document too (web/openapi.py).
 
 ``FUZZ_EXAMPLES`` (default 12) bounds the cases per operation so the suite stays fast;
 ``FUZZ_SEED`` (default fixed, for a reproducible suite) can be ``random`` to explore.
@@ -20,8 +20,8 @@ import pytest
 from django.test import Client
 from django.utils.crypto import get_random_string
 
-from config.jwt_auth import token_for
-from config.tests.factories import UserFactory
+from core.jwt_auth import token_for
+from core.tests.factories import UserFactory
 from lockers.tests.factories import CabinetFactory, CompartmentFactory, PricePlanFactory
 from payments.models import WeChatIdentity
 

@@ -12,14 +12,15 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from config.admin import data_html, data_pairs, data_text
-from config.logging import masked_text
+from core.admin import data_html, data_pairs, data_text
+from core.logging import masked_text
+from finance.models import BillRun
+from finance.tests.factories import BillDiscrepancyFactory
 from lockers.models import PricePlan
 from orders.models import Order, OrderEvent
 from payments.models import PaymentEvent
-from refunds.models import BillRun, RefundEvent
+from refunds.models import RefundEvent
 from refunds.services import refund_reject
-from refunds.tests.factories import BillDiscrepancyFactory
 from refunds.tests.test_admin_helpers import paid_wallet_order, paid_wechat_order, requested_refund, staff_in
 from wallets.models import WalletTransaction
 
@@ -89,7 +90,7 @@ def test_a_bill_runs_settlement_check_is_a_table_in_yuan(client):
             "mismatches": ["fees", "net"],
         },
     )
-    text = _text(client.get(reverse("admin:refunds_billrun_change", args=[run.pk])))
+    text = _text(client.get(reverse("admin:finance_billrun_change", args=[run.pk])))
     assert "Settlement check, fen" not in text and '"gross"' not in text and "104000" not in text
     assert "fees ¥6.19 ¥6.18 ¥6.18" in text and "gross ¥1,040.00" in text
     assert "WeChat Pay bill of" in text and "bill payments 2" in text
@@ -143,13 +144,13 @@ def test_discrepancies_and_runs_are_named_with_gateway_and_kind_labels(client):
     client.force_login(staff_in("finance"))
     d = BillDiscrepancyFactory(reference="PY20261130101445F0ACDA8405", our_amount_fen=1500, our_status="succeeded")
     assert str(d) == f"Wallyt {d.bill_date:%Y-%m-%d}: Settled here, in no bill PY20261130101445F0ACDA8405"
-    listed = _text(client.get(reverse("admin:refunds_billdiscrepancy_changelist")))
+    listed = _text(client.get(reverse("admin:finance_billdiscrepancy_changelist")))
     assert "wallyt" not in listed and "missing_remote" not in listed
     assert "Wallyt" in listed and "WeChat Pay" in listed  # the gateway filter by label
     assert "ours ¥15.00 · Succeeded" in listed and "bill none" in listed
     assert (
         len(
-            client.get(reverse("admin:refunds_billdiscrepancy_changelist"), {"gateway": "wallyt"})
+            client.get(reverse("admin:finance_billdiscrepancy_changelist"), {"gateway": "wallyt"})
             .context["cl"]
             .result_list
         )
@@ -176,7 +177,7 @@ def test_confirmations_show_labels_and_mark_the_required_note(client):
         status="assigned",
     )
     page = client.post(
-        reverse("admin:refunds_billdiscrepancy_changelist"), {"action": "resolve_with_note", "_selected_action": [d.pk]}
+        reverse("admin:finance_billdiscrepancy_changelist"), {"action": "resolve_with_note", "_selected_action": [d.pk]}
     ).content.decode()
     text = html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
     assert "- ¥" not in text and "¥124.00" in text and "¥125.00" in text
@@ -240,7 +241,7 @@ def test_the_inbox_page_masks_the_signature_of_a_body(admin_client):
 
 
 def test_chart_axes_carry_a_few_round_amounts():
-    from refunds.backoffice.charts import bar_chart, y_ticks
+    from finance.backoffice.charts import bar_chart, y_ticks
 
     assert y_ticks([12_000]) == [0, 5_000, 10_000, 15_000]  # ¥0..¥150 by ¥50, not every ¥10
     assert y_ticks([0]) == [0] and y_ticks([332_271]) == [0, 100_000, 200_000, 300_000, 400_000]
@@ -265,7 +266,7 @@ def test_a_discrepancys_page_shows_each_side_in_words_without_internal_fields(cl
         their_status="processing",
         seen_token="0123456789abcdef0123456789abcdef",
     )
-    page = _text(client.get(reverse("admin:refunds_billdiscrepancy_change", args=[d.pk])))
+    page = _text(client.get(reverse("admin:finance_billdiscrepancy_change", args=[d.pk])))
     assert "¥15.00 · Succeeded" in page and "¥12.00 · Processing" in page and "a refund" in page
     assert "0123456789abcdef" not in page and "Seen token" not in page
     assert "succeeded" not in page.replace("Succeeded", "")  # no raw status code

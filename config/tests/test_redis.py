@@ -1,9 +1,8 @@
-"""REDIS_URL: cache (django-redis), locks and the Celery broker on a real Redis server.
+"""REDIS_URL: cache (django-redis) and the Celery broker on a real Redis server.
 
 The server is a throwaway ``redis-server`` on a free port in a temp folder (the ``redis_url``
 fixture in conftest.py). Without the binary the Redis tests skip, and ``make test`` says how to
-install it (CI installs it: ``scripts/ci-services.sh``). The lock tests also run on the database
-cache, the choice without REDIS_URL.
+install it (CI installs it: ``scripts/ci-services.sh``).
 """
 
 from __future__ import annotations
@@ -13,16 +12,13 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 from celery import shared_task
 
-from config.locks import cache_lock, lock_acquire, lock_release
-from config.logging import log_context
+from core.logging import log_context
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 logger = logging.getLogger(__name__)
@@ -89,71 +85,6 @@ def test_cache_round_trips_through_redis(redis_cache):
     assert redis_cache.keys("*") == [b":1:order:LK1"]
     cache.delete("order:LK1")
     assert redis_cache.keys("*") == []
-
-
-# --- Locks (Redis and the database cache) ---------------------------------------------------------
-@pytest.fixture(params=["database", "redis"])
-def lock_cache(request, settings):
-    if request.param == "redis":
-        return request.getfixturevalue("redis_cache")
-    request.getfixturevalue("db")
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "django_cache"}
-    }
-    return None
-
-
-def test_lock_is_exclusive_until_released(lock_cache):
-    name = f"bill:wechat:{uuid.uuid4().hex}"
-
-    token = lock_acquire(name, timeout=30)
-    assert token is not None
-    assert lock_acquire(name, timeout=30) is None  # held
-    if lock_cache is not None:
-        assert 0 < lock_cache.ttl(f":1:lock:{name}") <= 30  # it lives in Redis, with its expiry
-    assert lock_release(name, token)
-    assert lock_acquire(name, timeout=30) is not None
-
-
-def test_lock_expires_and_a_late_release_keeps_the_new_holder(lock_cache):
-    name = f"sweep:{uuid.uuid4().hex}"
-    first = lock_acquire(name, timeout=1)
-    assert first is not None
-
-    time.sleep(2.1)  # the first holder died or overran its timeout (the database cache counts whole seconds)
-    second = lock_acquire(name, timeout=30)
-
-    assert second is not None
-    assert not lock_release(name, first)  # the old holder's release does not free the new holder's lock
-    assert lock_acquire(name, timeout=30) is None
-    assert lock_release(name, second)
-
-
-def test_cache_lock_context_manager(lock_cache):
-    name = f"job:{uuid.uuid4().hex}"
-    with cache_lock(name) as outer, cache_lock(name) as inner:
-        assert outer is True
-        assert inner is False
-    with cache_lock(name) as again:
-        assert again is True
-
-
-def test_only_one_of_many_threads_gets_the_lock(redis_cache):
-    name = f"race:{uuid.uuid4().hex}"
-    barrier = threading.Barrier(8)
-    tokens: list[str | None] = []
-
-    def take() -> None:
-        barrier.wait()
-        tokens.append(lock_acquire(name, timeout=30))
-
-    threads = [threading.Thread(target=take) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-
-    assert len([t for t in tokens if t is not None]) == 1
 
 
 # --- Celery broker: publish with the project's settings, consume with a real worker -----------------

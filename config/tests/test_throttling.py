@@ -11,8 +11,8 @@ import pytest
 from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
-from config.jwt_auth import token_for
-from config.tests.factories import UserFactory
+from core.jwt_auth import token_for
+from core.tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 BASE = Path(django_settings.BASE_DIR)

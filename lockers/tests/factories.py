@@ -1,3 +1,5 @@
+"""factory-boy factories of cabinets, compartments and price plans."""
+
 import factory
 
 from lockers.models import Cabinet, Compartment, PricePlan

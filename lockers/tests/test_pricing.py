@@ -1,10 +1,12 @@
+"""Server-side pricing of rentals and overtime (hours, minimum, caps), from the price plans; integer fen."""
+
 import math
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from config.errors import DomainError, ValidationFailed
+from core.errors import DomainError, ValidationFailed
 from lockers.pricing import overtime_compute, overtime_quote, price_compute, price_quote
 from lockers.tests.factories import PricePlanFactory
 

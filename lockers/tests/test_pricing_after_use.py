@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from config.errors import Conflict
+from core.errors import Conflict
 from lockers.models import Compartment, PricePlan
 from lockers.pricing import price_after_use, price_compute
 from lockers.tests.factories import PricePlanFactory

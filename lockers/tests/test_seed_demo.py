@@ -1,3 +1,5 @@
+"""``manage.py seed_demo``: idempotent, and staff in their groups."""
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command

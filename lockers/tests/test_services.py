@@ -1,12 +1,15 @@
+"""lockers.services: compartments reserved, occupied and released only by their order, pickup codes,
+door commands recorded under the lock and sent after commit."""
+
 from datetime import timedelta
 
 import pytest
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from config.audit import Actor
-from config.errors import Conflict, DomainError, InvalidTransition
 from conftest import run_concurrently
+from core.audit import Actor
+from core.errors import Conflict, DomainError, InvalidTransition
 from lockers import services
 from lockers.drivers import SimulatedDoorDriver
 from lockers.models import (

@@ -1,9 +1,11 @@
+"""factory-boy factories of rental and top-up orders."""
+
 from datetime import timedelta
 
 import factory
 from django.utils import timezone
 
-from config.tests.factories import UserFactory
+from core.tests.factories import UserFactory
 from lockers.tests.factories import CompartmentFactory, PricePlanFactory
 from orders.models import Order
 

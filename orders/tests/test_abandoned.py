@@ -8,9 +8,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from config.audit import Actor
-from config.errors import DomainError
 from conftest import run_concurrently
+from core.audit import Actor
+from core.errors import DomainError
 from lockers.models import Compartment, LockerEvent, PickupCode
 from orders import services
 from orders.abandoned import abandoned_to_clear, rental_clear_abandoned, rentals_abandon_overdue
@@ -195,9 +195,9 @@ def test_the_job_is_in_the_beat_schedule(settings):
 
 @pytest.mark.django_db
 def test_an_abandoned_rental_is_refunded_by_staff_only(settings):
-    from config.web.tests.helpers import fund
     from payments.services import payment_pay_with_wallet
     from refunds.services import refund_request
+    from web.tests.helpers import fund
 
     rental = RentalOrderFactory()
     fund(rental.user, rental.amount_fen)

@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from config.audit import Actor
-from config.tests.test_api_contract import assert_error_shape
+from core.audit import Actor
+from core.tests.api import assert_error_shape
 from lockers.models import Compartment
 from payments.services import payment_pay_with_wallet
 from payments.tests.flows import rental

@@ -8,10 +8,9 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.audit import Actor
-from config.errors import DomainError
-from config.web.tests.helpers import fund
 from conftest import run_concurrently
+from core.audit import Actor
+from core.errors import DomainError
 from lockers.models import Compartment, LockerEvent, PickupCode
 from orders import services
 from orders.models import Order, OrderEvent
@@ -20,6 +19,7 @@ from orders.tests.factories import RentalOrderFactory
 from payments.models import Channel, Payment
 from payments.services import payment_pay_with_wallet
 from refunds.services import refund_request
+from web.tests.helpers import fund
 
 S = Order.Status
 T0 = timezone.now().replace(microsecond=0)

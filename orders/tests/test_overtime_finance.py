@@ -7,18 +7,18 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from config.audit import Actor
-from config.errors import DomainError
+from core.audit import Actor
+from core.errors import DomainError
+from finance.backoffice.dashboard import dashboard_context
+from finance.settlement import settlement_report
 from orders.abandoned import rentals_abandon_overdue
 from orders.models import Order
 from orders.tests.test_api import open_door, wallet_paid_rental
 from orders.tests.test_overtime import pay_overtime
 from payments.models import Payment
 from payments.services import payment_sync
-from refunds.backoffice.dashboard import dashboard_context
 from refunds.models import Refund
 from refunds.services import refund_approve, refund_request
-from refunds.settlement import settlement_report
 from refunds.tests.test_admin_helpers import staff_in
 
 pytestmark = pytest.mark.django_db

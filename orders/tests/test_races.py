@@ -2,9 +2,9 @@
 
 import pytest
 
-from config.errors import Conflict
-from config.tests.factories import UserFactory
 from conftest import run_concurrently
+from core.errors import Conflict
+from core.tests.factories import UserFactory
 from lockers.models import Compartment
 from lockers.tests.factories import CompartmentFactory, PricePlanFactory
 from orders.models import Order
@@ -35,7 +35,7 @@ def test_many_users_racing_for_one_compartment_one_wins():
 def test_loser_gets_a_clear_409_from_the_api():
     from rest_framework.test import APIClient
 
-    from config.jwt_auth import token_for
+    from core.jwt_auth import token_for
 
     PricePlanFactory(size="M")
     compartment = CompartmentFactory(size="M")

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from config.audit import Actor
-from config.errors import Conflict, NotFound
-from config.tests.factories import UserFactory
 from conftest import run_concurrently
+from core.audit import Actor
+from core.errors import Conflict, NotFound
+from core.tests.factories import UserFactory
 from lockers.models import Compartment, LockerEvent, PickupCode
 from orders import services
 from orders.models import Order, OrderEvent

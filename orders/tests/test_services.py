@@ -1,8 +1,10 @@
+"""orders.services: pricing, the order state machine, cancel (with its hooks) and refunds of orders."""
+
 import pytest
 from django.utils import timezone
 
-from config.audit import Actor
-from config.errors import InvalidTransition, NotFound
+from core.audit import Actor
+from core.errors import InvalidTransition, NotFound
 from lockers.models import Compartment, LockerEvent, PickupCode
 from lockers.tasks import door_open_send_task
 from lockers.tests.factories import CompartmentFactory, PricePlanFactory
@@ -134,3 +136,19 @@ def test_user_cancel_of_paid_order_is_refused():
     with pytest.raises(Exception) as err:
         services.order_cancel_by_user(order_id=order.pk, actor=ACTOR, reason="x")
     assert err.value.code == "invalid_transition"
+
+
+def test_an_owners_cancel_runs_the_registered_hooks_first(monkeypatch):
+    from orders import hooks
+    from payments.services import payments_close_for_cancel
+
+    assert payments_close_for_cancel in hooks.user_cancel_hooks()  # payments registers it in ready()
+    seen = []
+    monkeypatch.setattr(hooks, "_user_cancel", [])
+    hooks.on_user_cancel(lambda *, order, actor, reason: seen.append((order.status, str(actor), reason)))
+    order = RentalOrderFactory()
+
+    services.order_cancel_by_user(order_id=order.pk, actor=ACTOR, reason="changed my mind")
+
+    assert seen == [(S.PENDING_PAYMENT, "system:test", "changed my mind")]
+    assert Order.objects.get(pk=order.pk).status == S.CANCELLED

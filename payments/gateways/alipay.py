@@ -5,7 +5,7 @@ config and stamps the request ``timestamp`` in China time whatever the server's 
 
 Server APIs come back as verified dicts; a signed ``40004 Business Failed`` is *returned*, so
 every answer goes through ``_checked``. ``AlipayGateway._call`` is the one place where SDK and
-transport exceptions become ``config.errors``.
+transport exceptions become ``core.errors``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from alipay.utils import AliPayConfig
 from Cryptodome.Hash import SHA256
 from Cryptodome.Signature import PKCS1_v1_5
 
-from config.errors import (
+from core.errors import (
     ChannelNotConfigured,
     DomainError,
     GatewayRejected,
@@ -256,8 +256,6 @@ class AlipayGateway:
         method = PRODUCTS.get(request.product)
         if method is None:
             raise ValidationFailed(f"Alipay does not support product {request.product!r}")
-        if type(request.amount_fen) is not int or request.amount_fen <= 0:
-            raise ValidationFailed("amount_fen must be a positive int")
         build = (
             self.client.api_alipay_trade_page_pay if request.product == "page" else self.client.api_alipay_trade_wap_pay
         )
@@ -293,8 +291,6 @@ class AlipayGateway:
                 raise
 
     def refund(self, request: RefundRequest) -> RefundStatus:
-        if type(request.refund_fen) is not int or request.refund_fen <= 0:
-            raise ValidationFailed("refund_fen must be a positive int")
         kwargs: dict[str, Any] = {"out_request_no": request.refund_no}
         if request.reason:
             kwargs["refund_reason"] = request.reason

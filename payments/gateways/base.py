@@ -2,7 +2,7 @@
 
 Adapters turn our plain requests into gateway calls and gateway answers into the frozen
 dataclasses below. They never touch the ORM and never import views; errors are raised from
-``config.errors`` (``GatewayUnavailable`` is retryable, ``GatewayRejected`` is not,
+``core.errors`` (``GatewayUnavailable`` is retryable, ``GatewayRejected`` is not,
 ``SignatureInvalid`` / ``NotificationInvalid`` for notifications).
 """
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from core.errors import ValidationFailed
 from payments.gateways.trust import CheckTable, Identity
 
 
@@ -42,6 +43,11 @@ class PrepayRequest:
     openid: str | None = None
     client_ip: str | None = None
     return_url: str | None = None
+
+    def __post_init__(self) -> None:
+        """Raises ``ValidationFailed`` (nothing is sent) unless ``amount_fen`` is a positive int."""
+        if type(self.amount_fen) is not int or self.amount_fen <= 0:
+            raise ValidationFailed("amount_fen must be a positive int")
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,12 @@ class RefundRequest:
     # the gateway knows the trade by its own id only (a WeChat Pay Score collection: ``transaction_id``; the
     # out_trade_no is WeChat's, not our payment_no): the refund names it by ``gateway_trade_no``
     by_gateway_trade_no: bool = False
+
+    def __post_init__(self) -> None:
+        """Raises ``ValidationFailed`` (nothing is sent) unless ``refund_fen`` is a positive int and
+        ``total_fen`` an int."""
+        if type(self.refund_fen) is not int or self.refund_fen <= 0 or type(self.total_fen) is not int:
+            raise ValidationFailed("refund_fen must be a positive int and total_fen an int")
 
 
 class AbnormalRefundDestination(enum.StrEnum):

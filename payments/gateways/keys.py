@@ -135,7 +135,7 @@ def key_pem(text: str) -> str:
 
 def setting_key_pem(text: str, *, gateway: str, setting: str) -> str:
     """``key_pem`` for a key given in a setting: ``ChannelNotConfigured`` names the setting and the problem."""
-    from config.errors import ChannelNotConfigured
+    from core.errors import ChannelNotConfigured
 
     try:
         return key_pem(text)

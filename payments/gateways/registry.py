@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 
-from config.errors import ChannelNotConfigured
+from core.errors import ChannelNotConfigured
 from payments.gateways.alipay import PRODUCTION_GATEWAY, AlipayConfig, AlipayGateway
 from payments.gateways.base import Gateway
 from payments.gateways.keys import setting_key_pem

@@ -27,7 +27,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from config.errors import PaymentError
+from core.errors import PaymentError
 
 
 class Message(enum.StrEnum):

@@ -6,7 +6,7 @@ Untrusted XML is parsed only with ``defusedxml`` (no DTDs, no entities, no exter
 capped at 64 KiB and must be flat ``<xml><k>v</k>...</xml>``. Layers, as the protocol defines them:
 ``status`` (transport, unsigned) first; only when it is ``"0"`` is the signature checked and the
 business fields (``result_code``, ``err_code``...) read. ``WallytGateway._post`` is the one place
-where transport and protocol failures become ``config.errors``.
+where transport and protocol failures become ``core.errors``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from defusedxml.ElementTree import fromstring
 
-from config.errors import (
+from core.errors import (
     ChannelNotConfigured,
     GatewayRejected,
     GatewayUnavailable,
@@ -398,8 +398,6 @@ class WallytGateway:
     def create(self, request: PrepayRequest) -> PrepayResult:
         if request.product != "jsapi":
             raise ValidationFailed(f"Wallyt supports only product 'jsapi', not {request.product!r}")
-        if type(request.amount_fen) is not int or request.amount_fen <= 0:
-            raise ValidationFailed("amount_fen must be a positive int")
         if not request.openid:
             raise ValidationFailed("Wallyt mini-program pay needs the payer's openid")
         answer = self._post(
@@ -436,8 +434,6 @@ class WallytGateway:
                 raise
 
     def refund(self, request: RefundRequest) -> RefundStatus:
-        if type(request.refund_fen) is not int or request.refund_fen <= 0 or type(request.total_fen) is not int:
-            raise ValidationFailed("refund_fen must be a positive int and total_fen an int")
         answer = self._post(
             "unified.trade.refund",
             {

@@ -6,7 +6,7 @@ SDK's non-atomic write of downloaded platform certificates (several processes sh
 directory) and keeps the old certificates when a refresh fails.
 
 Every SDK call goes through ``WeChatGateway._call``: the one place where SDK and transport
-exceptions become ``config.errors``.
+exceptions become ``core.errors``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from wechatpayv3 import WeChatPay, WeChatPayType
 from wechatpayv3.core import Core
 from wechatpayv3.utils import aes_decrypt, format_private_key, rsa_verify
 
-from config.errors import (
+from core.errors import (
     ChannelNotConfigured,
     DomainError,
     GatewayRejected,
@@ -498,8 +498,6 @@ class WeChatGateway(PayScoreCalls):
         return PrepayResult(pay_params=self.jsapi_pay_params(prepay_id=prepay_id), raw=answer)
 
     def _prepay_kwargs(self, request: PrepayRequest, pay_type: WeChatPayType) -> dict[str, Any]:
-        if type(request.amount_fen) is not int or request.amount_fen <= 0:
-            raise ValidationFailed("amount_fen must be a positive int")
         kwargs: dict[str, Any] = {
             "description": request.description,
             "out_trade_no": request.payment_no,
@@ -553,8 +551,6 @@ class WeChatGateway(PayScoreCalls):
         /docs/merchant/apis/weixin-pay-score/refunds/create.html, "建议商户都通过transaction_id申请退款"; the
         SDK sends ``transaction_id`` instead of ``out_trade_no`` when given both, wechatpayv3 2.0.4
         ``transaction.refund``). The answer and the ``REFUND.*`` notification carry both ids."""
-        if type(request.refund_fen) is not int or request.refund_fen <= 0 or type(request.total_fen) is not int:
-            raise ValidationFailed("refund_fen must be a positive int and total_fen an int")
         if request.by_gateway_trade_no and not request.gateway_trade_no:
             raise ValidationFailed("The trade's transaction_id is needed to refund it.")
         trade = (

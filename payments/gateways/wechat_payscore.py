@@ -32,7 +32,7 @@ from typing import Any
 
 from wechatpayv3 import SignType
 
-from config.errors import ChannelNotConfigured, ValidationFailed
+from core.errors import ChannelNotConfigured, ValidationFailed
 from payments.gateways.trust import Check, CheckTable, Message, gateway_check
 
 CST = timezone(timedelta(hours=8))

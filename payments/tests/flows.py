@@ -32,7 +32,7 @@ def first_notification_body(sandbox, payment_no: str) -> str:
 
 def paid_order(user_api, sandbox, channel="wechat_native", **extra) -> tuple[dict, str]:
     """A rental paid through ``channel`` in the sandbox (applied by a sync, no notification needed)."""
-    from config.audit import Actor
+    from core.audit import Actor
     from payments.services import payment_sync
 
     order = rental(user_api)

@@ -10,8 +10,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from config.audit import Actor
-from config.metrics import scrape_registry
+from core.audit import Actor
+from finance.backoffice.dashboard import dashboard_context
+from finance.bills import SHANGHAI, bill_reconcile
+from finance.metrics import scrape_registry
+from finance.models import BillDiscrepancy, BillLine
+from finance.settlement import settlement_report
 from orders.models import Order
 from orders.services import order_open_door
 from payments.gateways.base import RefundState, RefundStatus
@@ -21,11 +25,8 @@ from payments.models import Payment, PaymentEvent, ServiceOrder
 from payments.payscore import payscore_sync
 from payments.services import payment_sync
 from payments.tests.test_payscore_flow import _confirmed, _status
-from refunds.backoffice.dashboard import dashboard_context
-from refunds.bills import SHANGHAI, bill_reconcile
-from refunds.models import BillDiscrepancy, BillLine, Refund
+from refunds.models import Refund
 from refunds.services import refund_apply_gateway_status, refund_approve, refund_request
-from refunds.settlement import settlement_report
 from refunds.tests.test_admin_helpers import staff_in
 
 pytestmark = pytest.mark.django_db(transaction=True)

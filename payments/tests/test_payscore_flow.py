@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from config.audit import Actor
+from core.audit import Actor
 from lockers.models import Compartment, PickupCode
 from lockers.pricing import price_compute
 from orders.models import Order

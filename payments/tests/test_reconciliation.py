@@ -108,7 +108,7 @@ def test_late_payment_after_local_expiry_is_refunded_automatically(user_api, not
 
 
 def test_double_payment_is_refunded_automatically(user_api, gateways, celery_eager):
-    from config.audit import Actor
+    from core.audit import Actor
     from payments.services import payment_sync
 
     # given payment A paid at the gateway but closed here before we knew (its notification lost)

@@ -25,8 +25,8 @@ from django.test import Client
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from config.audit import Actor
-from config.errors import GatewayUnavailable
+from core.audit import Actor
+from core.errors import GatewayUnavailable
 from lockers.models import Compartment, LockerEvent, PickupCode
 from orders.models import Order, OrderEvent
 from payments.gateways.registry import get_gateway

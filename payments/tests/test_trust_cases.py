@@ -15,8 +15,8 @@ from django.test import Client
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from config.audit import Actor
-from config.errors import GatewayUnavailable
+from core.audit import Actor
+from core.errors import GatewayUnavailable
 from payments.gateways import trust
 from payments.gateways.registry import get_gateway, reset_gateways
 from payments.gateways.trust import FieldMismatch
@@ -112,7 +112,7 @@ def test_an_undeclared_charset_cannot_verify(gateways):
     gateway = get_gateway("alipay")
     body = b"charset=koi8-r&notify_id=1&sign=AAAA&sign_type=RSA2"
 
-    from config.errors import SignatureInvalid
+    from core.errors import SignatureInvalid
 
     with pytest.raises(SignatureInvalid, match="charset"):
         gateway.parse_notification({}, body)
@@ -307,7 +307,7 @@ def test_with_rsa_configured_an_md5_signed_notification_is_refused(user_api, wal
 
 @pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
 def test_api_docs_are_staff_only_unless_public(db, settings, path):
-    from config.tests.factories import StaffFactory
+    from core.tests.factories import StaffFactory
 
     settings.API_DOCS_PUBLIC = False
     assert Client().get(path).status_code in (401, 403)

@@ -3,8 +3,8 @@
 import pytest
 from django.db.models import Sum
 
-from config.audit import Actor
 from conftest import run_concurrently
+from core.audit import Actor
 from lockers.models import PickupCode
 from lockers.tests.factories import CompartmentFactory, PricePlanFactory
 from orders.models import Order
@@ -85,7 +85,7 @@ def test_wallet_refuses_while_a_gateway_payment_is_open(user_api, gateways):
 @pytest.mark.django_db(transaction=True)
 def test_sixteen_orders_from_one_wallet_that_covers_ten():
     # given one wallet holding exactly 10 rentals' worth and 16 pending rentals
-    from config.tests.factories import UserFactory
+    from core.tests.factories import UserFactory
 
     user = UserFactory()
     PricePlanFactory(size="S", price_per_hour_fen=300, min_hours=1, cap_fen=3_000)
@@ -112,7 +112,7 @@ def test_sixteen_orders_from_one_wallet_that_covers_ten():
 
 @pytest.mark.django_db(transaction=True)
 def test_same_order_paid_twice_at_once_is_paid_once():
-    from config.tests.factories import UserFactory
+    from core.tests.factories import UserFactory
 
     user = UserFactory()
     PricePlanFactory(size="S", price_per_hour_fen=300)

@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from config.audit import Actor
+from core.audit import Actor
 from lockers.tests.factories import CompartmentFactory, PricePlanFactory
 from payments.gateways.wallyt import md5_verify, xml_dumps, xml_loads
 from payments.models import Payment

@@ -195,8 +195,8 @@ def test_jsapi_without_openid_is_400(user_api, gateways):
 
 
 def test_other_users_payment_is_404(user_api, api, gateways):
-    from config.jwt_auth import token_for
-    from config.tests.factories import UserFactory
+    from core.jwt_auth import token_for
+    from core.tests.factories import UserFactory
 
     order = _rental(user_api)
     payment = _pay(user_api, order["order_no"], "wechat_native").json()

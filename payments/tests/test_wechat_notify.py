@@ -178,7 +178,7 @@ def test_concurrent_duplicates_make_exactly_one_transition(user_api, gateways):
 
 @pytest.mark.django_db(transaction=True)
 def test_notification_racing_a_sync_ends_in_one_transition(user_api, gateways):
-    from config.audit import Actor
+    from core.audit import Actor
     from payments.services import payment_sync
 
     payment = _pending_payment(user_api)

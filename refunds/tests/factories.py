@@ -1,21 +1,21 @@
-"""factory-boy factories of the refunds app's rows that tests make directly."""
+"""factory-boy factories of refunds that tests write directly; refunds that should go through the
+approval workflow are made with ``refunds.services.refund_request``."""
 
 import factory
-from django.utils import timezone
 
-from refunds.models import BillDiscrepancy
+from payments.tests.factories import PaymentFactory
+from refunds.models import Refund
 
 
-class BillDiscrepancyFactory(factory.django.DjangoModelFactory):
-    """An open discrepancy of today's bill: by default a payment we settled that the bill left out."""
+class RefundFactory(factory.django.DjangoModelFactory):
+    """A refund requested by its user of part (100 fen) of a succeeded payment."""
 
     class Meta:
-        model = BillDiscrepancy
+        model = Refund
 
-    bill_date = factory.LazyFunction(timezone.localdate)
-    gateway = "wallyt"
-    kind = BillDiscrepancy.Kind.MISSING_REMOTE
-    subject = "payment"
-    reference = factory.Sequence(lambda n: f"PY20261130101445F0ACDA{n:04d}")
-    first_seen = factory.LazyFunction(timezone.now)
-    last_seen = factory.LazyAttribute(lambda d: d.first_seen)
+    payment = factory.SubFactory(PaymentFactory, succeeded=True)
+    order = factory.LazyAttribute(lambda r: r.payment.order)
+    refund_no = factory.Sequence(lambda n: f"RFT{n:017d}")
+    amount_fen = 100
+    reason = "customer asked"
+    source = Refund.Source.USER

@@ -22,13 +22,13 @@ import requests
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from config.audit import Actor
-from config.jwt_auth import token_for
-from config.tests.factories import UserFactory
+from core.audit import Actor
+from core.jwt_auth import token_for
+from core.tests.factories import UserFactory
+from finance.bills import bill_reconcile
 from payments.models import Payment
 from payments.services import payment_sync
 from payments.tests.flows import pay, rental
-from refunds.bills import bill_reconcile
 from refunds.models import Refund
 from refunds.services import refund_approve, refund_reject, refund_request, refund_submit, refund_sync
 from refunds.tests.test_admin_helpers import staff_in

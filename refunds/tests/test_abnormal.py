@@ -7,8 +7,8 @@ import logging
 import pytest
 from django.urls import reverse
 
-from config.audit import Actor
-from config.errors import GatewayRejected, ValidationFailed
+from core.audit import Actor
+from core.errors import GatewayRejected, ValidationFailed
 from orders.models import Order
 from payments.tests.flows import paid_order
 from refunds.models import Refund, RefundEvent

@@ -11,8 +11,8 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.utils import timezone
 
-from config.audit import Actor
-from config.tests.factories import StaffFactory, UserFactory
+from core.audit import Actor
+from core.tests.factories import StaffFactory, UserFactory
 from orders.models import Order
 from orders.services import order_mark_paid
 from orders.tests.factories import RentalOrderFactory

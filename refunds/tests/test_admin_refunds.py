@@ -4,7 +4,7 @@
 import pytest
 from django.urls import reverse
 
-from config.tests.factories import UserFactory
+from core.tests.factories import UserFactory
 from orders.models import Order
 from refunds.models import Refund, RefundEvent
 from refunds.tests.test_admin_helpers import (

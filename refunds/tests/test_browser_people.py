@@ -95,8 +95,8 @@ def test_the_back_office_fits_from_1024_pixels_and_keeps_numbers_whole(browser, 
         "refunds": "/admin/refunds/refund/",
         "orders": "/admin/orders/order/",
         "payments": "/admin/payments/payment/",
-        "discrepancies": "/admin/refunds/billdiscrepancy/",
-        "bill_runs": "/admin/refunds/billrun/",
+        "discrepancies": "/admin/finance/billdiscrepancy/",
+        "bill_runs": "/admin/finance/billrun/",
         "notifications": "/admin/payments/gatewaynotification/",
         "ledger": "/admin/wallets/wallettransaction/",
         "refund_events": "/admin/refunds/refundevent/",
@@ -119,7 +119,7 @@ def test_the_back_office_fits_from_1024_pixels_and_keeps_numbers_whole(browser, 
     page.goto(f"{base}/admin/refunds/refund/")
     amounts = page.locator("#result_list td.field-amount")
     assert all(re.fullmatch(r"¥\d[\d,]*\.\d\d", t) for t in amounts.all_inner_texts())  # "¥112.6" no more
-    page.goto(f"{base}/admin/refunds/billdiscrepancy/")
+    page.goto(f"{base}/admin/finance/billdiscrepancy/")
     listed = page.inner_text("#result_list")
     assert "Settled here, in no bill" in listed and "Wallyt" in listed and "last seen".upper() in listed.upper()
 
@@ -132,7 +132,7 @@ def test_the_back_office_fits_from_1024_pixels_and_keeps_numbers_whole(browser, 
 
     # --- confirmations in labels --------------------------------------------------------------
     page = pages[1366]
-    page.goto(f"{base}/admin/refunds/billdiscrepancy/")
+    page.goto(f"{base}/admin/finance/billdiscrepancy/")
     page.locator("#result_list tbody tr").first.locator("input.action-select").check()
     page.select_option("select[name=action]", "resolve_with_note")
     page.click("button[name=index]")

@@ -4,8 +4,8 @@ notifications."""
 import pytest
 from django.test import Client
 
-from config.audit import Actor
 from conftest import run_concurrently
+from core.audit import Actor
 from orders.models import Order
 from payments.models import GatewayNotification, Payment
 from payments.tests.flows import paid_order

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from config.audit import Actor
+from core.audit import Actor
 from orders.models import Order
 from payments.models import Payment
 from payments.reconciliation import reconcile_payments

@@ -8,7 +8,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from config.audit import Actor
+from core.audit import Actor
 from payments.models import Payment
 from payments.tests.flows import paid_order
 from refunds.models import Refund
@@ -139,7 +139,7 @@ def test_a_rejected_refund_says_who_rejected_it_and_that_it_was_never_sent(clien
 def test_gateway_times_are_read_in_each_gateways_format():
     from datetime import UTC, datetime
 
-    from refunds.backoffice.refund_page import gateway_time
+    from refunds.refund_page import gateway_time
 
     expected = datetime(2026, 11, 30, 2, 16, 53, tzinfo=UTC)
     assert gateway_time("2026-11-30T10:16:53+08:00") == expected  # WeChat
@@ -150,7 +150,7 @@ def test_gateway_times_are_read_in_each_gateways_format():
 
 
 def test_masked_hides_every_secret_key_at_any_depth():
-    from config.logging import masked
+    from core.logging import masked
 
     answer = {
         "sign": "S1",

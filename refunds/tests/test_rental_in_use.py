@@ -3,8 +3,8 @@ door driver, read from what each door-open command was for. The opening right af
 
 import pytest
 
-from config.audit import Actor
-from config.tests.factories import StaffFactory
+from core.audit import Actor
+from core.tests.factories import StaffFactory
 from lockers.models import LockerEvent
 from lockers.services import door_open
 from orders.models import Order

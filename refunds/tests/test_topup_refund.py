@@ -4,8 +4,8 @@ run: before, the customer kept both."""
 
 import pytest
 
-from config.audit import Actor
-from config.errors import InsufficientBalance
+from core.audit import Actor
+from core.errors import InsufficientBalance
 from payments.models import Payment
 from payments.services import payment_sync
 from payments.tests.flows import pay, rental

@@ -3,10 +3,10 @@
 import pytest
 from django.contrib.auth.models import Permission
 
-from config.audit import Actor
-from config.errors import DomainError, InvalidTransition, ValidationFailed
-from config.tests.factories import StaffFactory, UserFactory
 from conftest import run_concurrently
+from core.audit import Actor
+from core.errors import DomainError, InvalidTransition, ValidationFailed
+from core.tests.factories import StaffFactory, UserFactory
 from orders.models import Order
 from payments.models import Payment
 from payments.tests.flows import paid_order
@@ -110,7 +110,7 @@ def test_request_rules(user_api, wallet_paid):
 
 @pytest.mark.django_db
 def test_someone_elses_order_is_404(api, wallet_paid):
-    from config.jwt_auth import token_for
+    from core.jwt_auth import token_for
 
     order, _ = wallet_paid
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(UserFactory())}")

@@ -1,3 +1,6 @@
+"""Fixtures of the sandbox's own tests: one sandbox server for the session (temp folder), its faults
+cleared after each test, and a receiver of its notifications."""
+
 from __future__ import annotations
 
 import threading

@@ -1,6 +1,8 @@
+"""factory-boy factories of wallets."""
+
 import factory
 
-from config.tests.factories import UserFactory
+from core.tests.factories import UserFactory
 from wallets.models import Wallet
 
 

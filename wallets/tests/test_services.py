@@ -1,3 +1,6 @@
+"""wallets.services: credits and debits ledgered once per reference, never below zero (also under
+concurrency), the ledger append-only in the database."""
+
 import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Sum
@@ -5,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase as HypothesisTestCase
 
-from config.audit import Actor
-from config.errors import InsufficientBalance, ValidationFailed
-from config.tests.factories import UserFactory
 from conftest import run_concurrently
+from core.audit import Actor
+from core.errors import InsufficientBalance, ValidationFailed
+from core.tests.factories import UserFactory
 from wallets.models import Wallet, WalletTransaction
 from wallets.services import wallet_credit, wallet_debit
 

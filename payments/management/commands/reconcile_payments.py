@@ -1,6 +1,6 @@
 """``manage.py reconcile_payments [--now ISO] [--batch-size N]``: the beat job, by hand."""
 
-from config.progress import ReconcileCommand
+from core.progress import ReconcileCommand
 from payments.reconciliation import payments_due, reconcile_payments
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from config.errors import DomainError
+from core.errors import DomainError
 
 from .stub_http import StubRequest, StubResponse, stub_server
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 
-from config.errors import GatewayRejected, GatewayUnavailable, RefundNotFound, TradeAlreadyPaid, TradeNotFound
+from core.errors import GatewayRejected, GatewayUnavailable, RefundNotFound, TradeAlreadyPaid, TradeNotFound
 from payments.gateways.alipay import AlipayConfig, AlipayGateway
 from payments.gateways.base import PrepayRequest, RefundRequest, RefundState, TradeState
 

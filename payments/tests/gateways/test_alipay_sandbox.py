@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 
-from config.errors import GatewayUnavailable, SignatureInvalid, TradeAlreadyPaid, TradeNotFound
+from core.errors import GatewayUnavailable, SignatureInvalid, TradeAlreadyPaid, TradeNotFound
 from payments.gateways.alipay import AlipayConfig, AlipayGateway
 from payments.gateways.base import Notification, PrepayRequest, RefundRequest, RefundState, TradeState
 

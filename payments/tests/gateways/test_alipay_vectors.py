@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 import pytest
 from alipay.exceptions import AliPayValidationError
 
-from config.errors import GatewayUnavailable, NotificationInvalid, SignatureInvalid
+from core.errors import GatewayUnavailable, NotificationInvalid, SignatureInvalid
 from payments.gateways.alipay import AlipayConfig, AlipayGateway
 from payments.gateways.base import TradeState
 from payments.gateways.trust import FieldMismatch, check_trade, trade_expectations

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from config.errors import ChannelNotConfigured
+from core.errors import ChannelNotConfigured
 from payments.gateways.keys import KeyFormatError, key_pem, load_private_key, load_public_key
 from payments.gateways.registry import get_gateway, reset_gateways
 from payments.tests.gateways.conftest import vector_text
@@ -125,7 +125,7 @@ def test_the_alipay_adapter_signs_with_the_key_in_every_form(gateways, settings,
     reset_gateways()
 
     # when the adapter queries a trade, the sandbox accepts our signature and we verify its answer
-    from config.errors import TradeNotFound
+    from core.errors import TradeNotFound
 
     with pytest.raises(TradeNotFound):
         get_gateway("alipay").query("NO-SUCH-TRADE")

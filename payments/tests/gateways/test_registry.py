@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
-from config.errors import ChannelNotConfigured
+from core.errors import ChannelNotConfigured
 from payments.gateways.alipay import AlipayGateway
 from payments.gateways.registry import get_gateway, reset_gateways
 from payments.gateways.wallyt import WallytGateway

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from config.errors import TradeNotFound
+from core.errors import TradeNotFound
 from payments.gateways.registry import get_gateway, reset_gateways
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from config.errors import (
+from core.errors import (
     ChannelNotConfigured,
     GatewayRejected,
     GatewayUnavailable,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from config.errors import GatewayUnavailable, SignatureInvalid, TradeAlreadyPaid, TradeNotFound
+from core.errors import GatewayUnavailable, SignatureInvalid, TradeAlreadyPaid, TradeNotFound
 from payments.gateways.base import Notification, PrepayRequest, RefundRequest, RefundState, TradeState
 from payments.gateways.wallyt import WallytConfig, WallytGateway
 

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_private_key
 from cryptography.x509 import load_pem_x509_certificate
 
-from config.errors import (
+from core.errors import (
     GatewayRejected,
     GatewayUnavailable,
     RefundNotFound,

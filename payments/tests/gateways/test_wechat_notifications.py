@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from config.errors import NotificationInvalid, SignatureInvalid
+from core.errors import NotificationInvalid, SignatureInvalid
 from payments.gateways.base import RefundState, TradeState
 from payments.gateways.trust import FieldMismatch, check_trade, trade_expectations
 from payments.gateways.wechat import WeChatGateway

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from config.errors import (
+from core.errors import (
     GatewayUnavailable,
     RefundNotFound,
     SignatureInvalid,

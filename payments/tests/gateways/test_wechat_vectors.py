@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.x509 import load_pem_x509_certificate
 
-from config.errors import GatewayUnavailable, NotificationInvalid, SignatureInvalid
+from core.errors import GatewayUnavailable, NotificationInvalid, SignatureInvalid
 from payments.gateways.wechat import WeChatConfig, WeChatGateway
 
 from .conftest import vector_json, vector_text

@@ -1,6 +1,6 @@
 """``manage.py reconcile_refunds [--now ISO] [--batch-size N]``: the beat job, by hand."""
 
-from config.progress import ReconcileCommand
+from core.progress import ReconcileCommand
 from refunds.reconciliation import reconcile_refunds, refunds_due
 
 

@@ -1,0 +1,1 @@
+"""The kernel every app stands on: errors, audit, state transitions, API and admin helpers, money, logging."""

@@ -1,0 +1,1 @@
+"""Finance: gateway bills and their reconciliation, settlement, back-office dashboards, exports and metrics."""

@@ -10,7 +10,6 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from celery import current_app
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -28,6 +27,7 @@ from config.errors import (
 from config.logging import log_context
 from orders.models import Order
 from orders.services import order_cancel, order_cancel_by_user, order_mark_paid, order_no_new
+from payments import hooks
 from payments.gateways.base import PrepayRequest, TradeState, TradeStatus
 from payments.gateways.registry import get_gateway
 from payments.gateways.trust import FieldMismatch, Message, check_trade, trade_expectations
@@ -380,9 +380,9 @@ def _payment_succeeded(payment: Payment, *, trade: TradeStatus, actor: Actor) ->
         order_mark_paid(
             order_id=order.pk, paid_at=payment.paid_at, actor=actor, reference=payment.payment_no, locked_order=order
         )
-    else:  # refunds imports payments, not the other way: the task is sent by name
-        task = current_app.tasks["refunds.refund_flagged_payment"]
-        transaction.on_commit(lambda: task.delay(payment.pk), robust=True)
+    else:  # refunds imports payments, not the other way: it registered how (payments.hooks)
+        refund = hooks.flagged_payment_refund()
+        transaction.on_commit(lambda: refund(payment.pk), robust=True)
 
 
 def payment_sync(*, payment_no: str, actor: Actor, now: datetime | None = None) -> Payment:

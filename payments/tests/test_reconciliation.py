@@ -149,6 +149,32 @@ def test_a_failed_automatic_refund_is_not_retried_in_a_loop(user_api, gateways, 
     assert list(Refund.objects.filter(payment=ghost).values_list("status", flat=True)) == ["failed"]
 
 
+def test_the_task_sent_for_a_flagged_payment_refunds_that_payment_only(user_api, gateways):
+    from refunds.tasks import refund_flagged_payment_task
+
+    flagged = []
+    for i in range(2):
+        order, _ = _started(user_api)
+        flagged.append(
+            Payment.objects.create(
+                payment_no=f"PYFLAGGED00000000000{i}",
+                order=order,
+                channel="wechat_native",
+                amount_fen=order.amount_fen,
+                status="succeeded",
+                flag="double_payment",
+                paid_at=timezone.now(),
+            )
+        )
+
+    refund_flagged_payment_task(flagged[1].pk)  # what the worker runs for the task sent when it was flagged
+
+    assert not Refund.objects.filter(payment=flagged[0]).exists()  # left to the beat job
+    assert Refund.objects.get(payment=flagged[1]).source == "system"
+    refund_flagged_payment_task(flagged[1].pk)  # sent twice: refunded once
+    assert Refund.objects.filter(payment=flagged[1]).count() == 1
+
+
 def test_two_workers_do_no_double_work(user_api, gateways):
     payments = [_started(user_api)[1] for _ in range(6)]
     now = timezone.now()

@@ -1,25 +1,30 @@
-"""The inbox of gateway notifications: store -> verify -> claim -> dispatch -> record -> replay.
+"""The inbox of gateway notifications: verify -> store and claim -> dispatch -> record -> replay.
 
 The view (``payments.webhooks``) only adapts HTTP; everything a notification goes through is here:
 
-1. **store**: the raw notification (headers, body, remote address) is committed to ``GatewayNotification``
-   before verification, so that a failed check or a crash keeps the evidence;
-2. **verify**: the gateway adapter checks the signature and every field (``parse_notification``); a body
-   that does not verify is kept only as its first ``UNVERIFIED_KEEP_BYTES`` bytes with its SHA-256 and size;
-3. **claim**: one transaction whose first statement claims the event id (unique (gateway, event_id):
-   the dedupe is the database's);
+1. **verify**: the gateway adapter checks the signature and every field (``parse_notification``);
+2. **store**: every notification gets its inbox row (``GatewayNotification``: headers, body, remote address,
+   what verification established, the outcome). A body that does not verify is stored at once, bounded (its
+   first ``UNVERIFIED_KEEP_BYTES`` bytes with its SHA-256 and size);
+3. **claim**: a verified one is stored by the first statement of its processing transaction, which claims
+   its event id (``INSERT ... ON CONFLICT DO NOTHING`` on the unique (gateway, event_id): the dedupe is the
+   database's, and a concurrent duplicate waits for the first to commit);
 4. **dispatch**: trade words to ``payments.services``, refund words to the handler refunds registered in
    ``payments.hooks``, Pay Score service orders to ``payments.payscore``;
-5. **record**: the outcome on the row (applied, duplicate, refused with its reason, or the crash's
-   exception and traceback);
+5. **record**: the outcome on the row: applied, duplicate, refused with its reason, or a crash's exception
+   and traceback (the processing transaction is rolled back; its row is written again with the evidence);
 6. **replay**: an admin re-runs a stored, verified notification (``notification_replay``).
+
+Storing the row in the processing transaction (not before verifying, in a transaction of its own) saves a
+commit per notification; nothing is lost: every outcome, a crash's too, writes the row, and a process that
+dies mid-transaction never answered the gateway, which delivers the notification again.
 
 Anonymous junk cannot fill the inbox: a body over the gateway's limit (``BODY_LIMITS``, the one limit),
 headers over ``HEADER_LIMIT`` or a body without a Content-Length are refused by the view before a row is
-written; and from a sender whose bodies keep failing verification (more than
-``NOTIFY_UNVERIFIED_PER_MINUTE`` a minute, counted per process: ``unverified_senders``) a body is verified
-*before* anything is stored: one that verifies is stored and applied as usual (a gateway behind the same
-proxy address is never held up), one that does not is answered 429 with nothing stored.
+written; and from a sender whose bodies keep failing verification (more than ``NOTIFY_UNVERIFIED_PER_MINUTE``
+a minute, counted per process: ``unverified_senders``) a body that does not verify either is answered 429
+with nothing stored (one that verifies is stored and applied as usual: a gateway behind the same proxy
+address is never held up).
 Duplicates and ignored event types get the gateway's success reply (a failure makes it retry for a day).
 """
 
@@ -28,13 +33,14 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
+import json
 import logging
 import threading
 import time
 import traceback
 from datetime import datetime
 
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Subquery
 from django.utils import timezone
 
@@ -134,47 +140,110 @@ def notification_receive(
 def _receive(
     *, gateway_name: str, headers: dict, body: bytes, remote_addr: str | None, store_unverified: bool
 ) -> NotificationReply | None:
-    def store() -> GatewayNotification:
-        return GatewayNotification.objects.create(
-            gateway=gateway_name, headers=headers, body=body, remote_addr=remote_addr
-        )
-
-    row = store() if store_unverified else None
+    received = _Received(gateway=gateway_name, headers=headers, body=body, remote_addr=remote_addr)
     try:
         gateway = get_gateway(gateway_name)
     except DomainError as exc:
-        if row is not None:
-            GatewayNotification.objects.filter(pk=row.pk).update(error=exc.message)
+        if store_unverified:
+            _record(None, received, error=exc.message)
         return _UNCONFIGURED.get(gateway_name, _PLAIN_FAIL)
     try:
         notification = gateway.parse_notification(headers, body)
     except (SignatureInvalid, NotificationInvalid) as exc:
         unverified_senders.failed(remote_addr, now=time.time())
-        if row is None:
+        if not store_unverified:
             return None
-        _refused_unverified(row, f"{exc.code}: {exc.message}")
-        logger.warning("notification %s from %s refused: %s", row.pk, gateway_name, row.error)
+        error = f"{exc.code}: {exc.message}"
+        row_id = _record(
+            None,
+            dataclasses.replace(received, body=body[:UNVERIFIED_KEEP_BYTES]),
+            error=error,
+            body_sha256=hashlib.sha256(body).hexdigest(),
+            body_size=len(body),
+        )
+        logger.warning("notification %s from %s refused: %s", row_id, gateway_name, error)
         return _refused(gateway.notification_reply(ok=False, message=exc.message), exc.http_status)
-    row = row or store()
+    except Exception as exc:  # a crash while verifying: the raw notification and the traceback are kept
+        _record(None, received, error=_crash_text(exc))
+        raise
     with log_context(
         event_id=notification.event_id,
         payment_no=notification.trade.payment_no if notification.trade else None,
         refund_no=notification.refund.refund_no if notification.refund else None,
     ):
-        ok, message = notification_process(row=row, notification=notification, gateway=gateway)
+        ok, message = notification_process(received=received, notification=notification, gateway=gateway)
     return gateway.notification_reply(ok=ok, message=message)
 
 
-def _refused_unverified(row: GatewayNotification, error: str) -> None:
-    """Keep the evidence of a body that did not verify, bounded: its first bytes, SHA-256 and size."""
-    body = bytes(row.body)
-    GatewayNotification.objects.filter(pk=row.pk).update(
-        error=error,
-        body=body[:UNVERIFIED_KEEP_BYTES],
-        body_sha256=hashlib.sha256(body).hexdigest(),
-        body_size=len(body),
-    )
-    row.error = error
+@dataclasses.dataclass(frozen=True)
+class _Received:
+    """A notification as it arrived: what its inbox row keeps whatever happens next."""
+
+    gateway: str
+    headers: dict
+    body: bytes
+    remote_addr: str | None
+
+
+_INSERT = """
+    INSERT INTO payments_gatewaynotification (gateway, received_at, remote_addr, headers, body, body_sha256, body_size,
+        verified, event_id, event_type, parsed, reference, payment_id, duplicate, processed_at, error)
+    VALUES (%s, %s, %s::inet, %s::jsonb, %s, %s, %s, %s, %s, %s, %s::jsonb, %s,
+        (SELECT id FROM payments_payment WHERE payment_no = %s), %s, %s, %s)
+"""
+_FIELDS = (
+    "body_sha256",
+    "body_size",
+    "verified",
+    "event_id",
+    "event_type",
+    "parsed",
+    "reference",
+    "payment_no",
+    "duplicate",
+    "processed_at",
+    "error",
+)
+_DEFAULTS = {
+    "body_sha256": "",
+    "body_size": None,
+    "verified": False,
+    "event_id": None,
+    "event_type": "",
+    "parsed": None,
+    "reference": "",
+    "payment_no": None,
+    "duplicate": False,
+    "processed_at": None,
+    "error": "",
+}
+
+
+def _insert(received: _Received, *, on_conflict: str = "", **fields) -> int | None:
+    """One INSERT of the inbox row (raw SQL: the hot path of every notification). ``payment_no``: the payment
+    to link (NULL when there is none). Returns the row's id; None when ``on_conflict`` skipped it."""
+    values = {**_DEFAULTS, **fields}
+    values["parsed"] = None if values["parsed"] is None else json.dumps(values["parsed"])
+    params = [received.gateway, timezone.now(), received.remote_addr, json.dumps(received.headers), received.body]
+    params += [values[name] for name in _FIELDS]
+    with connection.cursor() as cursor:
+        cursor.execute(f"{_INSERT} {on_conflict} RETURNING id", params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _record(row: GatewayNotification | None, received: _Received | None, **fields) -> int:
+    """Write an outcome on the notification's row: a new row (``row`` None), or the stored one (a replay)."""
+    if row is not None:
+        if "payment_no" in fields:
+            fields["payment"] = Subquery(Payment.objects.filter(payment_no=fields.pop("payment_no")).values("pk")[:1])
+        GatewayNotification.objects.filter(pk=row.pk).update(**fields)
+        return row.pk
+    return _insert(received, **fields)
+
+
+def _crash_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc(limit=-CRASH_TRACEBACK_FRAMES)}"
 
 
 def _verified_fields(notification: Notification) -> dict:
@@ -198,44 +267,58 @@ class _Duplicate(Exception):
     """The event id is already claimed: leave the processing transaction (rolled back: it holds nothing else)."""
 
 
-def notification_process(*, row: GatewayNotification, notification: Notification, gateway) -> tuple[bool, str]:
-    """Apply a verified notification once. Returns (ok, message) for the gateway's reply.
+def notification_process(
+    *,
+    notification: Notification,
+    gateway,
+    received: _Received | None = None,
+    row: GatewayNotification | None = None,
+) -> tuple[bool, str]:
+    """Apply a verified notification once and record it: a new inbox row for ``received``, or the stored
+    ``row`` (a replay). Returns (ok, message) for the gateway's reply.
 
-    One transaction: its first statement claims the event id (the unique (gateway, event_id) constraint
-    is the dedupe; a concurrent duplicate waits on it and fails once the first commits) and records what
-    verification established; then the notification is applied. A duplicate's claim fails before anything
-    else happened in the transaction, so the transaction is rolled back as a whole instead of using a
-    savepoint. A failure rolls everything back and is recorded on the row in one UPDATE.
+    One transaction: its first statement claims the event id while it writes the row (``INSERT ... ON
+    CONFLICT DO NOTHING`` on the unique (gateway, event_id): the dedupe is the database's; a concurrent
+    duplicate waits on it and finds the event claimed once the first commits); then the notification is
+    applied. A duplicate's claim writes nothing, so its transaction is rolled back as a whole and the
+    duplicate is recorded on a row of its own. A refusal or a crash rolls everything back and is recorded
+    (the error; a crash with its traceback) with what verification established, in one statement.
     """
     verified = _verified_fields(notification)
-    claim = {**verified, "event_id": notification.event_id, "processed_at": timezone.now(), "error": ""}
+    claim = {**verified, "event_id": notification.event_id, "processed_at": timezone.now()}
     if notification.trade is not None and notification.refund is None:
         # the payment a trade notification is applied to is the one its payment_no names (applying
         # raises NotFound otherwise, which rolls this back): linked in the claim, no second UPDATE
-        claim["payment"] = Subquery(Payment.objects.filter(payment_no=notification.trade.payment_no).values("pk")[:1])
+        claim["payment_no"] = notification.trade.payment_no
     try:
         with transaction.atomic():
-            try:
-                GatewayNotification.objects.filter(pk=row.pk).update(**claim)
-            except IntegrityError:
-                raise _Duplicate from None
+            if row is None:
+                row_id = _insert(
+                    received, on_conflict="ON CONFLICT ON CONSTRAINT notification_event_once DO NOTHING", **claim
+                )
+                if row_id is None:
+                    raise _Duplicate
+            else:
+                try:
+                    row_id = _record(row, None, **claim, error="")
+                except IntegrityError:
+                    raise _Duplicate from None
             payment = _apply(notification, gateway=gateway)
-            if "payment" not in claim and payment is not None:
-                GatewayNotification.objects.filter(pk=row.pk).update(payment=payment)
+            if "payment_no" not in claim and payment is not None:
+                GatewayNotification.objects.filter(pk=row_id).update(payment=payment)
     except _Duplicate:
-        GatewayNotification.objects.filter(pk=row.pk).update(**verified, duplicate=True, processed_at=timezone.now())
+        _record(row, received, **verified, duplicate=True, processed_at=timezone.now())
         return True, ""
     except DomainError as exc:
         detail = getattr(exc, "reason", exc.message)  # a refused field: what was received and expected
-        GatewayNotification.objects.filter(pk=row.pk).update(**verified, error=f"{exc.code}: {detail}")
-        logger.warning("notification %s not applied: %s", row.pk, detail)
+        row_id = _record(row, received, **verified, error=f"{exc.code}: {detail}")
+        logger.warning("notification %s not applied: %s", row_id, detail)
         return False, exc.message
     except Exception as exc:  # a crash: keep what verification established and the traceback, then fail loudly
-        error = f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc(limit=-CRASH_TRACEBACK_FRAMES)}"
         try:
-            GatewayNotification.objects.filter(pk=row.pk).update(**verified, error=error)
+            _record(row, received, **verified, error=_crash_text(exc))
         except DatabaseError:
-            logger.exception("notification %s: could not record the failure", row.pk)
+            logger.exception("notification of event %s: could not record the failure", notification.event_id)
         raise
     return True, ""
 
@@ -300,7 +383,7 @@ def notification_replay(*, row_id: int) -> tuple[bool, str]:
         raise NotificationInvalid("Only a verified notification can be replayed.")
     gateway = get_gateway(row.gateway)
     if row.event_id is None:
-        return notification_process(row=row, notification=_notification_from_parsed(row), gateway=gateway)
+        return notification_process(notification=_notification_from_parsed(row), gateway=gateway, row=row)
     # processed before: apply again (idempotent) without touching the dedupe key
     with transaction.atomic():
         _apply(_notification_from_parsed(row), gateway=gateway)

@@ -40,11 +40,12 @@ import time
 import traceback
 from datetime import datetime
 
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Subquery
 from django.utils import timezone
 
 from config.audit import Actor
+from config.db import prepared_cursor
 from config.errors import DomainError, NotificationInvalid, SignatureInvalid
 from config.logging import log_context
 from payments import hooks
@@ -226,7 +227,7 @@ def _insert(received: _Received, *, on_conflict: str = "", **fields) -> int | No
     values["parsed"] = None if values["parsed"] is None else json.dumps(values["parsed"])
     params = [received.gateway, timezone.now(), received.remote_addr, json.dumps(received.headers), received.body]
     params += [values[name] for name in _FIELDS]
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(f"{_INSERT} {on_conflict} RETURNING id", params)
         row = cursor.fetchone()
     return row[0] if row else None

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from config.audit import Actor
+from config.audit import Actor, save_with_event
 from config.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from lockers import services as lockers
 from lockers.models import Compartment, DoorPurpose
@@ -45,13 +45,36 @@ def _locked(order_id: int) -> Order:
     return Order.objects.select_for_update().get(pk=order_id)
 
 
-def order_transition(order: Order, *, to: str, actor: Actor, action: str, reason: str = "", data: dict | None = None):
+def order_transition(
+    order: Order,
+    *,
+    to: str,
+    actor: Actor,
+    action: str,
+    reason: str = "",
+    data: dict | None = None,
+    fields: tuple[str, ...] | None = None,
+):
     """The one way an order changes status: checked against ``Order.TRANSITIONS``, saved, audited (an event).
-    ``order`` must be locked (``select_for_update``) by the caller's transaction."""
+    ``order`` must be locked (``select_for_update``) by the caller's transaction. ``fields``: the only other
+    fields the caller changed; then the row and its event are written in one statement."""
     if to not in Order.TRANSITIONS[order.status]:
         raise InvalidTransition("order", order.status, to)
     before = order.status
     order.status = to
+    if fields is not None:
+        order.updated_at = timezone.now()
+        save_with_event(
+            order,
+            fields=("status", *fields, "updated_at"),
+            event_model=OrderEvent,
+            action=action,
+            actor=actor,
+            before=before,
+            reason=reason,
+            data=data,
+        )
+        return
     order.save()
     OrderEvent.objects.create(
         order=order,
@@ -207,7 +230,14 @@ def _mark_paid(order: Order, *, paid_at: datetime, actor: Actor, reference: str)
     order.paid_at = paid_at
     if order.kind == Order.Kind.LOCKER_RENTAL:
         order.rental_ends_at = paid_at + timedelta(hours=order.hours)
-    order_transition(order, to=Status.PAID, actor=actor, action="paid", data={"payment": reference})
+    order_transition(
+        order,
+        to=Status.PAID,
+        actor=actor,
+        action="paid",
+        data={"payment": reference},
+        fields=("paid_at", "rental_ends_at"),
+    )
     if order.kind == Order.Kind.LOCKER_OVERTIME:
         from orders.overtime import overtime_fulfil  # it builds on this module
 

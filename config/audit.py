@@ -68,7 +68,7 @@ def save_with_event(
     """Write ``fields`` of ``instance`` (a row its caller has locked, its new values set on it) and append its
     audit event (``event_model``, whose foreign key points at the instance's model) in ONE statement: a
     transition on a hot path (every paid notification) without the ORM's two. ``to_status`` is the
-    instance's ``status``; the event's ``created_at`` is the ``updated_at`` the caller set, else now.
+    instance's ``status``; ``updated_at`` (when the model has it) moves to now, and is the event's ``created_at``.
     Raises ``DatabaseError`` if the row is gone (its caller held the lock: it cannot be)."""
     from django.db import DatabaseError, connection
     from django.utils import timezone
@@ -76,6 +76,9 @@ def save_with_event(
     from config.db import prepared_cursor
 
     meta = instance._meta
+    if any(f.name == "updated_at" for f in meta.concrete_fields) and "updated_at" not in fields:
+        instance.updated_at = timezone.now()  # what save() does for auto_now
+        fields = (*fields, "updated_at")
     columns = [meta.get_field(name) for name in fields]
     link = next(f for f in event_model._meta.concrete_fields if f.is_relation and f.related_model is type(instance))
     quote = connection.ops.quote_name

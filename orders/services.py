@@ -63,10 +63,9 @@ def order_transition(
     before = order.status
     order.status = to
     if fields is not None:
-        order.updated_at = timezone.now()
         save_with_event(
             order,
-            fields=("status", *fields, "updated_at"),
+            fields=("status", *fields),
             event_model=OrderEvent,
             action=action,
             actor=actor,

@@ -78,10 +78,9 @@ def _move(
     before = payment.status
     payment.status = to
     if fields is not None:
-        payment.updated_at = timezone.now()
         save_with_event(
             payment,
-            fields=("status", *fields, "updated_at"),
+            fields=("status", *fields),
             event_model=PaymentEvent,
             action=action,
             actor=actor,

@@ -4,7 +4,9 @@
 its values in it, parsed and planned by the server every time). A hot statement run through this cursor is
 bound on the server (psycopg 3's extended protocol), and psycopg prepares it once the connection has run it
 ``prepare_threshold`` times (5): from then on the server skips parsing and planning it. For raw SQL whose
-text does not change with its values (the notification path); the ORM keeps Django's cursors.
+text does not change with its values (the notification path); the ORM keeps Django's cursors. Behind a
+pooler in transaction mode (PgBouncer before 1.21) prepared statements must be off: ``prepare_threshold``
+``None`` in ``DATABASES["default"]["OPTIONS"]`` (passed to psycopg) turns them off; the binding stays.
 """
 
 from __future__ import annotations

@@ -361,7 +361,8 @@ def _locked_with_order_sql() -> tuple[str, list, list]:
     columns = [f"p.{quote(f.column)}" for f in payment_fields] + [f"o.{quote(f.column)}" for f in order_fields]
     sql = (
         f"SELECT {', '.join(columns)} FROM {quote(Payment._meta.db_table)} p"  # noqa: S608 - identifiers only
-        f" JOIN {quote(Order._meta.db_table)} o ON o.{quote(Order._meta.pk.column)} = p.{quote('order_id')}"
+        f" JOIN {quote(Order._meta.db_table)} o"
+        f" ON o.{quote(Order._meta.pk.column)} = p.{quote(Payment._meta.get_field('order').column)}"
         " WHERE p.payment_no = %s FOR UPDATE OF p, o"
     )
     return sql, list(payment_fields), list(order_fields)

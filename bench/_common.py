@@ -113,21 +113,33 @@ def free_port() -> int:
 class Gunicorn:
     """``gunicorn config.wsgi`` on 127.0.0.1:<free port>, in its own process group; ``stop()`` is idempotent."""
 
-    def __init__(self, *, env: dict[str, str], workers: int, threads: int, log_path: Path) -> None:
+    def __init__(
+        self,
+        *,
+        env: dict[str, str],
+        workers: int,
+        threads: int,
+        log_path: Path,
+        app: str = "config.wsgi:application",
+        python: str = sys.executable,
+        cwd: Path = REPO_ROOT,
+    ) -> None:
+        """``app``, ``python``, ``cwd``: another WSGI app (a peer measured beside ours) in its own venv."""
         self.env = {**os.environ, **env}
         self.workers = workers
         self.threads = threads
         self.log_path = log_path
+        self.app, self.python, self.cwd = app, python, cwd
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
     def start(self, *, timeout: float = 60.0) -> None:
         cmd = [
-            sys.executable,
+            self.python,
             "-m",
             "gunicorn",
-            "config.wsgi:application",
+            self.app,
             "--bind",
             f"127.0.0.1:{self.port}",
             "--workers",
@@ -149,7 +161,7 @@ class Gunicorn:
         ]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                cmd, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                cmd, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

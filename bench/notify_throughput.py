@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/notify_throughput.py [--n 2000] [--concurrency 8] [--workers 3] [--threads 1]
                                                 [--pgbench-seconds 10] [--dbname locker_bench] [--profile 0]
+                                                [--peer ../shared/peer]
 
 1. Recreates its own database (``locker_bench`` by default) on the embedded PostgreSQL and migrates it;
    generates its own sandbox keys in a temporary folder (no sandbox server is needed).
@@ -13,9 +14,15 @@
    with C concurrent keep-alive clients. Every answer must be 204, and afterwards every payment
    must be succeeded, every order paid and every wallet credited once: otherwise it fails (exit 1).
 4. Stops gunicorn and runs ``pgbench -i -s 1`` + ``pgbench -N -c C -j 2 -T S`` on the same database.
+5. ``--peer DIR``: the seed-003 peer (``DIR/seed003_cached_client.py``: verify + decrypt with the same SDK,
+   one SELECT, two UPDATEs; DIR/README.md) in its own venv (``var/peer-venv-*``, created once from
+   ``DIR/requirements.txt``), on its own database ``<dbname>_peer`` of the same server holding the same
+   pending payments, under the same gunicorn flags, sent the same signed notifications by the same client
+   right after ours.
 
-The last line is ``RESULT notify_per_s=<x> pgbench_tps=<y> ratio=<x/y>``. The bench database is
-left for inspection (it is dropped and recreated by the next run; ``--drop`` drops it at the end).
+The last line is ``RESULT notify_per_s=<x> pgbench_tps=<y> ratio=<x/y> [peer_per_s=<p> peer_ratio=<x/p>
+peer_pg_cpu_ms=<ms>] pg_cpu_ms=<ms>`` (PostgreSQL backends' CPU per notification, from /proc). The bench
+database is left for inspection (it is dropped and recreated by the next run; ``--drop`` drops it at the end).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import cProfile
 import http.client
 import io
 import itertools
+import os
 import pstats
 import sys
 import threading
@@ -52,6 +60,7 @@ from bench._common import (
     setup_django,
     system_cpu,
 )
+from bench._peer import PEER_APP, PEER_NOTIFY_PATH, peer_database, peer_env, peer_venv, peer_verify
 
 NOTIFY_PATH = "/api/v1/payments/notify/wechat/"
 CHECK_COUNT = 3  # notifications whose SQL is counted in-process
@@ -75,12 +84,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--ceiling", action="store_true", help="also time N GET /healthz (one SELECT 1): a Django request's best"
     )
     parser.add_argument("--show-queries", action="store_true", help="print the SQL of one notification")
+    parser.add_argument(
+        "--peer",
+        type=Path,
+        metavar="DIR",
+        help="also run the seed-003 peer (DIR/seed003_cached_client.py, its own venv in var/) on <dbname>_peer "
+        "with the same notifications, and report peer_per_s and peer_ratio (ours / the peer's)",
+    )
     parser.add_argument("--drop", action="store_true", help="drop the bench database at the end")
     parser.add_argument("--keep-tmp", action="store_true", help="keep the temporary folder (keys, gunicorn log)")
     args = parser.parse_args(argv)
     if args.n < 1 or args.concurrency < 1 or args.workers < 1 or args.threads < 1 or args.pgbench_seconds < 1:
         parser.error("--n, --concurrency, --workers, --threads and --pgbench-seconds must be positive")
     check_bench_dbname(args.dbname)
+    if args.peer is not None:
+        args.peer = args.peer.resolve()
+        if not (args.peer / "seed003_cached_client.py").is_file() or not (args.peer / "requirements.txt").is_file():
+            parser.error(f"--peer {args.peer}: no seed003_cached_client.py and requirements.txt there")
     return args
 
 
@@ -216,7 +236,7 @@ def count_queries(notes: list[tuple[dict, bytes]], *, show: bool) -> dict:
         sqls = [normalise_sql(q["sql"]) for q in captured.captured_queries]
         runs.append({**stats, "queries": len(sqls), "sql": sqls})
     first = runs[0]
-    kinds = collections.Counter(s.split(" ", 1)[0].upper() for s in first["sql"])
+    kinds = collections.Counter(s.split(None, 1)[0].upper() for s in first["sql"])
     if show:
         print("SQL of one notification:")
         for i, sql in enumerate(first["sql"], 1):
@@ -246,11 +266,17 @@ def profile_in_process(notes: list[tuple[dict, bytes]], *, lines: int) -> dict:
             if response.status_code != 204:
                 raise SystemExit(f"FAIL: profiled notification answered {response.status_code}")
 
+    from django.db import connection
+
     half = len(notes) // 2
     plain, profiled = notes[:half], notes[half:]
-    wall, cpu = time.perf_counter(), time.process_time()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    wall, cpu, pg_cpu = time.perf_counter(), time.process_time(), process_cpu_seconds([backend])
     post(plain)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    pg_cpu = process_cpu_seconds([backend]) - pg_cpu
     profiler = cProfile.Profile()
     profiler.enable()
     post(profiled)
@@ -264,6 +290,7 @@ def profile_in_process(notes: list[tuple[dict, bytes]], *, lines: int) -> dict:
         "profiled": len(profiled),
         "wall_ms": 1000 * wall / max(1, len(plain)),
         "cpu_ms": 1000 * cpu / max(1, len(plain)),
+        "pg_cpu_ms": 1000 * pg_cpu / max(1, len(plain)),
         "text": buf.getvalue(),
     }
 
@@ -353,7 +380,11 @@ def postgres_backend_pids(dbname: str) -> list[int]:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [dbname])
+        cursor.execute(  # the app's connections (not an autovacuum worker that happens to be in the database)
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+            " AND backend_type = 'client backend'",
+            [dbname],
+        )
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -402,6 +433,57 @@ def verify(payments: list[tuple[str, int, int]]) -> list[str]:
     return problems
 
 
+def peer_dbname(args: argparse.Namespace) -> str:
+    return f"{args.dbname}_peer"
+
+
+def measure_peer(
+    args: argparse.Namespace, tmp: Path, python: Path, env: dict, warmup_notes: list, timed_notes: list
+) -> dict | None:
+    """The seed-003 peer under the same gunicorn flags, sent the same notifications by the same client."""
+    from django.db import connection
+
+    gunicorn = Gunicorn(
+        env=env,
+        workers=args.workers,
+        threads=args.threads,
+        log_path=tmp / "peer-gunicorn.log",
+        app=PEER_APP,
+        python=str(python),
+        cwd=args.peer,
+    )
+    try:
+        gunicorn.start()
+        warm = post_all(
+            gunicorn.base_url, PEER_NOTIFY_PATH, warmup_notes, args.concurrency, client=args.client, expect=200
+        )
+        if warm["errors"]:
+            print("FAIL during the peer's warm-up:\n  " + "\n  ".join(warm["errors"][:10]))
+            print(gunicorn.log_tail())
+            return None
+        app_pids = gunicorn.pids()
+        pg_pids = postgres_backend_pids(peer_dbname(args))
+        connection.close()
+        cpu0 = (process_cpu_seconds(app_pids), process_cpu_seconds(pg_pids))
+        result = post_all(
+            gunicorn.base_url, PEER_NOTIFY_PATH, timed_notes, args.concurrency, client=args.client, expect=200
+        )
+        cpu1 = (process_cpu_seconds(app_pids), process_cpu_seconds(pg_pids))
+    finally:
+        gunicorn.stop()
+    if result["errors"]:
+        print(f"FAIL: {len(result['errors'])} peer answers were not 200, e.g. " + "; ".join(result["errors"][:5]))
+        print(gunicorn.log_tail())
+        return None
+    n = len(timed_notes)
+    return {
+        "per_s": n / result["elapsed"],
+        "latencies": [x * 1000 for x in result["latencies"]],
+        "app_cpu_ms": 1000 * (cpu1[0] - cpu0[0]) / n,
+        "pg_cpu_ms": 1000 * (cpu1[1] - cpu0[1]) / n,
+    }
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -445,6 +527,19 @@ def _run(args: argparse.Namespace, tmp: Path, env: dict, keys: dict, server) -> 
         f"setup: database {args.dbname} migrated, {total} pending payments and notifications "
         f"built in {time.perf_counter() - t0:.1f}s"
     )
+    peer_python = None
+    if args.peer:
+        peer_python = peer_venv(args.peer)
+        peer_environ = peer_env(server=server, dbname=peer_dbname(args), keys=keys, work_dir=tmp)
+        peer_database(
+            server=server,
+            dbname=peer_dbname(args),
+            python=peer_python,
+            peer_dir=args.peer,
+            env={**os.environ, **peer_environ},
+            payments=payments,
+        )
+        print(f"setup: peer database {peer_dbname(args)} with the same {total} pending payments")
     check_notes, rest = notes[:CHECK_COUNT], notes[CHECK_COUNT:]
     profile_notes, rest = rest[: args.profile], rest[args.profile :]
     warmup_notes, timed_notes = rest[:warmup], rest[warmup:]
@@ -473,12 +568,19 @@ def _run(args: argparse.Namespace, tmp: Path, env: dict, keys: dict, server) -> 
             return False
         app_pids = gunicorn.pids()
         pg_pids = postgres_backend_pids(args.dbname)
+        print(f"postgres backends  {len(pg_pids)} of the app measured")
         connection.close()
         cpu0 = (process_cpu_seconds(app_pids), process_cpu_seconds(pg_pids), *system_cpu())
         result = post_all(gunicorn.base_url, NOTIFY_PATH, timed_notes, args.concurrency, client=args.client)
         cpu1 = (process_cpu_seconds(app_pids), process_cpu_seconds(pg_pids), *system_cpu())
     finally:
         gunicorn.stop()
+
+    peer = None
+    if args.peer:  # right after ours, between the two halves of the baseline, like ours
+        peer = measure_peer(args, tmp, peer_python, peer_environ, warmup_notes, timed_notes)
+        if peer is None:
+            return False
 
     problems = []
     if result["errors"]:
@@ -514,7 +616,8 @@ def _run(args: argparse.Namespace, tmp: Path, env: dict, keys: dict, server) -> 
         from psycopg import sql
 
         with psycopg.connect(server.dsn("postgres"), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(args.dbname)))
+            for name in (args.dbname, peer_dbname(args)) if args.peer else (args.dbname,):
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
     elapsed = result["elapsed"]
     per_s = len(timed_notes) / elapsed
@@ -564,7 +667,8 @@ def _run(args: argparse.Namespace, tmp: Path, env: dict, keys: dict, server) -> 
     if profile_report:
         print(
             f"in-process, serial {profile_report['plain']} notifications: {profile_report['wall_ms']:.2f} ms wall, "
-            f"{profile_report['cpu_ms']:.2f} ms CPU of the app's Python each (PostgreSQL not included)"
+            f"{profile_report['cpu_ms']:.2f} ms CPU of the app's Python and "
+            f"{profile_report['pg_cpu_ms']:.2f} ms of its PostgreSQL backend each"
         )
         print(f"cProfile of {profile_report['profiled']} more:")
         print(profile_report["text"])
@@ -580,8 +684,24 @@ def _run(args: argparse.Namespace, tmp: Path, env: dict, keys: dict, server) -> 
             f"ceiling            GET /healthz {ceiling_per_s:.2f}/s, ratio {ceiling_per_s / tps:.3f} "
             f"(p50 {percentile([x * 1000 for x in ceiling['latencies']], 50):.1f} ms)"
         )
+    peer_result = ""
+    if peer:
+        if problems := peer_verify(server=server, dbname=peer_dbname(args), count=posted):
+            print("FAIL: the peer's run is not correct:\n  " + "\n  ".join(problems))
+            return False
+        print(
+            f"peer (seed 003)    {peer['per_s']:.2f} notifications/s ({PEER_APP}, same flags, database "
+            f"{peer_dbname(args)}); p50 {percentile(peer['latencies'], 50):.1f} ms; per notification: gunicorn "
+            f"{peer['app_cpu_ms']:.2f} ms, postgres backends {peer['pg_cpu_ms']:.2f} ms"
+        )
+        print(f"peer ratio         {per_s / peer['per_s']:.3f} ours / the peer's (target >= 0.8)")
+        peer_result = (
+            f" peer_per_s={peer['per_s']:.2f} peer_ratio={per_s / peer['per_s']:.3f}"
+            f" peer_pg_cpu_ms={peer['pg_cpu_ms']:.2f}"
+        )
     print(f"bench database     {args.dbname} {'dropped' if args.drop else 'kept for inspection'}")
-    print(f"RESULT notify_per_s={per_s:.2f} pgbench_tps={tps:.2f} ratio={per_s / tps:.3f}")
+    pg_ms = f" pg_cpu_ms={1000 * pg_cpu / n:.2f}"
+    print(f"RESULT notify_per_s={per_s:.2f} pgbench_tps={tps:.2f} ratio={per_s / tps:.3f}{peer_result}{pg_ms}")
     return True
 
 

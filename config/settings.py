@@ -325,8 +325,6 @@ WALLYT_BILL_URL = env.str("WALLYT_BILL_URL", default="") or (
 
 # Notification bodies that fail verification, per sender address and process, before it is answered 429
 NOTIFY_UNVERIFIED_PER_MINUTE = env.int("NOTIFY_UNVERIFIED_PER_MINUTE", default=30)
-# Refund notifications are applied by the refunds app (payments does not import it).
-PAYMENTS_REFUND_STATUS_HANDLER = "refunds.services.refund_apply_gateway_status"
 REFUND_AUTO_APPROVE_MAX_FEN = env.int("REFUND_AUTO_APPROVE_MAX_FEN", default=0)  # 0: every refund needs approval
 REFUND_STUCK_ALERT_HOURS = env.int("REFUND_STUCK_ALERT_HOURS", default=24)
 # A processing refund its gateway says it does not know, for longer than this, is sent again (same refund_no)

@@ -24,7 +24,7 @@ from django.apps import apps
 from django.db import models
 from django.utils.text import capfirst
 
-from core.audit import Actor, AuditEvent
+from core.audit import Actor, AuditEvent, save_with_event
 from core.errors import InvalidTransition, NotFound
 
 
@@ -94,15 +94,31 @@ def transition(
     reason: str = "",
     data: Mapping[str, Any] | None = None,
     update_fields: Iterable[str] | None = None,
+    one_statement: Iterable[str] | None = None,
     status_field: str = "status",
     **fields: Any,
-) -> AuditEvent:
+) -> AuditEvent | None:
     """Move ``obj`` (locked by the caller) to ``to``: check ``TRANSITIONS`` (``InvalidTransition`` before
     anything is written), save (every field, or ``update_fields`` plus the status), write the event.
-    Returns the event."""
+    Returns the event. ``one_statement``: the only other fields the caller changed; the row and its event
+    are then written in ONE statement (``core.audit.save_with_event``, the hot path of every paid
+    notification) and None is returned."""
     before = getattr(obj, status_field)
     check_transition(type(obj), before, to)
     setattr(obj, status_field, to)
+    if one_statement is not None:
+        event_model, _ = _audit(type(obj))
+        save_with_event(
+            obj,
+            fields=(status_field, *one_statement),
+            event_model=event_model,
+            action=action,
+            actor=actor,
+            before=before,
+            reason=reason,
+            data=dict(data or {}),
+        )
+        return None
     obj.save(update_fields=None if update_fields is None else [status_field, *update_fields])
     return event(obj, action=action, actor=actor, reason=reason, data=data, before=before, **fields)
 

@@ -48,11 +48,21 @@ def _locked(order_id: int) -> Order:
     return Order.objects.select_for_update().get(pk=order_id)
 
 
-def order_transition(order: Order, *, to: str, actor: Actor, action: str, reason: str = "", data: dict | None = None):
+def order_transition(
+    order: Order,
+    *,
+    to: str,
+    actor: Actor,
+    action: str,
+    reason: str = "",
+    data: dict | None = None,
+    fields: tuple[str, ...] | None = None,
+):
     """The one way an order changes status (``core.transitions.transition``): checked against
     ``Order.TRANSITIONS``, saved, audited (an event). ``order`` must be locked (``select_for_update``) by the
-    caller's transaction. Raises ``InvalidTransition``."""
-    transition(order, to=to, actor=actor, action=action, reason=reason, data=data)
+    caller's transaction. ``fields``: the only other fields the caller changed; then the row and its event are
+    written in one statement. Raises ``InvalidTransition``."""
+    transition(order, to=to, actor=actor, action=action, reason=reason, data=data, one_statement=fields)
 
 
 def order_event(order: Order, *, action: str, actor: Actor, reason: str = "", data: dict | None = None) -> OrderEvent:
@@ -195,7 +205,14 @@ def _mark_paid(order: Order, *, paid_at: datetime, actor: Actor, reference: str)
     order.paid_at = paid_at
     if order.kind == Order.Kind.LOCKER_RENTAL:
         order.rental_ends_at = paid_at + timedelta(hours=order.hours)
-    order_transition(order, to=Status.PAID, actor=actor, action="paid", data={"payment": reference})
+    order_transition(
+        order,
+        to=Status.PAID,
+        actor=actor,
+        action="paid",
+        data={"payment": reference},
+        fields=("paid_at", "rental_ends_at"),
+    )
     if order.kind == Order.Kind.LOCKER_OVERTIME:
         from orders.overtime import overtime_fulfil  # it builds on this module
 

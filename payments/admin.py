@@ -21,6 +21,7 @@ from core.errors import DomainError
 from core.logging import masked_text
 from core.money import format_yuan
 from orders.admin import ViewOnlyAdmin, request_refund_redirect
+from payments.inbox import notification_replay
 from payments.models import (
     GATEWAY_LABELS,
     GatewayNotification,
@@ -32,7 +33,6 @@ from payments.models import (
 )
 from payments.payscore import service_orders_unpaid
 from payments.services import payment_sync
-from payments.webhooks import notification_replay
 
 REPLAY_PERM = "payments.replay_gatewaynotification"  # created by refunds/migrations/0002_groups.py
 

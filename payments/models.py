@@ -214,7 +214,7 @@ class PaymentEvent(AuditEvent):
 
 
 class GatewayNotification(models.Model):
-    """The inbox: every webhook request is stored raw before anything else happens."""
+    """The inbox: every notification that reaches it, verified or not, with its outcome (``payments.inbox``)."""
 
     gateway = models.CharField(max_length=16)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)

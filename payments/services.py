@@ -6,15 +6,16 @@ Lock order: payment, then order, then compartment / wallet.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from celery import current_app
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from core.audit import Actor
+from core.db import prepared_cursor
 from core.errors import (
     Conflict,
     GatewayRejected,
@@ -29,6 +30,7 @@ from core.logging import log_context
 from core.transitions import event, locked, transition
 from orders.models import Order
 from orders.services import order_cancel, order_mark_paid, order_no_new
+from payments import hooks
 from payments.gateways.base import PrepayRequest, TradeState, TradeStatus
 from payments.gateways.registry import get_gateway
 from payments.gateways.trust import FieldMismatch, Message, check_trade, trade_expectations
@@ -302,13 +304,53 @@ def trade_checked(trade: TradeStatus, payment: Payment) -> None:
         raise FieldMismatch(amount, gateway=gateway.name, message=Message(trade.source), got=None)
 
 
+@functools.cache
+def _locked_with_order_sql() -> tuple[str, list, list]:
+    """The SELECT of ``_locked_with_order`` (built once: the models' columns) and both models' fields."""
+    quote = connection.ops.quote_name
+    payment_fields, order_fields = Payment._meta.concrete_fields, Order._meta.concrete_fields
+    columns = [f"p.{quote(f.column)}" for f in payment_fields] + [f"o.{quote(f.column)}" for f in order_fields]
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {quote(Payment._meta.db_table)} p"  # noqa: S608 - identifiers only
+        f" JOIN {quote(Order._meta.db_table)} o"
+        f" ON o.{quote(Order._meta.pk.column)} = p.{quote(Payment._meta.get_field('order').column)}"
+        " WHERE p.payment_no = %s FOR UPDATE OF p, o"
+    )
+    return sql, list(payment_fields), list(order_fields)
+
+
+def _from_row(model, fields: list, values) -> Payment | Order:
+    """A model instance from raw column values, converted as the ORM converts them (JSON, ...)."""
+    converted = []
+    for field, value in zip(fields, values, strict=True):
+        for converter in field.get_db_converters(connection):
+            value = converter(value, None, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+
+
+def _locked_with_order(payment_no: str) -> Payment:
+    """The payment with its order (``payment.order``), both row-locked by one statement (lock order: payment,
+    then order: the rows of ``FOR UPDATE OF`` are locked in that order). ``NotFound`` when there is none.
+    Raw SQL, prepared on the server: every notification reads them."""
+    sql, payment_fields, order_fields = _locked_with_order_sql()
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, [payment_no])
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound("Payment not found.", details={"payment_no": payment_no})
+    payment = _from_row(Payment, payment_fields, row[: len(payment_fields)])
+    payment.order = _from_row(Order, order_fields, row[len(payment_fields) :])
+    return payment
+
+
 def _apply_trade_status(
     *, trade: TradeStatus, actor: Actor, payment_no: str | None = None, now: datetime | None = None
 ) -> Payment:
     """The body of ``payment_apply_trade_status``, in the caller's transaction and without a savepoint of
     its own: only for a caller whose transaction is rolled back as a whole when this raises (the
     webhook's processing transaction). Everyone else calls ``payment_apply_trade_status``."""
-    payment = locked(Payment, payment_no=payment_no or trade.payment_no)
+    payment = _locked_with_order(payment_no or trade.payment_no)
     trade_checked(trade, payment)
     # set before any transition, so that the transition's save writes them too (one UPDATE)
     payment.last_synced_at = synced_at(payment.last_synced_at, now or timezone.now())
@@ -333,7 +375,7 @@ def _payment_succeeded(payment: Payment, *, trade: TradeStatus, actor: Actor) ->
     payment, or cancelled) the payment is kept and flagged, and reconciliation refunds it."""
     payment.gateway_trade_no = trade.gateway_trade_no or payment.gateway_trade_no
     payment.paid_at = trade.paid_at or timezone.now()
-    order = Order.objects.select_for_update().get(pk=payment.order_id)
+    order = payment.order  # locked with the payment (_locked_with_order)
     if order.status != Order.Status.PENDING_PAYMENT:
         payment.flag = "late_payment" if order.status == Order.Status.CANCELLED else "double_payment"
         logger.warning(
@@ -349,14 +391,15 @@ def _payment_succeeded(payment: Payment, *, trade: TradeStatus, actor: Actor) ->
         actor=actor,
         action="paid",
         data={"gateway_trade_no": payment.gateway_trade_no, "flag": payment.flag},
+        one_statement=("gateway_trade_no", "gateway_state", "flag", "paid_at", "last_synced_at"),  # set above
     )
     if not payment.flag:  # the order is locked already (lock order: payment, then order): not again
         order_mark_paid(
             order_id=order.pk, paid_at=payment.paid_at, actor=actor, reference=payment.payment_no, locked_order=order
         )
-    else:  # refunds imports payments, not the other way: the task is sent by name
-        task = current_app.tasks["refunds.refund_flagged_payment"]
-        transaction.on_commit(lambda: task.delay(payment.pk), robust=True)
+    else:  # refunds imports payments, not the other way: it registered how (payments.hooks)
+        refund = hooks.flagged_payment_refund()
+        transaction.on_commit(lambda: refund(payment.pk), robust=True)
 
 
 def payment_sync(*, payment_no: str, actor: Actor, now: datetime | None = None) -> Payment:

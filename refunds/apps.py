@@ -7,4 +7,10 @@ class RefundsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from refunds import tasks  # noqa: F401 - register the Celery tasks in every process (web included)
+        from payments import hooks
+        from refunds import tasks  # register the Celery tasks in every process (web included)
+        from refunds.services import refund_apply_gateway_status
+
+        # payments meets refund words and late / double payments; refunds says how they are handled
+        hooks.register_refund_status_handler(refund_apply_gateway_status)
+        hooks.register_flagged_payment_refund(tasks.refund_flagged_payment_send)

@@ -79,15 +79,16 @@ def flagged_payments_unrefunded() -> QuerySet[Payment]:
     )
 
 
-def refund_flagged_payments_batch(*, size: int = 100) -> int:
+def refund_flagged_payments_batch(*, size: int = 100, payment_id: int | None = None) -> int:
     """Money for an order that no longer wanted it (late after closing, or a second payment) is
-    refunded in full by the system: requested and approved automatically, audited as such."""
+    refunded in full by the system: requested and approved automatically, audited as such.
+    ``payment_id``: only that payment (the task sent when it was flagged). Returns how many were refunded."""
+    unrefunded = flagged_payments_unrefunded()
+    if payment_id is not None:
+        unrefunded = unrefunded.filter(pk=payment_id)
     with transaction.atomic():
         payments = list(
-            flagged_payments_unrefunded()
-            .select_for_update(skip_locked=True, of=("self",))
-            .select_related("order")
-            .order_by("id")[:size]
+            unrefunded.select_for_update(skip_locked=True, of=("self",)).select_related("order").order_by("id")[:size]
         )
         for payment in payments:
             refund_request(

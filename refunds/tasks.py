@@ -31,7 +31,13 @@ def reconcile_refunds_task(now: str | None = None) -> dict:
 
 @shared_task(name="refunds.refund_flagged_payment", acks_late=True)
 def refund_flagged_payment_task(payment_id: int) -> None:
-    """Sent right after a late or double payment is recorded, so the money goes back at once."""
+    """Sent right after a late or double payment is recorded, so its money goes back at once: refunds that
+    payment (``Payment.pk``) only, if it is still flagged and unrefunded; the beat job refunds the rest."""
     from refunds.reconciliation import refund_flagged_payments_batch
 
-    refund_flagged_payments_batch()
+    refund_flagged_payments_batch(payment_id=payment_id)
+
+
+def refund_flagged_payment_send(payment_id: int) -> None:
+    """``payments.hooks.FlaggedPaymentRefund``: queue ``refund_flagged_payment_task`` for ``payment_id``."""
+    refund_flagged_payment_task.delay(payment_id)

@@ -7,8 +7,10 @@ the same payment returns the first ledger row instead of moving money twice.
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from core.audit import Actor
+from core.db import prepared_cursor
 from core.errors import InsufficientBalance, ValidationFailed
 from wallets.models import Wallet, WalletTransaction
 
@@ -70,8 +72,62 @@ def _check_amount(amount_fen: int) -> None:
 
 
 def wallet_credit(*, user_id: int, amount_fen: int, type: str, reference: str, actor: Actor) -> WalletTransaction:
+    """Put money in (``amount_fen`` > 0, else ``ValidationFailed``); idempotent per (type, reference)."""
     _check_amount(amount_fen)
+    entry = _credit_existing_wallet(user_id=user_id, amount_fen=amount_fen, type=type, reference=reference, actor=actor)
+    if entry is not None:
+        return entry
     return _apply(user_id=user_id, delta_fen=amount_fen, type=type, reference=reference, actor=actor)
+
+
+# A credit to an existing wallet in one statement (every paid top-up notification runs it): lock the wallet,
+# append the ledger row (its unique (wallet, type, reference) makes a repeated credit insert nothing), move
+# the balance by the row that was inserted. Returns the wallet id, and the new row's id and balance before
+# (NULL when it was credited already); no row when the user has no wallet yet.
+_CREDIT = """
+    WITH wallet AS (SELECT id, balance_fen FROM wallets_wallet WHERE user_id = %(user_id)s FOR UPDATE),
+    entry AS (
+        INSERT INTO wallets_wallettransaction
+            (wallet_id, type, amount_fen, balance_before_fen, balance_after_fen, reference, actor, created_at)
+        SELECT id, %(type)s, %(amount)s, balance_fen, balance_fen + %(amount)s, %(reference)s, %(actor)s, %(now)s
+        FROM wallet
+        ON CONFLICT ON CONSTRAINT wallet_tx_once_per_reference DO NOTHING
+        RETURNING id, wallet_id, balance_before_fen, balance_after_fen
+    ),
+    credited AS (
+        UPDATE wallets_wallet SET balance_fen = entry.balance_after_fen, version = wallets_wallet.version + 1,
+            updated_at = %(now)s
+        FROM entry WHERE wallets_wallet.id = entry.wallet_id
+    )
+    SELECT wallet.id, entry.id, entry.balance_before_fen FROM wallet LEFT JOIN entry ON true
+"""
+
+
+def _credit_existing_wallet(
+    *, user_id: int, amount_fen: int, type: str, reference: str, actor: Actor
+) -> WalletTransaction | None:
+    """``_apply`` for a credit, in one statement, when the wallet exists (None when it does not)."""
+    now = timezone.now()
+    params = {"user_id": user_id, "type": type, "amount": amount_fen, "reference": reference, "actor": str(actor)}
+    with transaction.atomic(savepoint=False), prepared_cursor() as cursor:
+        cursor.execute(_CREDIT, {**params, "now": now})
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    wallet_id, entry_id, before = row
+    if entry_id is None:  # credited before for this reference: the first ledger row, nothing moved
+        return WalletTransaction.objects.get(wallet_id=wallet_id, type=type, reference=reference)
+    return WalletTransaction(
+        id=entry_id,
+        wallet_id=wallet_id,
+        type=type,
+        amount_fen=amount_fen,
+        balance_before_fen=before,
+        balance_after_fen=before + amount_fen,
+        reference=reference,
+        actor=str(actor),
+        created_at=now,
+    )
 
 
 def wallet_debit(*, user_id: int, amount_fen: int, type: str, reference: str, actor: Actor) -> WalletTransaction:

@@ -133,20 +133,38 @@ def test_double_payment_is_refunded_automatically(user_api, gateways, celery_eag
     assert Order.objects.get(pk=order.pk).status == "paid"
 
 
-def test_a_failed_automatic_refund_is_not_retried_in_a_loop(user_api, gateways, celery_eager):
-    order, _ = _started(user_api)
-    ghost = Payment.objects.create(
-        payment_no="PYGHOST0000000000001",
+def _double_payment(order, payment_no: str) -> Payment:
+    """A second payment of ``order`` recorded succeeded and flagged, that the gateway never heard of."""
+    return Payment.objects.create(
+        payment_no=payment_no,
         order=order,
         channel="wechat_native",
         amount_fen=order.amount_fen,
         status="succeeded",
         flag="double_payment",
         paid_at=timezone.now(),
-    )  # the gateway never heard of it
+    )
+
+
+def test_a_failed_automatic_refund_is_not_retried_in_a_loop(user_api, gateways, celery_eager):
+    order, _ = _started(user_api)
+    ghost = _double_payment(order, "PYGHOST0000000000001")  # the gateway never heard of it
     reconcile_refunds(now=timezone.now())
     reconcile_refunds(now=timezone.now())
     assert list(Refund.objects.filter(payment=ghost).values_list("status", flat=True)) == ["failed"]
+
+
+def test_the_task_sent_for_a_flagged_payment_refunds_that_payment_only(user_api, gateways):
+    from refunds.tasks import refund_flagged_payment_task
+
+    flagged = [_double_payment(_started(user_api)[0], f"PYFLAGGED00000000000{i}") for i in range(2)]
+
+    refund_flagged_payment_task(flagged[1].pk)  # what the worker runs for the task sent when it was flagged
+
+    assert not Refund.objects.filter(payment=flagged[0]).exists()  # left to the beat job
+    assert Refund.objects.get(payment=flagged[1]).source == "system"
+    refund_flagged_payment_task(flagged[1].pk)  # sent twice: refunded once
+    assert Refund.objects.filter(payment=flagged[1]).count() == 1
 
 
 def test_two_workers_do_no_double_work(user_api, gateways):

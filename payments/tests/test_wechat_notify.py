@@ -176,6 +176,44 @@ def test_concurrent_duplicates_make_exactly_one_transition(user_api, gateways):
     assert GatewayNotification.objects.filter(reference=payment.payment_no, duplicate=True).count() == 5
 
 
+def _wallet_topup_payment(user_api) -> Payment:
+    order = user_api.post("/api/v1/wallet/topups/", {"amount_fen": 1_000}, format="json").json()
+    started = user_api.post(
+        "/api/v1/payments/", {"order_no": order["order_no"], "channel": "wechat_native"}, format="json"
+    )
+    assert started.status_code == 201, started.content
+    return Payment.objects.get(payment_no=started.json()["payment_no"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_duplicate_pairs_of_wallet_top_ups_in_parallel_credit_each_wallet_once(user_api, gateways):
+    """The one-statement path (claim by INSERT ... ON CONFLICT, lock by one SELECT, transitions and the wallet
+    credit in one statement each): every notification delivered twice at once, several top-ups at a time."""
+    from wallets.models import Wallet, WalletTransaction
+
+    wallet_get_or_create(user_id=user_api.user.pk)
+    payments = [_wallet_topup_payment(user_api) for _ in range(4)]
+    notifier = WeChatNotifier(gateways)
+    pairs = [notifier.build(notifier.transaction(p), notify_id=f"EV-PAIR-{p.pk}") for p in payments]
+
+    responses = run_concurrently(lambda hb: notifier.post(Client(), *hb), args_list=[(hb,) for hb in pairs * 2])
+
+    assert [getattr(r, "status_code", r) for r in responses] == [204] * 8
+    for payment in payments:
+        assert PaymentEvent.objects.filter(payment=payment, action="paid").count() == 1
+        assert OrderEvent.objects.filter(order=payment.order_id, action="paid").count() == 1
+        rows = GatewayNotification.objects.filter(reference=payment.payment_no)
+        assert sorted(r.duplicate for r in rows) == [False, True]
+    credits = WalletTransaction.objects.filter(type="topup", reference__in=[p.order.order_no for p in payments])
+    assert credits.count() == 4
+    wallet = Wallet.objects.get(user_id=user_api.user.pk)
+    assert wallet.balance_fen == 4_000 and wallet.version == 4
+    ledger = list(WalletTransaction.objects.filter(wallet=wallet).order_by("id"))
+    assert [(t.balance_before_fen, t.balance_after_fen) for t in ledger] == [
+        (i * 1_000, (i + 1) * 1_000) for i in range(4)
+    ]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_notification_racing_a_sync_ends_in_one_transition(user_api, gateways):
     from core.audit import Actor
@@ -208,13 +246,14 @@ def _notification_sql(notifier, headers, body):
     with CaptureQueriesContext(connection) as captured:
         response = notifier.post(Client(), headers, body)
     assert response.status_code == 204, response.content
-    return [q["sql"].split(" ", 1)[0].upper() for q in captured.captured_queries]
+    return [q["sql"].split(None, 1)[0].upper() for q in captured.captured_queries]
 
 
-# A regression guard on the hot path (it was 27 statements in 3 transactions): the raw row is committed
-# on its own before verification, then ONE transaction claims the event id, records the verification,
-# applies the transition and commits. More statements means a savepoint, a second save or lock crept back.
-MAX_STATEMENTS = {"wallet_topup": 14, "locker_rental": 20}  # 14: INSERT, BEGIN, 11 statements, COMMIT
+# A regression guard on the hot path (it was 27 statements in 3 transactions, then 14 in 2): ONE transaction
+# stores the verified notification while claiming its event id, locks the payment and its order with one
+# SELECT, writes each transition with its event in one statement and credits the wallet in one. More
+# statements means a savepoint, a second save or lock crept back.
+MAX_STATEMENTS = {"wallet_topup": 7, "locker_rental": 16}  # 7: BEGIN, INSERT, SELECT, 3 x WITH, COMMIT
 
 
 @pytest.mark.django_db(transaction=True)
@@ -222,12 +261,7 @@ MAX_STATEMENTS = {"wallet_topup": 14, "locker_rental": 20}  # 14: INSERT, BEGIN,
 def test_an_applied_notification_stays_within_its_statement_budget(user_api, gateways, kind):
     if kind == "wallet_topup":
         wallet_get_or_create(user_id=user_api.user.pk)  # the usual case: the wallet exists
-        order = user_api.post("/api/v1/wallet/topups/", {"amount_fen": 1_000}, format="json").json()
-        started = user_api.post(
-            "/api/v1/payments/", {"order_no": order["order_no"], "channel": "wechat_native"}, format="json"
-        )
-        assert started.status_code == 201, started.content
-        payment = Payment.objects.get(payment_no=started.json()["payment_no"])
+        payment = _wallet_topup_payment(user_api)
     else:
         payment = _pending_payment(user_api)
     notifier = WeChatNotifier(gateways)
@@ -236,7 +270,7 @@ def test_an_applied_notification_stays_within_its_statement_budget(user_api, gat
     sql = _notification_sql(notifier, headers, body)
 
     assert len(sql) <= MAX_STATEMENTS[kind], sql
-    assert sql[0] == "INSERT"  # the raw request, committed before verification
+    assert sql[:2] == ["BEGIN", "INSERT"]  # verified, then stored by the claim: one transaction
     assert sql.count("BEGIN") == sql.count("COMMIT") == 1  # one processing transaction
     assert sql.count("SAVEPOINT") <= (0 if kind == "wallet_topup" else 2)
     payment.refresh_from_db()

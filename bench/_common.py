@@ -113,11 +113,16 @@ def free_port() -> int:
 class Gunicorn:
     """``gunicorn config.wsgi`` on 127.0.0.1:<free port>, in its own process group; ``stop()`` is idempotent."""
 
-    def __init__(self, *, env: dict[str, str], workers: int, threads: int, log_path: Path) -> None:
+    def __init__(
+        self, *, env: dict[str, str], workers: int, threads: int, log_path: Path, product_config: bool = False
+    ) -> None:
         self.env = {**os.environ, **env}
         self.workers = workers
         self.threads = threads
         self.log_path = log_path
+        # ``-c python:config.gunicorn`` as production runs it (metrics in PROMETHEUS_MULTIPROC_DIR: the
+        # caller points it at its own temporary folder, the master empties that folder when it starts)
+        self.product_config = product_config
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -127,6 +132,7 @@ class Gunicorn:
             sys.executable,
             "-m",
             "gunicorn",
+            *(("-c", "python:config.gunicorn") if self.product_config else ()),
             "config.wsgi:application",
             "--bind",
             f"127.0.0.1:{self.port}",

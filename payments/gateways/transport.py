@@ -63,11 +63,3 @@ class ProcessSession:
                 self._session = new_session(self.base_url)  # a parent's session is dropped, never closed here
                 self._pid = pid
             return self._session
-
-    def close(self) -> None:
-        """Close this process's pooled connections (a new session is built on the next ``get``)."""
-        with self._lock:
-            if self._session is not None and self._pid == os.getpid():
-                self._session.close()
-            self._session = None
-            self._pid = None

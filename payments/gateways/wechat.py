@@ -134,7 +134,6 @@ CHECKS = CheckTable(
         ),
     ),
 )
-_SDK_METHODS = frozenset({RequestType.GET, RequestType.POST, RequestType.PATCH, RequestType.PUT, RequestType.DELETE})
 _HEADER_NAMES = ("Signature", "Timestamp", "Nonce", "Serial", "Signature-Type")
 _HEX_SERIAL_RE = re.compile(r"[0-9A-Fa-f]{1,64}")
 
@@ -224,8 +223,6 @@ class _ConfiguredCore(Core):
         headers["Authorization"] = build_authorization(
             path, method.value, self._mchid, self._cert_serial_no, self._private_key, data=sign_data or data
         )
-        if method not in _SDK_METHODS:
-            raise ValueError(f"unsupported request method {method!r}")
         send: dict[str, Any] = {"headers": headers, "proxies": self._proxy, "timeout": self._timeout}
         if method in (RequestType.POST, RequestType.PATCH, RequestType.PUT):
             if files:  # the SDK's media upload: a form body

@@ -239,6 +239,25 @@ def floor_calls(gateway_name: str, product: str, count: int, tag: str) -> list[C
     return [call(i) for i in range(count)]
 
 
+def count_statements(channel: str, item: tuple[dict, bytes]) -> tuple[int, int]:
+    """SQL statements of one creation in-process (Django test client, same settings), and how many of them
+    the rate limits spent (``django_cache`` and the advisory locks: the database cache without Redis)."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    headers, body = item
+    with CaptureQueriesContext(connection) as captured:
+        response = Client().post(
+            PATH, data=body, content_type="application/json", headers={"Authorization": headers["Authorization"]}
+        )
+    if response.status_code != 201:
+        raise SystemExit(f"FAIL: in-process {channel} creation answered {response.status_code}: {response.content!r}")
+    sqls = [q["sql"] for q in captured.captured_queries]
+    throttle = sum("django_cache" in sql or "advisory" in sql for sql in sqls)
+    return len(sqls), throttle
+
+
 def ms(values: list[float], q: float) -> float:
     return 1000 * percentile(values, q)
 
@@ -294,6 +313,12 @@ def _run(args: argparse.Namespace, server, env: dict[str, str], tmp: Path) -> bo
             plan[rate, channel] = requests_for(channel, create_rentals(f"{short}{rate}", count, wallet_fen=wallet_fen))
     total = sum(len(v) for v in plan.values())
     print(f"setup: {total} rentals (+ warm-up) in {time.perf_counter() - t0:.1f}s")
+
+    statements = {c: count_statements(c, warm[c].pop()) for c in args.channels}
+    print(
+        "SQL statements per creation (of which the rate limits): "
+        + ", ".join(f"{c} {n} ({t})" for c, (n, t) in statements.items())
+    )
 
     # the floor, from this process, before gunicorn starts (the same sandbox, the same schedule)
     floors: dict[tuple[int, tuple[str, str]], list[float]] = {}
@@ -374,6 +399,7 @@ def verify_payments(args: argparse.Namespace, plan: dict) -> bool:
     ok = True
     for channel in args.channels:
         want = sum(len(items) for (_, c), items in plan.items() if c == channel) + 2 * args.workers * args.threads
+        # (warm-up: one of them made in-process, to count its SQL)
         status = Payment.Status.SUCCEEDED if channel == "wallet" else Payment.Status.PENDING
         payments = Payment.objects.filter(channel=channel)
         done = payments.filter(status=status)

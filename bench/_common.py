@@ -464,6 +464,32 @@ def sandbox_gateway_env(base_url: str, data_dir: Path) -> dict[str, str]:
     }
 
 
+def run_against_sandbox(args, tmp: Path, extra_env: dict[str, str], body) -> bool:
+    """``body(env)`` with the sandbox running in ``tmp/sandbox``, the gateways pointed at it, Django set up on
+    ``args.dbname`` (held with the bench lock, recreated and migrated); ``env`` is what gunicorn needs too."""
+    from sandbox.testing import running_sandbox
+
+    with running_sandbox(data_dir=tmp / "sandbox", notify_scale=0.01) as sandbox:
+        env = bench_env(dbname=args.dbname, sandbox_dir=tmp / "sandbox", work_dir=tmp)
+        env.update(sandbox_gateway_env(sandbox.base_url, tmp / "sandbox"))
+        env.update(extra_env)
+        setup_django(env)
+
+        from django.conf import settings
+        from django.core.management import call_command
+
+        from config.embedded_pg import ensure_server
+
+        server = ensure_server(Path(settings.EMBEDDED_PG_DIR))
+        lock = hold_bench_lock(server, args.dbname)
+        try:
+            recreate_database(server, args.dbname)
+            call_command("migrate", interactive=False, verbosity=0)
+            return body(env)
+        finally:
+            lock.close()
+
+
 def normalise_sql(sql: str, *, literals: bool = False) -> str:
     """One line per statement, savepoint names folded (and, with ``literals``, values) so counts group."""
     sql = re.sub(r"\s+", " ", sql)

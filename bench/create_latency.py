@@ -40,14 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import (
     Gunicorn,
     KeepAliveClient,
-    bench_env,
     check_bench_dbname,
-    hold_bench_lock,
     percentile,
-    recreate_database,
+    run_against_sandbox,
     run_with_tmp,
-    sandbox_gateway_env,
-    setup_django,
 )
 
 PATH = "/api/v1/payments/"
@@ -270,37 +266,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, tmp: Path) -> bool:
-    from sandbox.testing import running_sandbox
-
-    with running_sandbox(data_dir=tmp / "sandbox", notify_scale=0.01) as sandbox:
-        env = bench_env(dbname=args.dbname, sandbox_dir=tmp / "sandbox", work_dir=tmp)
-        env.update(sandbox_gateway_env(sandbox.base_url, tmp / "sandbox"))
-        env.update(
-            {
-                "THROTTLE_PAYMENT_CREATE": "100000/s",  # one user per request anyway; the limits are not measured
-                "JWT_ACCESS_TTL_SECONDS": "7200",
-            }
-        )
-        setup_django(env)
-
-        from django.conf import settings
-
-        from config.embedded_pg import ensure_server
-
-        server = ensure_server(Path(settings.EMBEDDED_PG_DIR))
-        lock = hold_bench_lock(server, args.dbname)
-        try:
-            return _run(args, server, env, tmp)
-        finally:
-            lock.close()
+    extra_env = {
+        "THROTTLE_PAYMENT_CREATE": "100000/s",  # one user per request anyway; the limits are not measured
+        "JWT_ACCESS_TTL_SECONDS": "7200",
+    }
+    return run_against_sandbox(args, tmp, extra_env, lambda env: _run(args, env, tmp))
 
 
-def _run(args: argparse.Namespace, server, env: dict[str, str], tmp: Path) -> bool:
-    from django.core.management import call_command
-
+def _run(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> bool:
     t0 = time.perf_counter()
-    recreate_database(server, args.dbname)
-    call_command("migrate", interactive=False, verbosity=0)
     warmup = 2 * args.workers * args.threads
     plan: dict[tuple[int, str], list[tuple[dict, bytes]]] = {}
     warm: dict[str, list[tuple[dict, bytes]]] = {}

@@ -31,13 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import (
     Gunicorn,
     KeepAliveClient,
-    bench_env,
     check_bench_dbname,
-    hold_bench_lock,
-    recreate_database,
+    run_against_sandbox,
     run_with_tmp,
-    sandbox_gateway_env,
-    setup_django,
 )
 from bench.create_latency import PATH as CREATE_PATH
 from bench.create_latency import create_rentals
@@ -131,38 +127,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, tmp: Path) -> bool:
-    from sandbox.testing import running_sandbox
-
-    with running_sandbox(data_dir=tmp / "sandbox", notify_scale=0.01) as sandbox:
-        env = bench_env(dbname=args.dbname, sandbox_dir=tmp / "sandbox", work_dir=tmp)
-        env.update(sandbox_gateway_env(sandbox.base_url, tmp / "sandbox"))
-        env.update(
-            {
-                "THROTTLE_PAYMENT_CREATE": "100000/s",  # one customer sends them all: the limits are not measured
-                "JWT_ACCESS_TTL_SECONDS": "86400",
-                "WECHAT_PAY_NOTIFY_MAX_SKEW_SECONDS": "86400",  # notifications signed before the run
-            }
-        )
-        setup_django(env)
-
-        from django.conf import settings
-
-        from config.embedded_pg import ensure_server
-
-        server = ensure_server(Path(settings.EMBEDDED_PG_DIR))
-        lock = hold_bench_lock(server, args.dbname)
-        try:
-            return _run(args, server, env, tmp)
-        finally:
-            lock.close()
+    extra_env = {
+        "THROTTLE_PAYMENT_CREATE": "100000/s",  # one customer sends them all: the limits are not measured
+        "JWT_ACCESS_TTL_SECONDS": "86400",
+        "WECHAT_PAY_NOTIFY_MAX_SKEW_SECONDS": "86400",  # notifications signed before the run
+    }
+    return run_against_sandbox(args, tmp, extra_env, lambda env: _run(args, env, tmp))
 
 
-def _run(args: argparse.Namespace, server, env: dict[str, str], tmp: Path) -> bool:
-    from django.core.management import call_command
-
+def _run(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> bool:
     t0 = time.perf_counter()
-    recreate_database(server, args.dbname)
-    call_command("migrate", interactive=False, verbosity=0)
     items = build_cycle(WARMUP + args.requests, tmp)
     print(f"setup: {len(items)} requests prepared in {time.perf_counter() - t0:.1f}s")
 

@@ -34,6 +34,8 @@ bench: install  ## run every benchmark (each prints a RESULT line)
 	$(BIN)/python bench/notify_throughput.py
 	$(BIN)/python bench/wallet_contention.py
 	$(BIN)/python bench/reconcile_scaling.py
+	$(BIN)/python bench/create_latency.py
+	$(BIN)/python bench/worker_memory.py
 	$(BIN)/python bench/chaos.py
 
 stop:  ## stop the embedded PostgreSQL server

@@ -123,13 +123,17 @@ class Gunicorn:
         app: str = "config.wsgi:application",
         python: str = sys.executable,
         cwd: Path = REPO_ROOT,
+        product_config: bool = False,
     ) -> None:
-        """``app``, ``python``, ``cwd``: another WSGI app (a peer measured beside ours) in its own venv."""
+        """``app``, ``python``, ``cwd``: another WSGI app (a peer measured beside ours) in its own venv.
+        ``product_config``: ``-c python:config.gunicorn`` as production runs it (metrics in
+        PROMETHEUS_MULTIPROC_DIR: the caller points it at its own temporary folder)."""
         self.env = {**os.environ, **env}
         self.workers = workers
         self.threads = threads
         self.log_path = log_path
         self.app, self.python, self.cwd = app, python, cwd
+        self.product_config = product_config
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -139,6 +143,7 @@ class Gunicorn:
             self.python,
             "-m",
             "gunicorn",
+            *(("-c", "python:config.gunicorn") if self.product_config else ()),
             self.app,
             "--bind",
             f"127.0.0.1:{self.port}",
@@ -468,6 +473,31 @@ def sandbox_gateway_env(base_url: str, data_dir: Path) -> dict[str, str]:
         "ALIPAY_NOTIFY_URL": "http://127.0.0.1:9/api/v1/payments/notify/alipay/",
         "WALLYT_NOTIFY_URL": "http://127.0.0.1:9/api/v1/payments/notify/wallyt/",
     }
+
+
+def run_against_sandbox(args, tmp: Path, extra_env: dict[str, str], body) -> bool:
+    """``body(env)`` with the sandbox running in ``tmp/sandbox``, the gateways pointed at it, Django set up on
+    ``args.dbname`` (held with the bench lock, recreated and migrated); ``env`` is what gunicorn needs too."""
+    from sandbox.testing import running_sandbox
+
+    with running_sandbox(data_dir=tmp / "sandbox", notify_scale=0.01) as sandbox:
+        env = bench_env(dbname=args.dbname, sandbox_dir=tmp / "sandbox", work_dir=tmp)
+        env.update(sandbox_gateway_env(sandbox.base_url, tmp / "sandbox"))
+        env.update(extra_env)
+        setup_django(env)
+
+        from config.embedded_pg import ensure_server
+        from django.conf import settings
+        from django.core.management import call_command
+
+        server = ensure_server(Path(settings.EMBEDDED_PG_DIR))
+        lock = hold_bench_lock(server, args.dbname)
+        try:
+            recreate_database(server, args.dbname)
+            call_command("migrate", interactive=False, verbosity=0)
+            return body(env)
+        finally:
+            lock.close()
 
 
 def normalise_sql(sql: str, *, literals: bool = False) -> str:

@@ -4,6 +4,11 @@ Jobs take ``now`` as a parameter and work in batches. A batch is claimed in a sh
 (``select_for_update(skip_locked=True)``) by stamping ``last_synced_at`` (a lease: the rows are
 no longer due for any other worker), then processed outside that transaction: gateway I/O never
 runs under row locks. A crash mid-batch is healed when the rows fall due again.
+
+A job's batches walk forward by id (keyset: each claims only rows after the last one the previous
+batch claimed). The rows a batch closes stay in the open-payments index as dead entries until
+VACUUM; a batch that started from the first id again would step over all of them, and a run of N
+rows would take time in N squared. A row passed over (locked by another worker) is the next run's.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class BatchReport:
     closed: int = 0
     unchanged: int = 0
     errors: int = 0
+    last_id: int = 0  # the last id claimed: where the job's next batch starts
     details: list[str] = field(default_factory=list)
 
 
@@ -84,13 +90,17 @@ def payments_due(now: datetime) -> QuerySet[Payment]:
 
 
 @transaction.atomic
-def claim_batch(queryset: QuerySet, *, now: datetime, size: int) -> list[int]:
-    """Lock up to ``size`` due rows (skipping rows other workers hold) and stamp ``last_synced_at`` with the
-    job's ``now``: a lease that makes them not due for anyone else until their tier comes round again. A
-    lease never goes backwards (a worker whose clock is behind leaves a later stamp as it is); applying the
-    gateway's answer stamps the same ``now`` (``payments.services.synced_at``)."""
+def claim_batch(queryset: QuerySet, *, now: datetime, size: int, after_id: int = 0) -> list[int]:
+    """Lock up to ``size`` due rows with an id above ``after_id`` (skipping rows other workers hold), in id
+    order, and stamp ``last_synced_at`` with the job's ``now``: a lease that makes them not due for anyone
+    else until their tier comes round again. A lease never goes backwards (a worker whose clock is behind
+    leaves a later stamp as it is); applying the gateway's answer stamps the same ``now``
+    (``payments.services.synced_at``)."""
     ids = list(
-        queryset.select_for_update(skip_locked=True, of=("self",)).order_by("id").values_list("id", flat=True)[:size]
+        queryset.filter(id__gt=after_id)
+        .select_for_update(skip_locked=True, of=("self",))
+        .order_by("id")
+        .values_list("id", flat=True)[:size]
     )
     stamp = Value(now)
     queryset.model.objects.filter(id__in=ids).update(
@@ -99,11 +109,13 @@ def claim_batch(queryset: QuerySet, *, now: datetime, size: int) -> list[int]:
     return ids
 
 
-def reconcile_payments_batch(*, now: datetime, size: int = 100) -> BatchReport:
-    """One batch: ask the gateway about due payments; close expired ones (gateway first)."""
+def reconcile_payments_batch(*, now: datetime, size: int = 100, after_id: int = 0) -> BatchReport:
+    """One batch (due payments with an id above ``after_id``): ask the gateway about them; close expired ones
+    (gateway first)."""
     report = BatchReport()
-    ids = claim_batch(payments_due(now), now=now, size=size)
+    ids = claim_batch(payments_due(now), now=now, size=size, after_id=after_id)
     report.claimed = len(ids)
+    report.last_id = ids[-1] if ids else after_id
     for payment in Payment.objects.filter(id__in=ids).select_related("order").order_by("id"):
         try:
             with log_context(payment_no=payment.payment_no, order_no=payment.order.order_no):
@@ -173,7 +185,8 @@ def reconcile_payments(
     totals = BatchReport()
 
     def one_batch() -> int:
-        report = reconcile_payments_batch(now=now, size=size)
+        report = reconcile_payments_batch(now=now, size=size, after_id=totals.last_id)
+        totals.last_id = report.last_id
         for name in ("claimed", "succeeded", "closed", "unchanged", "errors"):
             setattr(totals, name, getattr(totals, name) + getattr(report, name))
         logger.info(

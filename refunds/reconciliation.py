@@ -3,7 +3,7 @@ refunds whose task was lost, re-sending of refunds the gateway does not know (af
 ``REFUND_RESEND_GRACE_SECONDS``), alerts on old ones, and automatic refunds of late / double payments.
 
 Same batch discipline as payments.reconciliation: claim with ``select_for_update(skip_locked)``,
-stamp a lease, do gateway I/O outside the transaction.
+stamp a lease, do gateway I/O outside the transaction, walk forward by id within a job.
 """
 
 from __future__ import annotations
@@ -34,12 +34,13 @@ def refunds_due(now: datetime) -> QuerySet[Refund]:
     return Refund.objects.filter(Q(status=Status.PROCESSING) & due_by_tier("submitted_at", now) | lost)
 
 
-def reconcile_refunds_batch(*, now: datetime, size: int = 100) -> int:
-    ids = claim_batch(refunds_due(now), now=now, size=size)
+def reconcile_refunds_batch(*, now: datetime, size: int = 100, after_id: int = 0) -> list[int]:
+    """One batch of due refunds with an id above ``after_id``; returns their ids (in order)."""
+    ids = claim_batch(refunds_due(now), now=now, size=size, after_id=after_id)
     for refund in Refund.objects.filter(id__in=ids).order_by("id"):
         with log_context(refund_no=refund.refund_no):
             _reconcile_refund(refund, now=now)
-    return len(ids)
+    return ids
 
 
 def _reconcile_refund(refund: Refund, *, now: datetime) -> None:
@@ -105,9 +106,14 @@ def refund_flagged_payments_batch(*, size: int = 100, payment_id: int | None = N
 
 def reconcile_refunds(*, now: datetime, size: int = 100, max_batches: int = 1000, progress=None) -> dict[str, int]:
     flagged = run_until_done(lambda: refund_flagged_payments_batch(size=size), max_batches=max_batches)
-    polled = run_until_done(
-        lambda: reconcile_refunds_batch(now=now, size=size), max_batches=max_batches, progress=progress
-    )
+    cursor = [0]  # the last id claimed: each batch starts after it (payments.reconciliation)
+
+    def one_batch() -> int:
+        ids = reconcile_refunds_batch(now=now, size=size, after_id=cursor[0])
+        cursor[0] = ids[-1] if ids else cursor[0]
+        return len(ids)
+
+    polled = run_until_done(one_batch, max_batches=max_batches, progress=progress)
     stuck = list(refunds_stuck(now).values_list("refund_no", flat=True)[:50])
     for refund_no in stuck:
         logger.error("refund %s is stuck for more than %sh: check it", refund_no, settings.REFUND_STUCK_ALERT_HOURS)

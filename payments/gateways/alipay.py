@@ -1,7 +1,9 @@
 """Alipay (open platform, RSA2) adapter over the real ``python-alipay-sdk`` (pinned to 3.4.0).
 
 The SDK's base URL is ``self._gateway`` (PROTOCOLS 0/B); ``_ConfiguredAliPay`` sets it from our
-config and stamps the request ``timestamp`` in China time whatever the server's TZ is.
+config and stamps the request ``timestamp`` in China time whatever the server's TZ is, and sends
+server calls through one pooled session per process (``payments.gateways.transport``) instead of the
+SDK's ``urlopen``, a new connection per call.
 
 Server APIs come back as verified dicts; a signed ``40004 Business Failed`` is *returned*, so
 every answer goes through ``_checked``. ``AlipayGateway._call`` is the one place where SDK and
@@ -51,6 +53,7 @@ from payments.gateways.base import (
 )
 from payments.gateways.bills import BillEntry, parse_alipay_bill_zip
 from payments.gateways.money import fen_to_yuan, yuan_to_fen
+from payments.gateways.transport import ProcessSession
 from payments.gateways.trust import Check, CheckTable, Identity, Message, gateway_check, subject_check
 
 PRODUCTION_GATEWAY = "https://openapi.alipay.com/gateway.do"
@@ -106,7 +109,7 @@ CHECKS = CheckTable(
     ),
     envelope=(Check("sign_type", "sign_type", "RSA2", frozenset({Message.NOTIFY, Message.RETURN})),),
 )
-_TRANSPORT_ERRORS = (OSError, http.client.HTTPException)  # URLError, HTTPError, timeouts, resets
+_TRANSPORT_ERRORS = (OSError, http.client.HTTPException)  # requests' errors are OSErrors; resets
 _MALFORMED_ERRORS = (AliPayValidationError, ValueError, AttributeError, TypeError, KeyError)
 
 
@@ -133,6 +136,15 @@ class _ConfiguredAliPay(AliPay):
             config=AliPayConfig(timeout=config.timeout),
         )
         self._gateway = config.gateway_url or PRODUCTION_GATEWAY
+        self.http = ProcessSession(self._gateway)
+
+    def verified_sync_response(self, data: dict[str, Any], response_type: str) -> dict[str, Any]:
+        """The SDK's server call (GET ``gateway?<signed query>``, same timeout, same answer check) through the
+        pooled session. A non-2xx answer raises ``requests.HTTPError`` (an ``OSError``, as ``urlopen``'s was)."""
+        url = self._gateway + "?" + self.sign_data(data)
+        response = self.http.get().get(url, timeout=self._config.timeout)
+        response.raise_for_status()
+        return self._verify_and_return_sync_response(response.content.decode(), response_type)
 
     def build_body(self, method: str, biz_content: Any = None, **kwargs: Any) -> dict[str, Any]:
         data = super().build_body(method, biz_content, **kwargs)
@@ -242,7 +254,7 @@ class AlipayGateway:
             answer = operation()
         except AliPayException as exc:  # unsigned answer or error_response: we cannot trust it
             raise GatewayUnavailable(f"Alipay answer is unsigned or an error_response: {exc}") from exc
-        except TimeoutError as exc:
+        except (TimeoutError, requests.Timeout) as exc:
             raise GatewayUnavailable("Alipay timed out.") from exc
         except _TRANSPORT_ERRORS as exc:
             raise GatewayUnavailable("Alipay could not be reached.") from exc
@@ -384,7 +396,7 @@ class AlipayGateway:
         if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
             raise GatewayUnavailable("Alipay bill answer lacks an http(s) bill_download_url.")
         try:
-            response = requests.get(url, timeout=(5, self.config.timeout * 4))
+            response = self.client.http.get().get(url, timeout=(5, self.config.timeout * 4))
         except requests.RequestException as exc:
             raise GatewayUnavailable("Alipay bill could not be downloaded.") from exc
         if response.status_code != 200:

@@ -56,6 +56,7 @@ from payments.gateways.base import (
 )
 from payments.gateways.bills import Bill, parse_wallyt_bill
 from payments.gateways.keys import load_private_key, load_public_key
+from payments.gateways.transport import ProcessSession
 from payments.gateways.trust import Check, CheckTable, Identity, Message, gateway_check, subject_check
 
 MAX_XML_BYTES = 64 * 1024
@@ -339,7 +340,7 @@ class WallytGateway:
             )
         self.config = config
         self._signer = _Signer(config)
-        self._session = session or requests.Session()
+        self._http = ProcessSession(config.api_url, session=session)  # pooled, per process (transport)
 
     def identity(self) -> Identity:
         """The ids every answer and notification must carry (compared by ``CHECKS``)."""
@@ -372,7 +373,7 @@ class WallytGateway:
 
     def _exchange(self, payload: bytes) -> dict[str, str]:
         try:
-            response = self._session.post(
+            response = self._http.get().post(
                 self.config.api_url,
                 data=payload,
                 headers={"Content-Type": "text/xml; charset=utf-8"},
@@ -525,7 +526,7 @@ class WallytGateway:
         }
         request["sign"] = self._signer.sign(request)
         try:
-            response = self._session.post(
+            response = self._http.get().post(
                 self.config.bill_url,
                 data=xml_dumps(request),
                 headers={"Content-Type": "text/xml; charset=utf-8"},

@@ -3,7 +3,9 @@
 The SDK hard-codes its base URL in ``Core.__init__``; ``_ConfiguredCore`` turns ``_gate_way`` into
 a property fed from our config (PROTOCOLS A.2 (c)). In certificate mode it also replaces the
 SDK's non-atomic write of downloaded platform certificates (several processes share the
-directory) and keeps the old certificates when a refresh fails.
+directory) and keeps the old certificates when a refresh fails. Its ``request`` sends through one
+pooled session per process (``payments.gateways.transport``) instead of the SDK's ``requests.post``
+per call, a new connection each time.
 
 Every SDK call goes through ``WeChatGateway._call``: the one place where SDK and transport
 exceptions become ``core.errors``.
@@ -28,8 +30,10 @@ from typing import Any
 import requests
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 from wechatpayv3 import WeChatPay, WeChatPayType
+from wechatpayv3 import __version__ as SDK_VERSION
 from wechatpayv3.core import Core
-from wechatpayv3.utils import aes_decrypt, format_private_key, rsa_verify
+from wechatpayv3.type import RequestType
+from wechatpayv3.utils import aes_decrypt, build_authorization, format_private_key, rsa_verify
 
 from core.errors import (
     ChannelNotConfigured,
@@ -57,12 +61,14 @@ from payments.gateways.base import (
     TradeStatus,
 )
 from payments.gateways.bills import BillEntry, read_wechat_bill
+from payments.gateways.transport import ProcessSession
 from payments.gateways.trust import Check, CheckTable, Identity, Message, gateway_check, subject_check
 from payments.gateways.wechat_payscore import PayScoreCalls, is_payscore_event, service_order_from
 
 logger = logging.getLogger(__name__)
 PRODUCTION_API_BASE = "https://api.mch.weixin.qq.com"
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
+USER_AGENT = f"wechatpay python sdk v{SDK_VERSION}(https://github.com/minibear2021/wechatpayv3)"  # the SDK's own
 CERT_REFRESH_MIN_INTERVAL_SECONDS = 60.0
 CST = timezone(timedelta(hours=8))
 
@@ -173,6 +179,7 @@ class _ConfiguredCore(Core):
 
     def __init__(self, *, gate_way: str, max_skew_seconds: int, clock: Callable[[], float], **kwargs: Any) -> None:
         self._configured_gate_way = gate_way.rstrip("/")
+        self._http = ProcessSession(self._configured_gate_way)
         self._refresh_lock = threading.Lock()
         self._last_refresh: float | None = None
         self._max_skew_seconds = max_skew_seconds
@@ -195,6 +202,42 @@ class _ConfiguredCore(Core):
     @_gate_way.setter
     def _gate_way(self, _hard_coded: str) -> None:
         """``Core.__init__`` assigns the production URL; our configured one wins."""
+
+    def request(
+        self,
+        path: str,
+        method: RequestType = RequestType.GET,
+        data: Any = None,
+        skip_verify: bool = False,
+        sign_data: Any = None,
+        files: Any = None,
+        cipher_data: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, str | bytes]:
+        """``Core.request`` of wechatpayv3 2.0.4 (same headers, signature, answer check and return value),
+        sent through this process's pooled session instead of a new connection per call."""
+        headers = dict(headers or {})
+        headers["Content-Type"] = "multipart/form-data" if files else "application/json"
+        headers["Accept"] = "application/json"
+        headers["User-Agent"] = USER_AGENT
+        if self._public_key_id or cipher_data:
+            serial = self._public_key_id or hex(self._last_certificate().serial_number)[2:].upper()
+            headers["Wechatpay-Serial"] = serial
+        headers["Authorization"] = build_authorization(
+            path, method.value, self._mchid, self._cert_serial_no, self._private_key, data=sign_data or data
+        )
+        send: dict[str, Any] = {"headers": headers, "proxies": self._proxy, "timeout": self._timeout}
+        if method in (RequestType.POST, RequestType.PATCH, RequestType.PUT):
+            if files:  # the SDK's media upload: a form body
+                send.update(data=data, files=files)
+            else:
+                send["json"] = data
+        response = self._http.get().request(method.value, self._gate_way + path, **send)
+        verify = 200 <= response.status_code < 300 and not skip_verify
+        if verify and not self._verify_signature(response.headers, response.text):
+            raise Exception("failed to verify the signature")
+        json_answer = "application/json" in response.headers.get("Content-Type", "")
+        return response.status_code, response.text if json_answer else response.content
 
     def _update_certificates(self) -> None:
         """Refresh from ``/v3/certificates``; keep the old set on failure; write files atomically."""

@@ -6,7 +6,8 @@ Views describe themselves with ``@extend_schema(request=..., responses={200: Out
 ``{"error": {"code", "message", "details"}}``, with the codes each status carries. The hook
 closes every object (``additionalProperties: false``: our input serializers refuse unknown
 fields, and our answers carry no undocumented ones) and adds the operations that are plain Django
-views (``config/openapi_extra.py``). ``config/tests/test_openapi_fuzz.py`` holds the API to it.
+views (``web/openapi.py``, the top floor, runs first). ``config/tests/test_openapi_fuzz.py`` holds the
+API to it.
 """
 
 from __future__ import annotations

@@ -324,7 +324,7 @@ def _refund_send(refund: Refund, *, now: datetime | None = None) -> Refund:
         return refund_mark_failed(
             refund_id=refund.pk,
             actor=Actor.gateway(gateway.name),
-            note=exc.message,
+            reason=exc.message,
             data={"gateway_code": exc.gateway_code},
         )
     _apply_answer(answer, refund=refund, actor=Actor.gateway(gateway.name), now=now)
@@ -363,10 +363,10 @@ def _refund_to_wallet(*, refund_id: int) -> Refund:
 
 
 @transaction.atomic
-def refund_mark_failed(*, refund_id: int, actor: Actor, note: str, data: dict | None = None) -> Refund:
+def refund_mark_failed(*, refund_id: int, actor: Actor, reason: str, data: dict | None = None) -> Refund:
     refund = Refund.objects.select_for_update().get(pk=refund_id)
     if refund.status != Status.FAILED:
-        transition(refund, to=Status.FAILED, actor=actor, action="fail", reason=note, data=data)
+        transition(refund, to=Status.FAILED, actor=actor, action="fail", reason=reason, data=data)
         _release_topup(refund, actor=actor)
     return refund
 
@@ -456,9 +456,9 @@ def _plain(raw: dict) -> dict:
     return json.loads(json.dumps(raw, default=str))
 
 
-def _refund_succeeded(refund: Refund, *, payment: Payment, actor: Actor, at: datetime, note: str = "") -> None:
+def _refund_succeeded(refund: Refund, *, payment: Payment, actor: Actor, at: datetime, reason: str = "") -> None:
     refund.succeeded_at = at
-    transition(refund, to=Status.SUCCEEDED, actor=actor, action="succeed", reason=note)
+    transition(refund, to=Status.SUCCEEDED, actor=actor, action="succeed", reason=reason)
     payment_record_refund(payment=payment, refund_no=refund.refund_no, amount_fen=refund.amount_fen, actor=actor)
     if not payment.flag:  # the payment that paid the order: the order follows
         order_mark_refunded(
@@ -532,7 +532,7 @@ def refund_resolve_abnormal(*, refund_id: int, staff, action: str, note: str) ->
         if refund.status != Status.ABNORMAL:
             raise InvalidTransition("refund", refund.status, "resolved")
         if action == "offline":
-            _refund_succeeded(refund, payment=payment, actor=actor, at=timezone.now(), note=f"paid offline: {note}")
+            _refund_succeeded(refund, payment=payment, actor=actor, at=timezone.now(), reason=f"paid offline: {note}")
             return refund
         transition(refund, to=Status.PROCESSING, actor=actor, action="retry", reason=note)
     from refunds.tasks import refund_submit_task

@@ -184,7 +184,7 @@ def _refund_in(status, order_no, user):
 ACTIONS = {
     "approve": (S.APPROVED, lambda r, f: refund_approve(refund_id=r.pk, approver=f)),
     "reject": (S.REJECTED, lambda r, f: refund_reject(refund_id=r.pk, approver=f, note="no")),
-    "fail": (S.FAILED, lambda r, f: refund_mark_failed(refund_id=r.pk, actor=Actor.system("t"), note="x")),
+    "fail": (S.FAILED, lambda r, f: refund_mark_failed(refund_id=r.pk, actor=Actor.system("t"), reason="x")),
     "offline": (
         S.SUCCEEDED,
         lambda r, f: refund_resolve_abnormal(refund_id=r.pk, staff=f, action="offline", note="paid by bank transfer"),

@@ -23,7 +23,11 @@ from payments.inbox import BODY_LIMITS, HEADER_LIMIT, notification_receive, unve
 
 
 def _reply(reply: NotificationReply) -> HttpResponse:
-    return HttpResponse(reply.body, status=reply.status, content_type=reply.content_type)
+    response = HttpResponse(reply.body, status=reply.status, content_type=reply.content_type)
+    # WeChat's FAIL reply is a 500 by design (so that it delivers again); the inbox logged why as a warning:
+    # not an "Internal Server Error" for django.request's error log (a crash still is: it raises)
+    response._has_been_logged = reply.status >= 500
+    return response
 
 
 def _refusal(status: int, code: str, message: str, **headers: str) -> JsonResponse:

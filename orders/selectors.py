@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from core.errors import Conflict
 from lockers.models import Compartment, DoorPurpose, PickupCode
@@ -46,7 +47,10 @@ def reopen_refusal(order: Order, *, now: datetime) -> Conflict | None:
         return Conflict(
             "This rental is over: ask the staff to open the door.",
             code="rental_completed",
-            details={"completed_at": order.completed_at.isoformat(), "reopen_until": reopen_until.isoformat()},
+            details={
+                "completed_at": timezone.localtime(order.completed_at).isoformat(),
+                "reopen_until": timezone.localtime(reopen_until).isoformat(),
+            },
         )
     compartment = order.compartment
     if compartment is None or compartment.status != Compartment.Status.FREE:

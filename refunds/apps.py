@@ -1,3 +1,6 @@
+"""The refunds app: refunds and their approval (maker-checker). ``ready()`` registers how payments' refund
+words and late or double payments are handled (``payments.hooks``) and the Celery tasks."""
+
 from django.apps import AppConfig
 
 

@@ -97,11 +97,12 @@ def _status_refusal(order: Order) -> Conflict | None:
     )
 
 
-def user_refund_refusal(order: Order) -> DomainError | None:
+def user_refund_refusal(order: Order, *, amount_fen: int | None = None) -> DomainError | None:
     """Why the customer may not ask for a refund of their ``order`` now (None: they may): the one rule the API
     (``refund_request`` from a user) and the customer pages ("Request a refund") apply. 409 ``not_refundable``
     (not paid, or no payment of its own to refund), 403 ``refund_needs_staff`` (``rental_in_use``: a used
-    rental, an overtime order), 409 ``refund_exceeds_paid`` (nothing left to refund)."""
+    rental, an overtime order), 409 ``refund_exceeds_paid`` (nothing left to refund; ``details`` name the
+    ``amount_fen`` asked for when the API asked)."""
     if (refusal := _status_refusal(order)) is not None:
         return refusal
     if rental_in_use(order):
@@ -112,7 +113,9 @@ def user_refund_refusal(order: Order) -> DomainError | None:
     left = refundable_fen(payment)
     if left <= 0:
         return Conflict(
-            "Nothing is left to refund.", code="refund_exceeds_paid", details={"refundable_fen": left, "amount_fen": 0}
+            "Nothing is left to refund.",
+            code="refund_exceeds_paid",
+            details={"refundable_fen": left, **({} if amount_fen is None else {"amount_fen": amount_fen})},
         )
     return None
 
@@ -142,7 +145,7 @@ def refund_request(
         raise NotFound("Order not found.", details={"order_no": order_no})
     if source == Refund.Source.STAFF and not requested_by.has_perm("refunds.request_refund"):
         raise NotAllowed("Requesting refunds needs the refunds.request_refund permission.")
-    if source == Refund.Source.USER and (refusal := user_refund_refusal(order)) is not None:
+    if source == Refund.Source.USER and (refusal := user_refund_refusal(order, amount_fen=amount_fen)) is not None:
         raise refusal  # the rule the customer pages offer "Request a refund" by
     if source == Refund.Source.STAFF and (refusal := _status_refusal(order)) is not None:
         raise refusal

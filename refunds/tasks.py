@@ -1,3 +1,6 @@
+"""Celery tasks of refunds: submitting an approved refund (retried with backoff), the beat job that heals
+refunds and flagged payments (``refunds.reconciliation``), and the refund of one late or double payment."""
+
 from celery import shared_task
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime

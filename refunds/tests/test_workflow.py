@@ -243,3 +243,16 @@ def test_twenty_concurrent_partial_refunds_never_exceed_what_was_paid(user_api):
     assert {e.code for e in refused} == {"refund_exceeds_paid"}
     total = sum(r.amount_fen for r in Refund.objects.filter(payment__payment_no=payment_no))
     assert total == 980 <= order["amount_fen"]
+
+
+@pytest.mark.django_db
+def test_nothing_left_to_refund_names_the_amount_asked_for(user_api):
+    wallet_credit(user_id=user_api.user.pk, amount_fen=10_000, type="topup", reference="TU2", actor=Actor.system("t"))
+    order, _ = paid_order(user_api, None, channel="wallet")
+    refund_request(order_no=order["order_no"], amount_fen=None, reason="all", requested_by=user_api.user)
+
+    with pytest.raises(DomainError) as refused:
+        refund_request(order_no=order["order_no"], amount_fen=1, reason="one more", requested_by=user_api.user)
+
+    assert refused.value.code == "refund_exceeds_paid"
+    assert refused.value.details == {"refundable_fen": 0, "amount_fen": 1}

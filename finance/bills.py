@@ -44,6 +44,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from core.audit import Actor
+from core.errors import ValidationFailed
 from core.transitions import transition_many, transitions_audit
 from finance.models import BillDiscrepancy, BillLine, BillRun
 from payments.gateways.bills import BillEntry, BillSource, BillTotals, bill_totals
@@ -119,6 +120,28 @@ def yesterday(now: datetime) -> date:
     return (now.astimezone(SHANGHAI) - timedelta(days=1)).date()
 
 
+def bill_date_check(bill_date: date, now: datetime) -> None:
+    """Refuse a bill day that is not over: ``bill_date`` must be before today in Asia/Shanghai.
+
+    The gateways publish a day's bill the next morning (WeChat: after 10:00 the next day,
+    ``/doc/v3/merchant/4012084430``; Alipay: T+1; PROTOCOLS F.4), so a bill of today
+    would miss the rest of the day's payments and a done run is never redone. Today is taken at the
+    earlier of ``now`` and the real clock (a ``now`` in the future does not make a day over).
+    Raises ``ValidationFailed`` (code ``bill_not_published``) naming the day and the first day its
+    bill may be reconciled.
+    """
+    today = min(now, timezone.now()).astimezone(SHANGHAI).date()
+    if bill_date < today:
+        return
+    first = bill_date + timedelta(days=1)
+    raise ValidationFailed(
+        f"The bill of {bill_date} is not published yet (the day is not over in Asia/Shanghai, today is {today}): "
+        f"it can be reconciled from {first}; the latest bill day now is {today - timedelta(days=1)}.",
+        code="bill_not_published",
+        details={"bill_date": str(bill_date), "first_allowed": str(first), "today": str(today)},
+    )
+
+
 def day_bounds(day: date) -> tuple[datetime, datetime]:
     start = datetime.combine(day, time.min, tzinfo=SHANGHAI)
     return start, start + timedelta(days=1)
@@ -142,7 +165,10 @@ def bill_reconcile(
 ) -> list[BillRun]:
     """Reconcile every pending (or failed, or abandoned) run of ``bill_date``; with ``force`` also
     runs already done before ``now``. Returns the runs this call worked on (a run another worker
-    holds is skipped). A run that fails is marked ``failed`` with its error and retried next time."""
+    holds is skipped). A run that fails is marked ``failed`` with its error and retried next time.
+    Raises ``ValidationFailed`` for a ``bill_date`` not before today in Asia/Shanghai
+    (``bill_date_check``), before any gateway call and without writing a run."""
+    bill_date_check(bill_date, now)
     names = list(gateways or bill_gateways())
     for name in names:
         BillRun.objects.get_or_create(gateway=name, bill_date=bill_date)

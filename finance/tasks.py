@@ -13,7 +13,9 @@ def reconcile_bill_task(self, bill_date: str | None = None, now: str | None = No
     ``now`` is an ISO datetime (None = the current time). Several workers may run it at once: each
     (gateway, day) is claimed by one of them; done runs are not redone. A run that failed because a
     gateway was unavailable (or its bill failed the hash check) is retried with backoff, for the
-    same day even when the retry happens after midnight.
+    same day even when the retry happens after midnight. A ``bill_date`` not before today in
+    Asia/Shanghai raises ``core.errors.ValidationFailed`` (its bill is not published yet; nothing is
+    written, not retried).
     """
     from datetime import date, datetime
 

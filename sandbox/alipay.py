@@ -424,7 +424,7 @@ class AlipayGateway:
             day = dt.date.fromisoformat(str(biz.get("bill_date") or ""))
         except ValueError:
             raise BizError("isv.invalid-parameter", "参数无效: bill_date", "40002", "Invalid Arguments") from None
-        if day > now_cst().date():
+        if not bills.published(day):  # today's bill, like a future day's, is not out yet (T+1)
             raise BizError("isp.bill_not_exist", "账单不存在")
         trades, refunds = self.sb.store.gateway_records("alipay")
         data = bills.alipay_trade_bill(trades, refunds, day, self.seller_id, self.sb.store.bill_adjust.get("alipay"))

@@ -17,6 +17,11 @@ Wallyt / SwiftPass daily bill (`pay.bill.merchant`): UTF-8 CSV text answered str
 signed XML request, the 2025 header (PROTOCOLS F.4), backticked rows (交易状态 支付成功 / 转入退款),
 then the summary header row (总交易单数, 总交易额, ...) and one summary row.
 
+A day's bill exists from the next day on (Asia/Shanghai): the gateways publish it the next morning
+(WeChat after 10:00, PROTOCOLS F.4; Alipay T+1), so every bill endpoint refuses today and any later day
+(`published`) the way it refuses a future day: WeChat 400 INVALID_REQUEST, Alipay isp.bill_not_exist,
+Wallyt an XML reply with status 400 (its error reply format is [unconfirmed]).
+
 Every bill carries a fee per row, the gateway's rate rounded half up to the fen (WeChat 0.60 %,
 Alipay 0.60 %, Wallyt 0.30 %), given back with refunds in proportion; and its own totals. A test
 can make a bill disagree with the records (`BillAdjust`, set through the control API
@@ -33,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .server import Request, Response
-from .state import CST, Refund, Trade, parse_time
+from .state import CST, Refund, Trade, now_cst, parse_time
 
 if TYPE_CHECKING:
     from .server import Sandbox
@@ -151,6 +156,12 @@ def _billed(trades: Iterable[Trade], refunds: Iterable[Refund], day: dt.date, ad
         if r.status == "SUCCESS" and _on_day(r.success_time, day) and r.out_refund_no not in adjust.omit
     ]
     return by_no, paid, done
+
+
+def published(day: dt.date) -> bool:
+    """Whether the bill of ``day`` exists yet: only a day before today in Asia/Shanghai (a day's bill
+    is published the next morning; the sandbox serves it from midnight on)."""
+    return day < now_cst().date()
 
 
 def _on_day(value: dt.datetime | None, day: dt.date) -> bool:
@@ -581,7 +592,8 @@ def wallyt_bill(
 
 def register(sb: Sandbox) -> None:
     """``GET/POST/DELETE /control/{gateway}/bills/adjust``: see, set or clear a gateway's ``BillAdjust``;
-    ``POST /control/{gateway}/refunds/{no}/booked`` ``{success_time}``: re-date a successful refund."""
+    ``POST /control/{gateway}/refunds/{no}/booked`` ``{success_time}``: re-date a successful refund;
+    ``POST /control/{gateway}/transactions/{no}/booked`` ``{success_time}``: re-date a successful trade."""
 
     def adjust(req: Request, gateway: str) -> Response:
         store = sb.store
@@ -603,23 +615,29 @@ def register(sb: Sandbox) -> None:
             current = store.bill_adjust.get(gateway, NO_ADJUST)
         return Response.json({"gateway": gateway, "adjust": current.to_json()})
 
-    def booked(req: Request, gateway: str, no: str) -> Response:
-        """Re-date a successful refund (Alipay's succeed within the refund call, at the current time):
-        a bill test on a past day moves them onto that day."""
+    def booked(req: Request, gateway: str, no: str, what: str) -> Response:
+        """Re-date a successful trade or refund (Alipay's refunds succeed within the call, at the current
+        time; a test's trades are paid now): a bill test moves them onto a day whose bill is published
+        (``published``: before today)."""
         try:
             when = parse_time(str(req.json().get("success_time") or ""))
         except (ValueError, AttributeError, TypeError):
             return Response.json({"error": "success_time (ISO 8601) is required"}, 400)
         with sb.store.lock:
-            refund = sb.store.refunds.get((gateway, no)) or next(
-                (r for r in sb.store.refunds.values() if r.gateway == gateway and r.out_refund_no == no), None
-            )  # Alipay keys a refund by trade|out_request_no
-            if refund is None:
-                return Response.json({"error": f"no {gateway} refund {no}"}, 404)
-            if refund.status != "SUCCESS":
-                return Response.json({"error": f"refund {no} is {refund.status}, not SUCCESS"}, 409)
-            refund.success_time = when
-            return Response.json(refund.to_json())
+            if what == "transactions":
+                item = sb.store.trade(gateway, no) or sb.store.trade(gateway, transaction_id=no)
+            else:
+                item = sb.store.refunds.get((gateway, no)) or next(
+                    (r for r in sb.store.refunds.values() if r.gateway == gateway and r.out_refund_no == no), None
+                )  # Alipay keys a refund by trade|out_request_no
+            if item is None:
+                return Response.json({"error": f"no {gateway} {what[:-1]} {no}"}, 404)
+            status = item.state if isinstance(item, Trade) else item.status
+            if status != "SUCCESS":
+                return Response.json({"error": f"{what[:-1]} {no} is {status}, not SUCCESS"}, 409)
+            item.success_time = when
+            return Response.json(item.to_json())
 
     sb.router.add("GET,POST,DELETE", r"/control/(?P<gateway>wechat|alipay|wallyt)/bills/adjust", adjust)
-    sb.router.add("POST", r"/control/(?P<gateway>wechat|alipay|wallyt)/refunds/(?P<no>[^/]+)/booked", booked)
+    item = r"(?P<what>transactions|refunds)/(?P<no>[^/]+)"
+    sb.router.add("POST", rf"/control/(?P<gateway>wechat|alipay|wallyt)/{item}/booked", booked)

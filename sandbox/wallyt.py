@@ -495,7 +495,8 @@ class WallytGateway:
     # ================================================================ daily bill (pay.bill.merchant)
     def bill(self, req: Request) -> Response:
         """``pay.bill.merchant``: a signed XML request (version 1.0, bill_date yyyyMMdd, bill_type
-        ALL/SUCCESS/REFUND) answered with the day's CSV text; errors in the XML reply format."""
+        ALL/SUCCESS/REFUND) answered with the day's CSV text; errors in the XML reply format. The bill of
+        today or a later day (Asia/Shanghai) is not published yet: status 400 (``bills.published``)."""
         try:
             p = parse_xml(req.body)
             if p.get("service") != "pay.bill.merchant":
@@ -507,6 +508,8 @@ class WallytGateway:
             if not re.fullmatch(r"\d{8}", p.get("bill_date", "")):
                 raise CommError("400", "bill_date 格式应为 yyyyMMdd")
             day = dt.datetime.strptime(p["bill_date"], "%Y%m%d").date()
+            if not bills.published(day):  # today's or a later day's bill is not out yet
+                raise CommError("400", "账单未生成：只能下载今天以前的账单")
             if p.get("bill_type", "ALL") not in ("ALL", "SUCCESS", "REFUND"):
                 raise CommError("400", "bill_type 只能是 ALL、SUCCESS、REFUND")
         except (CommError, ValueError) as err:

@@ -486,8 +486,8 @@ class WeChatGateway:
             day = dt.date.fromisoformat(q.get("bill_date", ""))
         except ValueError:
             raise ApiError(400, "PARAM_ERROR", "bill_date 格式应为 yyyy-MM-DD", {"field": "bill_date"}) from None
-        if day > now_cst().date():
-            raise ApiError(400, "INVALID_REQUEST", "账单日期不能晚于今天")
+        if not bills.published(day):  # today's bill, like a future day's, is not out yet
+            raise ApiError(400, "INVALID_REQUEST", "账单日期须早于今天：账单次日生成")
         bill_type = q.get("bill_type", "ALL")
         if bill_type not in ("ALL", "SUCCESS", "REFUND"):
             raise ApiError(400, "PARAM_ERROR", "bill_type 只能是 ALL、SUCCESS、REFUND", {"field": "bill_type"})

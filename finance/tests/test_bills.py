@@ -4,17 +4,17 @@ the gateways' bills downloaded by the real adapters, every discrepancy kind clas
 import datetime as dt
 import hashlib
 import re
-import time
 from io import StringIO
 
 import pytest
 import requests
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from core.audit import Actor
+from core.errors import ValidationFailed
 from finance.bills import SHANGHAI, Finding, _record, bill_reconcile, yesterday
 from finance.models import BillDiscrepancy, BillDiscrepancyEvent, BillLine, BillRun
 from finance.tests.factories import BillDiscrepancyFactory
@@ -305,6 +305,53 @@ def test_command_prints_plain_lines_off_a_terminal(user_api, gateways):
     assert "\r" not in text and f"wechat {day}: done" in text
 
 
+def _today() -> dt.date:
+    return dt.datetime.now(SHANGHAI).date()
+
+
+@pytest.mark.parametrize("ahead", [0, 1, 30])  # today (the day is not over), tomorrow, a month on
+def test_a_bill_of_a_day_not_over_is_refused_before_the_gateway_and_writes_nothing(user_api, gateways, ahead):
+    day = _today() + dt.timedelta(days=ahead)
+    paid_at(user_api, gateways, dt.datetime.now(SHANGHAI) - dt.timedelta(seconds=5))  # the sandbox has a trade today
+
+    with pytest.raises(ValidationFailed) as refused:
+        bill_reconcile(bill_date=day, now=timezone.now(), gateways=["wechat"])
+
+    assert refused.value.code == "bill_not_published"
+    assert str(day) in refused.value.message and str(day + dt.timedelta(days=1)) in refused.value.message
+    assert refused.value.details["first_allowed"] == str(day + dt.timedelta(days=1))
+    assert not BillRun.objects.exists() and not BillLine.objects.exists()
+
+
+def test_the_test_clock_decides_whether_a_day_is_over():
+    day = _day(3)
+    with pytest.raises(ValidationFailed, match=str(day)):  # at 23:59 of that day its bill is not out
+        bill_reconcile(bill_date=day, now=_at(day, 23, 59), gateways=["wechat"])
+    with pytest.raises(ValidationFailed, match=str(_today())):  # a clock in the future does not end today
+        bill_reconcile(bill_date=_today(), now=_morning_after(_today()), gateways=["wechat"])
+    assert not BillRun.objects.exists()
+
+
+@pytest.mark.parametrize("ahead", [0, 1])
+def test_command_refuses_today_and_later_without_a_traceback_or_a_run(user_api, gateways, ahead):
+    day = _today() + dt.timedelta(days=ahead)
+    paid_at(user_api, gateways, dt.datetime.now(SHANGHAI) - dt.timedelta(seconds=5))
+    out = StringIO()
+    with pytest.raises(CommandError, match=rf"--date {day}: The bill of {day} is not published yet") as refused:
+        call_command("reconcile_bill", "--date", str(day), "--gateway", "wechat", stdout=out)
+    assert f"from {day + dt.timedelta(days=1)}" in str(refused.value)
+    assert out.getvalue() == "" and not BillRun.objects.exists()
+
+
+def test_task_refuses_today_without_a_run(user_api, gateways):
+    from finance.tasks import reconcile_bill_task
+
+    paid_at(user_api, gateways, dt.datetime.now(SHANGHAI) - dt.timedelta(seconds=5))
+    with pytest.raises(ValidationFailed, match=str(_today())):
+        reconcile_bill_task.run(str(_today()))
+    assert not BillRun.objects.exists()
+
+
 class _Terminal(StringIO):
     def isatty(self) -> bool:
         return True
@@ -372,18 +419,18 @@ def test_task_retries_the_same_day_when_a_gateway_is_down(user_api, gateways):
 
 
 def test_alipay_refund_rows_match_our_refunds(user_api, gateways):
-    now = dt.datetime.now(SHANGHAI)
-    if now.time() > dt.time(23, 58):  # Alipay books the refund now: wait for the new day, never skip
-        time.sleep((dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(0, 0, 1), SHANGHAI) - now).seconds)
-        now = dt.datetime.now(SHANGHAI)
-    payment_no = paid_at(user_api, gateways, now - dt.timedelta(seconds=30), channel="alipay_page")
+    day = _day(1)  # yesterday: the latest day whose bill is published
+    payment_no = paid_at(user_api, gateways, _at(day, 10), channel="alipay_page")
     order_no = Payment.objects.get(payment_no=payment_no).order.order_no
     refund = refund_request(order_no=order_no, amount_fen=200, reason="test", requested_by=user_api.user)
     refund_approve(refund_id=refund.pk, approver=staff_with("refunds.approve_refund"), note="ok")
     refund_submit(refund_id=refund.pk)
     assert Refund.objects.get(pk=refund.pk).status == "succeeded"
+    # Alipay settles the refund within the call, now: move it onto the bill's day, at Alipay and here
+    gateways.control(f"alipay/refunds/{refund.refund_no}/booked", json={"success_time": _at(day, 11).isoformat()})
+    Refund.objects.filter(pk=refund.pk).update(succeeded_at=_at(day, 11))
 
-    [run] = bill_reconcile(bill_date=now.date(), now=now, gateways=["alipay"])
+    [run] = bill_reconcile(bill_date=day, now=_morning_after(day), gateways=["alipay"])
 
     assert run.status == BillRun.Status.DONE, run.error
     assert (run.counts["bill_payments"], run.counts["bill_refunds"], run.counts["our_refunds"]) == (1, 1, 1)

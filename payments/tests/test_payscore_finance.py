@@ -12,10 +12,11 @@ from django.utils import timezone
 
 from core.audit import Actor
 from finance.backoffice.dashboard import dashboard_context
-from finance.bills import SHANGHAI, bill_reconcile
+from finance.bills import bill_reconcile
 from finance.metrics import scrape_registry
 from finance.models import BillDiscrepancy, BillLine
 from finance.settlement import settlement_report
+from finance.tests.bill_days import onto_yesterday
 from orders.models import Order
 from orders.services import order_open_door
 from payments.gateways.base import RefundState, RefundStatus
@@ -41,8 +42,9 @@ def _paid(user_api, sandbox, *, hours: int = 5) -> ServiceOrder:
 
 
 def _clean_bill(sandbox) -> None:
-    today = timezone.now().astimezone(SHANGHAI).date()
-    [run] = bill_reconcile(bill_date=today, now=timezone.now(), gateways=["wechat"], force=True)
+    """Yesterday's WeChat bill is clean (today's is not published yet: the records move onto yesterday)."""
+    day = onto_yesterday(sandbox, ["wechat"])
+    [run] = bill_reconcile(bill_date=day, now=timezone.now(), gateways=["wechat"], force=True)
     assert run.status == "done", run.error
     assert list(BillDiscrepancy.objects.values_list("kind", "reference")) == []
 

@@ -7,7 +7,8 @@ the services): what the browser tests of the back office's screens look at.
 - ``wallyt``: paid through Wallyt (its notification is XML with a ``<sign>``), a partial refund;
 - ``wallet``: paid from the wallet (topped up by WeChat Pay first), refunded to the wallet;
 - ``rejected``: paid by WeChat Pay (H5), a refund finance rejected;
-- the day's bills reconciled: Wallyt's leaves a payment out (a payment missing from the bill and
+- the day's bills reconciled (its gateway records moved onto yesterday, the latest published bill
+  day): Wallyt's leaves a payment out (a payment missing from the bill and
   the day totals that differ), WeChat's summary states one fen more in fees than its rows.
 
 Long on purpose: a WeChat sign-in's user name (``wx_...``) and the 26-character numbers.
@@ -26,6 +27,7 @@ from core.audit import Actor
 from core.jwt_auth import token_for
 from core.tests.factories import UserFactory
 from finance.bills import bill_reconcile
+from finance.tests.bill_days import onto_yesterday
 from payments.models import Payment
 from payments.services import payment_sync
 from payments.tests.flows import pay, rental
@@ -140,5 +142,6 @@ def back_office_scene(sandbox, *, reconcile: bool = True) -> Scene:
     if reconcile:
         sandbox.control("wallyt/bills/adjust", json={"omit": [payments["wallyt"]]})
         sandbox.control("wechat/bills/adjust", json={"totals_delta_fen": {"fees": 1}})
-        bill_reconcile(bill_date=timezone.localdate(), now=timezone.now())
+        day = onto_yesterday(sandbox)  # today's bills are not published yet: the day is yesterday
+        bill_reconcile(bill_date=day, now=timezone.now())
     return Scene(support=support, finance=finance, customer=customer, refunds=refunds, payments=payments)

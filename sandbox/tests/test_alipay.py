@@ -165,6 +165,19 @@ def test_bill(sandbox: SandboxHandle, uid: str) -> None:
     assert r["sub_code"] == "isp.bill_not_exist"
 
 
+def test_bill_of_today_or_later_is_not_published(sandbox: SandboxHandle, uid: str) -> None:
+    """Alipay's day bills are T+1: today's, like a later day's, does not exist yet."""
+    client = make_client(sandbox)
+    open_cashier(client, uid, total="3.00")
+    sandbox.control(f"alipay/transactions/{uid}/pay", json={})  # paid today
+    today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
+    for day in (today, today + dt.timedelta(days=1)):
+        r = client.server_api(
+            "alipay.data.dataservice.bill.downloadurl.query", {"bill_type": "trade", "bill_date": str(day)}
+        )
+        assert r.get("sub_code") == "isp.bill_not_exist", r
+
+
 def test_faults(sandbox: SandboxHandle, receiver: Receiver, uid: str) -> None:
     client = make_client(sandbox, notify_url=receiver.url + "/f")
     sandbox.fault("alipay.query", "bad_signature")

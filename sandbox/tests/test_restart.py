@@ -3,6 +3,7 @@ with their retry schedule, refunds due to settle, faults. A restart is a fault t
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,8 @@ def test_a_killed_sandbox_remembers_everything_and_resumes_notifications(
     receiver.default = (500, b"fail")  # the merchant is down: every notification waits for its next retry
     wx = make_client(sb, tmp_path, notify_url=receiver.url + "/wechat")
     jsapi(wx, "W" + uid, total=300)
-    sb.control(f"wechat/transactions/W{uid}/pay", json={})
+    yesterday = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date() - dt.timedelta(days=1)
+    sb.control(f"wechat/transactions/W{uid}/pay", json={"success_time": f"{yesterday}T12:00:00+08:00"})
     status, _ = wx.refund(
         out_refund_no="RW" + uid,
         amount={"refund": 100, "total": 300, "currency": "CNY"},
@@ -55,7 +57,7 @@ def test_a_killed_sandbox_remembers_everything_and_resumes_notifications(
     jspay(WallytClient(sb), "L" + uid, notify_url=receiver.url + "/wallyt")
     sb.control(f"wallyt/transactions/L{uid}/pay", json={})
     sb.fault("wechat.query", "http_500", count=2)
-    bill = wx.trade_bill(bill_date=sb.control("wechat/transactions/W" + uid)["created_at"][:10])
+    bill = wx.trade_bill(bill_date=str(yesterday))  # today's bill is not published yet
     download_url = json.loads(bill[1])["download_url"]
     sb.wait_for(lambda: len(receiver.received()) >= 3)  # each notification tried once, refused
     before = _world(sb)

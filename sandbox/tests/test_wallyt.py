@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import secrets
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -161,3 +163,23 @@ def test_faults(sandbox: SandboxHandle, wl: Client, uid: str) -> None:
 def test_sha256_sign_type(wl: Client, uid: str) -> None:
     r = wl.call("unified.trade.query", sign_type="SHA256", out_trade_no=uid)
     assert r["status"] == "0" and r["sign_type"] == "SHA256" and r["err_code"] == "ORDERNOTEXIST"
+
+
+def test_bill_of_today_or_later_is_not_published(sandbox: SandboxHandle, wl: Client, uid: str) -> None:
+    """A day's bill comes out the next morning: today's, like a later day's, is refused (XML status 400)."""
+    jspay(wl, uid)
+    sandbox.control(f"wallyt/transactions/{uid}/pay", json={})  # paid today
+    today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+
+    def bill(day: dt.date) -> requests.Response:
+        params = {"service": "pay.bill.merchant", "version": "1.0", "charset": "UTF-8", "sign_type": "MD5"}
+        params |= {"mch_id": wl.mch_id, "bill_date": f"{day:%Y%m%d}", "bill_type": "ALL", "nonce_str": uid}
+        params["sign"] = sign_params(params, wl.key, "MD5")
+        xml = "<xml>" + "".join(f"<{k}>{v}</{k}>" for k, v in params.items()) + "</xml>"
+        return requests.post(sandbox.wallyt_bill_url, data=xml.encode(), timeout=5)
+
+    for day in (today, today + dt.timedelta(days=1)):
+        answer = bill(day)
+        assert answer.content.startswith(b"<xml"), answer.text
+        assert parse_xml(answer.content)["status"] == "400"
+    assert bill(today - dt.timedelta(days=1)).text.lstrip("\ufeff").startswith("交易时间")  # yesterday's is out

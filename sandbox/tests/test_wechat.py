@@ -414,6 +414,16 @@ def test_trade_bill(sandbox: SandboxHandle, wx: WeChatPay, uid: str) -> None:
     assert lines[3].startswith("总交易单数") and lines[4].startswith("`2,`12.34,`2.34")
 
 
+def test_trade_bill_of_today_or_later_is_not_published(sandbox: SandboxHandle, wx: WeChatPay, uid: str) -> None:
+    """WeChat publishes a day's bill after 10:00 the next day: today's, like a later day's, is refused."""
+    jsapi(wx, uid, total=100)
+    sandbox.control(f"wechat/transactions/{uid}/pay", json={})  # paid today
+    today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
+    for day in (today, today + dt.timedelta(days=1)):
+        status, text = wx.trade_bill(bill_date=str(day))
+        assert status == 400 and json.loads(text)["code"] == "INVALID_REQUEST", text
+
+
 # ------------------------------------------------------------------------------ faults
 
 

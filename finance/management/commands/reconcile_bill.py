@@ -3,7 +3,8 @@
 Reconciles one day's WeChat, Alipay and Wallyt bills now, their rows and their settlement totals
 (the same job the Celery task runs). On a terminal it draws a progress bar per gateway; otherwise
 (cron, CI, a pipe) it prints plain lines.
-Exits non-zero when a gateway's run failed.
+Exits non-zero when a gateway's run failed, or (before any gateway call) when ``--date`` is not
+before today in Asia/Shanghai: a day's bill is published the next morning.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from core.errors import ValidationFailed
 from core.progress import Bars, terminal
-from finance.bills import BILL_GATEWAYS, Progress, bill_reconcile, yesterday
+from finance.bills import BILL_GATEWAYS, Progress, bill_date_check, bill_reconcile, yesterday
 
 
 class _Progress:
@@ -55,6 +57,10 @@ class Command(BaseCommand):
             day = date.fromisoformat(bill_date) if bill_date else yesterday(now)
         except ValueError as exc:
             raise CommandError(f"--date must be YYYY-MM-DD: {exc}") from exc
+        try:
+            bill_date_check(day, now)  # today's or a future day's bill is not published yet
+        except ValidationFailed as exc:
+            raise CommandError(f"--date {day}: {exc.message}") from exc
         out, tty = terminal(self.stdout)
         bar = _Progress(out, tty=tty)
         try:

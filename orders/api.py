@@ -4,6 +4,7 @@ error shape (``core.api``). Prices are the server's (``orders.services``); amoun
 from datetime import datetime
 
 from django.conf import settings
+from django.db.models import Q, Sum
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -59,6 +60,14 @@ class OrderOut(serializers.ModelSerializer):
     pickup_until = serializers.SerializerMethodField()
     reopen_until = serializers.SerializerMethodField()
     door = serializers.SerializerMethodField()
+    paid_fen = serializers.SerializerMethodField(
+        help_text="What was actually charged, in fen: the sum of the order's succeeded payments (refunds not "
+        "subtracted). For a rental paid after use (WeChat Pay Score) 0 until WeChat has collected."
+    )
+    billed_fen = serializers.SerializerMethodField(
+        help_text="A rental paid after use (WeChat Pay Score): the final amount billed when it ended, in fen "
+        "(at most its risk fund); null before the end and for orders paid up front (see amount_fen)."
+    )
     rental = serializers.SlugRelatedField(
         source="parent",
         slug_field="order_no",
@@ -75,6 +84,8 @@ class OrderOut(serializers.ModelSerializer):
             "kind",
             "status",
             "amount_fen",
+            "paid_fen",
+            "billed_fen",
             "hours",
             "rental",
             "pricing",
@@ -114,13 +125,38 @@ class OrderOut(serializers.ModelSerializer):
     def get_door(self, obj) -> str | None:
         return self.context["clocks"][obj.order_no].door or None
 
+    def get_paid_fen(self, obj) -> int:
+        return self.context["paid"].get(obj.pk) or 0
+
+    def get_billed_fen(self, obj) -> int | None:
+        return self.context["billed"].get(obj.pk)
+
+
+# payments.models.Payment.Status.SUCCEEDED; a live ServiceOrder (at most one per order) once its total is set
+PAYMENT_SUCCEEDED = Q(payments__status="succeeded")
+SERVICE_ORDER_BILLED = Q(
+    service_orders__status__in=("confirmed", "completed", "paid"), service_orders__total_fen__isnull=False
+)
+
 
 def render_orders(orders, *, many: bool = False):
     items = list(orders) if many else [orders]
     codes = pickup_codes_active(references=[o.order_no for o in items])
     now = timezone.now()
     clocks = {o.order_no: rental_clock(o, code=codes.get(o.order_no), now=now) for o in items}
-    data = OrderOut(items, many=True, context={"codes": codes, "clocks": clocks}).data
+    ids = [o.pk for o in items]
+    # through the reverse relations (payments sits a floor above): two queries for the whole page
+    paid = Order.objects.filter(pk__in=ids).annotate(fen=Sum("payments__amount_fen", filter=PAYMENT_SUCCEEDED))
+    billed = Order.objects.filter(pk__in=ids).annotate(
+        fen=Sum("service_orders__total_fen", filter=SERVICE_ORDER_BILLED)
+    )
+    context = {
+        "codes": codes,
+        "clocks": clocks,
+        "paid": dict(paid.values_list("pk", "fen")),
+        "billed": dict(billed.values_list("pk", "fen")),
+    }
+    data = OrderOut(items, many=True, context=context).data
     return data if many else data[0]
 
 

@@ -238,9 +238,28 @@ class ServiceOrderAdmin(ViewOnlyAdmin):
     """WeChat Pay Score service orders (pay after use); read-only, synced by reconciliation."""
 
     # fits 1366 px (the gateway's state and the times are on the detail page)
-    list_display = ("out_order_no", "order", "status", "total_fen", "paid_fen", when_field("paid_at", "paid"))
+    list_display = (
+        "out_order_no",
+        "order",
+        "status",
+        "total_cell",
+        "collected_cell",
+        when_field("paid_at", "collected at"),
+    )
     list_filter = (UnpaidFilter, "status", "created_at")
     search_fields = ("out_order_no", "order__order_no", "gateway_trade_no")
     list_select_related = ("order",)
     exclude = ("package",)
     inlines = [ServiceOrderEventInline]
+
+    @admin.display(description="total", ordering="total_fen")
+    def total_cell(self, obj: ServiceOrder) -> SafeString:
+        return (
+            format_html('<span class="bo-money">{}</span>', format_yuan(obj.total_fen))
+            if obj.total_fen is not None
+            else "-"
+        )
+
+    @admin.display(description="collected", ordering="paid_fen")
+    def collected_cell(self, obj: ServiceOrder) -> SafeString:
+        return format_html('<span class="bo-money">{}</span>', format_yuan(obj.paid_fen))

@@ -14,7 +14,7 @@ from lockers.models import Cabinet, Compartment, PricePlan, Size
 from lockers.selectors import pickup_codes_active
 from orders.models import Order
 from orders.selectors import RentalClock, order_list_for_user, rental_clock
-from payments.models import Payment
+from payments.models import Payment, ServiceOrder
 from refunds.models import Refund
 from refunds.services import user_refund_refusal
 from wallets.models import Wallet, WalletTransaction
@@ -93,6 +93,55 @@ def wallet_ledger(*, user, limit: int = 50) -> list[WalletTransaction]:
     return entries
 
 
+@dataclass(frozen=True)
+class Charge:
+    """What the customer is charged for an order, as the pages must say it (amounts in fen).
+
+    ``state``: ``paid`` (paid up front: ``amount_fen`` is the order's price), ``after_use`` (WeChat Pay
+    Score, rental running: nothing billed yet, at most ``amount_fen`` = the service order's risk fund),
+    ``billed`` (the rental ended: ``amount_fen`` = the service order's total, WeChat is collecting) or
+    ``collected`` (``amount_fen`` = what WeChat collected, ``ServiceOrder.paid_fen``). Refunds count
+    against ``amount_fen`` only when something was paid or collected."""
+
+    state: str
+    amount_fen: int
+
+    @property
+    def amount(self) -> str:
+        return yuan(self.amount_fen)
+
+    @property
+    def charged(self) -> bool:
+        return self.state in ("paid", "collected")
+
+
+_LIVE_SERVICE_ORDER = (ServiceOrder.Status.CONFIRMED, ServiceOrder.Status.COMPLETED, ServiceOrder.Status.PAID)
+
+
+def _charge(order: Order, so: ServiceOrder | None) -> Charge:
+    if so is None:
+        return Charge("paid", order.amount_fen)
+    if so.status == ServiceOrder.Status.PAID:
+        return Charge("collected", so.paid_fen)
+    if so.total_fen is not None:
+        return Charge("billed", so.total_fen)
+    return Charge("after_use", so.risk_fund_fen)
+
+
+def order_charges(orders: list[Order]) -> dict[int, Charge]:
+    """Each order's ``Charge`` by order id (one query): an order paid after use with WeChat Pay Score is
+    charged what its service order says, never the order's booked price."""
+    live = ServiceOrder.objects.filter(order__in=orders, status__in=_LIVE_SERVICE_ORDER).order_by("id")
+    by_order = {so.order_id: so for so in live}  # at most one live per order (service_order_one_live_per_order)
+    return {o.pk: _charge(o, by_order.get(o.pk)) for o in orders}
+
+
+def refunded_text(refunds: list[Refund]) -> str:
+    """What the refunds gave back, in yuan ("" when nothing yet): counted against ``Charge.amount``."""
+    fen = sum(r.amount_fen for r in refunds if r.status == Refund.Status.SUCCEEDED)
+    return yuan(fen) if fen else ""
+
+
 def order_refunds(order: Order) -> list[Refund]:
     """The order's refunds, oldest first, each with its amount in yuan (``amount_display``)."""
     refunds = list(Refund.objects.filter(order=order).order_by("id"))
@@ -104,17 +153,21 @@ def order_refunds(order: Order) -> list[Refund]:
 @dataclass
 class OrderRow:
     order: Order
-    amount: str
+    charge: Charge
     pickup_code: str
     refunds: list[Refund]
     refundable: bool
     expired: bool
     time_left: str = ""  # a running rental's paid time left ("1 h 05 min"), "" otherwise
 
+    @property
+    def refunded(self) -> str:
+        return refunded_text(self.refunds)
+
 
 def order_rows_for_user(*, user, limit: int = 50) -> list[OrderRow]:
-    """ "My orders": each order with its pickup code and its refunds (three queries), and whether the customer
-    may ask for a refund (``refunds.services.user_refund_refusal``: a few queries per paid order)."""
+    """ "My orders": each order with its pickup code, its refunds and its charge (four queries), and whether
+    the customer may ask for a refund (``refunds.services.user_refund_refusal``: a few queries per paid order)."""
     orders = list(order_list_for_user(user=user)[:limit])
     order_nos = [o.order_no for o in orders]
     codes = pickup_codes_active(references=order_nos)
@@ -122,11 +175,12 @@ def order_rows_for_user(*, user, limit: int = 50) -> list[OrderRow]:
     for refund in Refund.objects.filter(order__in=orders).order_by("-id"):
         refund.amount_display = yuan(refund.amount_fen)  # type: ignore[attr-defined]
         refunds.setdefault(refund.order_id, []).append(refund)
+    charges = order_charges(orders)
     now = timezone.now()
     return [
         OrderRow(
             order=o,
-            amount=yuan(o.amount_fen),
+            charge=charges[o.pk],
             pickup_code=codes[o.order_no].code if o.order_no in codes else "",
             refunds=refunds.get(o.pk, []),
             refundable=user_refund_refusal(o) is None,  # the rule the refund API applies

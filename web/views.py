@@ -427,17 +427,21 @@ def result(request: HttpRequest) -> HttpResponse:
     overtime = None
     if clock.door == "overdue":  # what opening will ask for (the order itself is made when asked)
         overtime = overtime_since(size=order.compartment.size, rental_ends_at=order.rental_ends_at, at=now)
+    charge = selectors.order_charges([order])[order.pk]  # Pay Score: what WeChat billed or collected
+    refunds = selectors.order_refunds(order)
     context = {
         "order": order,
         "payment": payment,
         "channel": channel_name(payment.channel) if payment else "",
         "outcome": outcome,
         "amount": selectors.yuan(order.amount_fen),
+        "charge": charge,
         "pickup_code": code.code if code else "",
         "time_left": selectors.duration_text(order.rental_ends_at - now) if order.rental_ends_at else "",
         "rental_over": bool(order.rental_ends_at and order.rental_ends_at <= now),
         "running": clock.time_left_seconds is not None,
-        "refunds": selectors.order_refunds(order),
+        "refunds": refunds,
+        "refunded": selectors.refunded_text(refunds),
         "balance": selectors.yuan(selectors.wallet_balance_fen(user=request.user)),
         "clock": clock,
         "overtime": overtime,

@@ -3,6 +3,7 @@ HTTP -> its signed, encrypted notifications -> our webhook. The rental's clock i
 
 from __future__ import annotations
 
+import re
 import secrets
 import string
 from datetime import timedelta
@@ -12,6 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from core.audit import Actor
+from core.money import format_yuan
 from lockers.models import Compartment, PickupCode
 from lockers.pricing import price_compute
 from orders.models import Order
@@ -160,6 +162,9 @@ def test_unpaid_after_completion_is_shown_to_finance(user_api, notify_to, celery
     ServiceOrder.objects.filter(pk=so.pk).update(completed_at=so.completed_at - timedelta(days=2))
     page = admin_client.get("/admin/payments/serviceorder/?collection=unpaid")
     assert page.status_code == 200 and so.out_order_no in page.content.decode()
+    headers = re.findall(r'<th scope="col"[^>]*>.*?<a [^>]*>([^<]+)</a>', page.content.decode(), re.S)
+    assert {"Collected", "Collected at"} <= set(headers) and "Paid" not in headers  # an amount, then a time
+    assert format_yuan(so.total_fen) in page.content.decode()  # in yuan, not fen
 
     # when WeChat finally collects, it is paid
     notify_to.control(f"wechat/payscore/{so.out_order_no}/collect", json={"outcome": "paid"})

@@ -269,14 +269,12 @@ def pytest_runtest_makereport(item, call):
     report = yield
     if report.skipped and not hasattr(report, "wasxfail"):
         reason = _skip_reason(report)
-        item.config.stash.setdefault(_skipped_key, []).append(reason)
+        # carried on the report (xdist sends its attributes), so the summary sees it in the controller
+        report.skip_reason = reason
         if _fail_on_skip():
             report.outcome = "failed"
             report.longrepr = f"skipped, and TEST_FAIL_ON_SKIP is set (CI runs everything): {reason}"
     return report
-
-
-_skipped_key = pytest.StashKey[list]()
 
 
 def pytest_collectreport(report):
@@ -289,7 +287,8 @@ def pytest_collectreport(report):
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """One line naming each skipped group and the command that brings it, after pytest's own summary."""
     yield
-    reasons = config.stash.get(_skipped_key, [])
+    reports = [report for outcome in ("skipped", "failed") for report in terminalreporter.stats.get(outcome, [])]
+    reasons = [report.skip_reason for report in reports if hasattr(report, "skip_reason")]
     if not reasons:
         return
     groups: Counter = Counter()

@@ -486,7 +486,7 @@ def run_against_sandbox(args, tmp: Path, extra_env: dict[str, str], body) -> boo
         env.update(extra_env)
         setup_django(env)
 
-        from config.embedded_pg import ensure_server
+        from core.embedded_pg import ensure_server
         from django.conf import settings
         from django.core.management import call_command
 

@@ -72,8 +72,10 @@ def gunicorn(tmp_path):
         deadline = time.monotonic() + 60
         while True:
             assert proc.poll() is None, (tmp_path / "gunicorn.log").read_text()
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
+            # refused until gunicorn listens; once it does, wait for the answer: a request given up
+            # on the client side would still be counted after `before` is read (seen under load)
+            with contextlib.suppress(requests.ConnectionError):
+                if requests.get(f"{base}/healthz", timeout=60).status_code == 200:
                     break
             assert time.monotonic() < deadline, (tmp_path / "gunicorn.log").read_text()
             time.sleep(0.2)

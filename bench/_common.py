@@ -486,9 +486,10 @@ def run_against_sandbox(args, tmp: Path, extra_env: dict[str, str], body) -> boo
         env.update(extra_env)
         setup_django(env)
 
-        from core.embedded_pg import ensure_server
         from django.conf import settings
         from django.core.management import call_command
+
+        from core.embedded_pg import ensure_server
 
         server = ensure_server(Path(settings.EMBEDDED_PG_DIR))
         lock = hold_bench_lock(server, args.dbname)

@@ -90,11 +90,11 @@ def create_rentals(tag: str, count: int, *, wallet_fen: int, one_user: bool = Fa
     (``one_user``: all of one user, whose wallet holds ``wallet_fen`` for each).
 
     Returns (order_no, access token) per rental."""
-    from core.jwt_auth import token_for
     from django.contrib.auth import get_user_model
     from django.db import transaction
     from django.utils import timezone
 
+    from core.jwt_auth import token_for
     from lockers.models import Cabinet, Compartment, Size
     from orders.models import Order
     from wallets.models import Wallet

@@ -120,6 +120,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["ENGINE"] = "django_prometheus.db.backends.postgresql"
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DB_CONN_HEALTH_CHECKS", default=True)
+# The hot statements run through core.db.prepared_cursor are prepared on the server after 5 runs per
+# connection (psycopg's prepare_threshold; Django turns it off unless OPTIONS set it, and its own cursors bind
+# on the client, so they are never prepared). Off (false) behind a pooler in transaction mode: PgBouncer < 1.21.
+DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+    5 if env.bool("DB_PREPARED_STATEMENTS", default=True) else None
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and Celery broker: Redis when REDIS_URL is set, else embedded choices -------------

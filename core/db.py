@@ -3,10 +3,11 @@
 ``prepared_cursor()``: Django's PostgreSQL cursors bind parameters on the client (the SQL text is sent with
 its values in it, parsed and planned by the server every time). A hot statement run through this cursor is
 bound on the server (psycopg 3's extended protocol), and psycopg prepares it once the connection has run it
-``prepare_threshold`` times (5): from then on the server skips parsing and planning it. For raw SQL whose
-text does not change with its values (the notification path); the ORM keeps Django's cursors. Behind a
-pooler in transaction mode (PgBouncer before 1.21) prepared statements must be off: ``prepare_threshold``
-``None`` in ``DATABASES["default"]["OPTIONS"]`` (passed to psycopg) turns them off; the binding stays.
+``prepare_threshold`` times (5, set in ``DATABASES["default"]["OPTIONS"]`` by config/settings.py: Django
+sets None when OPTIONS do not say): from then on the server skips parsing and planning it. For raw SQL
+whose text does not change with its values (the notification path); the ORM keeps Django's cursors. Behind
+a pooler in transaction mode (PgBouncer before 1.21) prepared statements must be off:
+``DB_PREPARED_STATEMENTS=false`` sets ``prepare_threshold`` None; the binding stays.
 """
 
 from __future__ import annotations

@@ -35,10 +35,10 @@ class Order(models.Model):
     }
     AUDIT = ("orders.OrderEvent", "order")  # core.transitions writes one per change
 
-    order_no = models.CharField(max_length=32, unique=True)
+    order_no = models.CharField(max_length=32)  # unique: Meta.constraints
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    status = models.CharField(max_length=24, choices=Status.choices, default=Status.PENDING_PAYMENT, db_index=True)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.PENDING_PAYMENT)  # indexed: Meta
     amount_fen = models.BigIntegerField()
     compartment = models.ForeignKey(
         "lockers.Compartment", null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
@@ -63,7 +63,11 @@ class Order(models.Model):
 
     class Meta:
         ordering = ("-id",)
+        # declared here, not with unique=/db_index=: no varchar_pattern_ops twin per text column, which
+        # every paid notification's UPDATE would write to (payments.models.Payment.Meta says more)
+        indexes = [models.Index(fields=("status",), name="order_status")]
         constraints = [
+            models.UniqueConstraint(fields=("order_no",), name="order_no_unique"),
             models.CheckConstraint(condition=Q(amount_fen__gt=0), name="order_amount_positive"),
             models.CheckConstraint(
                 condition=Q(kind="locker_rental", compartment__isnull=False, hours__isnull=False, parent__isnull=True)

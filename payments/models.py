@@ -76,13 +76,13 @@ class Payment(models.Model):
     }
     AUDIT = ("payments.PaymentEvent", "payment")  # core.transitions writes one per change
 
-    payment_no = models.CharField(max_length=32, unique=True, help_text="Our out_trade_no.")
+    payment_no = models.CharField(max_length=32, help_text="Our out_trade_no.")  # unique: Meta.constraints
     order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="payments")
     channel = models.CharField(max_length=16, choices=Channel.choices)
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.CREATED, db_index=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.CREATED)  # indexed: Meta
     amount_fen = models.BigIntegerField()
     refunded_fen = models.BigIntegerField(default=0)
-    gateway_trade_no = models.CharField(max_length=64, blank=True, db_index=True)
+    gateway_trade_no = models.CharField(max_length=64, blank=True)  # indexed: Meta.indexes
     gateway_state = models.CharField(max_length=32, blank=True, help_text="The gateway's last word.")
     prepay = models.JSONField(default=dict, blank=True, help_text="What the client needs to pay (no secrets).")
     payer_openid = models.CharField(max_length=64, blank=True)
@@ -97,12 +97,19 @@ class Payment(models.Model):
 
     class Meta:
         ordering = ("-id",)
+        # Unique and indexed columns are declared here, not with unique=/db_index= on the field: for those,
+        # Django adds a second index per text column (varchar_pattern_ops, for LIKE 'x%'), which no query
+        # of ours uses (the admin's search is UPPER(...) LIKE '%x%') and which every paid notification's
+        # UPDATE would write to (migration 0010).
         indexes = [
+            models.Index(fields=("status",), name="payment_status"),
+            models.Index(fields=("gateway_trade_no",), name="payment_gateway_trade_no"),
             # reconciliation claims open payments in id order: this index holds only them, so the claim
             # does not walk past every payment already closed (its cost stays flat as they pile up)
             models.Index(fields=("id",), condition=Q(status__in=("created", "pending")), name="payment_open_by_id"),
         ]
         constraints = [
+            models.UniqueConstraint(fields=("payment_no",), name="payment_no_unique"),
             models.UniqueConstraint(
                 fields=("order",), condition=Q(status__in=("created", "pending")), name="payment_one_open_per_order"
             ),
@@ -228,7 +235,7 @@ class GatewayNotification(models.Model):
     event_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
     event_type = models.CharField(max_length=64, blank=True)
     parsed = models.JSONField(null=True, blank=True, help_text="What verification and decryption yielded.")
-    reference = models.CharField(max_length=64, blank=True, db_index=True, help_text="payment_no or refund_no.")
+    reference = models.CharField(max_length=64, blank=True, help_text="payment_no or refund_no.")  # indexed: Meta
     payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="notifications")
     duplicate = models.BooleanField(default=False)
     processed_at = models.DateTimeField(null=True, blank=True)
@@ -236,6 +243,8 @@ class GatewayNotification(models.Model):
 
     class Meta:
         ordering = ("-id",)
+        # declared here, not with db_index=: no varchar_pattern_ops twin (see Payment.Meta)
+        indexes = [models.Index(fields=("reference",), name="notification_reference")]
         constraints = [
             models.UniqueConstraint(fields=("gateway", "event_id"), name="notification_event_once"),
         ]

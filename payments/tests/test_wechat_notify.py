@@ -5,6 +5,7 @@ import logging
 import time
 
 import pytest
+from django.db import connection
 from django.test import Client
 
 from conftest import run_concurrently
@@ -287,3 +288,23 @@ def test_an_applied_notification_stays_within_its_statement_budget(user_api, gat
     assert notifier.post(Client(), headers, body).status_code == 204
     assert PaymentEvent.objects.filter(payment=payment, action="paid").count() == 1
     assert GatewayNotification.objects.filter(reference=payment.payment_no, duplicate=True).count() == 1
+
+
+# The tables every paid notification writes. An UPDATE that changes the status writes a new entry into every
+# index of its table, so an index no query uses is a cost on the hot path: Django's varchar_pattern_ops twin
+# of a unique=/db_index= text column (payments 0010, orders 0007) is one.
+HOT_TABLES = ("payments_payment", "orders_order", "payments_gatewaynotification", "wallets_wallet")
+
+
+@pytest.mark.django_db
+def test_the_tables_a_notification_writes_carry_no_pattern_ops_index():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = ANY(%s) AND indexdef LIKE %s",
+            [list(HOT_TABLES), "%pattern_ops%"],
+        )
+        assert cursor.fetchall() == []
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = ANY(%s)", [["payment_no_unique", "order_no_unique"]]
+        )
+        assert sorted(row[0].split(" USING ")[0].split()[1] for row in cursor.fetchall()) == ["UNIQUE", "UNIQUE"]

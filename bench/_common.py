@@ -379,7 +379,13 @@ class KeepAliveClient:
 
     def send(self, method: str, path: str, headers: dict, body: bytes | None) -> tuple[int, bytes]:
         try:
-            self.conn.request(method, path, body=body, headers=headers)
+            try:
+                self.conn.request(method, path, body=body, headers=headers)
+            except (BrokenPipeError, ConnectionResetError):
+                # the server closed this idle keep-alive connection (gunicorn's keepalive timeout) before the
+                # request was written: it never saw it, so it is sent again on a new connection, once
+                self.conn.close()
+                self.conn.request(method, path, body=body, headers=headers)
             response = self.conn.getresponse()
             return response.status, response.read()
         except Exception:

@@ -17,9 +17,13 @@
    (queueing counts). Every answer must be 201 with the payment ``pending`` (``succeeded`` for the wallet), else
    exit 1.
 
-Per rate and channel it prints p50 / p99 and the floor; the last line is
-``RESULT rps=<top rate> worst_p99_ms=<x> floor_p99_ms=<y> worst_ratio=<z>`` where ``worst_ratio`` is the largest
-p99 / floor p99 over the channels (target <= 3) and the floor is that channel's.
+Per rate and channel it prints p50 / p99 and the floor, and the CPU one creation costs (gunicorn, its PostgreSQL
+backends, the bench's client, and the rest of the machine: mostly the sandbox answering), from /proc over each run.
+The machine's cores divided by that is the rate at which the CPU is all spent: past it requests queue, whatever the
+code's latency. The last line is ``RESULT rps=<top rate> worst_p99_ms=<x> floor_p99_ms=<y> worst_ratio=<z>
+cpu_ms=<c> cpu_bound_rps=<b>`` where ``worst_ratio`` is the largest p99 / floor p99 over the channels (target <= 3)
+and the floor is that channel's; ``cpu_ms`` is the mean CPU of a creation over every channel at the top rate and
+``cpu_bound_rps`` the cores / ``cpu_ms``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import queue
 import sys
 import threading
@@ -38,9 +43,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import (
+    CpuMeter,
     Gunicorn,
     KeepAliveClient,
     check_bench_dbname,
+    db_backend_pids,
     percentile,
     run_against_sandbox,
     run_with_tmp,
@@ -314,6 +321,7 @@ def _run(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> bool:
     gunicorn.start()
     ok = True
     results: dict[tuple[int, str], list[float]] = {}
+    cpu: dict[tuple[int, str], dict[str, float]] = {}  # CPU seconds per creation, by part
     try:
         for channel in args.channels:  # every worker thread builds its adapters before the measured runs
             answers: list = [None] * len(warm[channel])
@@ -323,35 +331,64 @@ def _run(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> bool:
             for channel in args.channels:
                 items = plan[rate, channel]
                 answers = [None] * len(items)
+                meter = CpuMeter(gunicorn.pids(), db_backend_pids(args.dbname))
+                client_cpu = time.process_time()
+                meter.start()
                 latencies = open_loop(
                     http_calls(items, answers), rate=rate, clients=args.clients, make_state=client_of(gunicorn)
                 )
+                meter.stop()
                 ok &= check(f"{channel} at {rate}/s", answers)
                 results[rate, channel] = latencies
+                cpu[rate, channel] = cpu_parts(meter, time.process_time() - client_cpu, len(items))
     finally:
         gunicorn.stop()
     ok &= verify_payments(args, plan)
 
     worst: tuple[float, float, float] = (0.0, 0.0, 0.0)  # ratio, p99, floor p99 at the top rate
+    cores = os.cpu_count() or 1
     for rate in args.rates:
         print(f"\n{rate} requests/s, {args.seconds:g}s per channel, gunicorn {args.workers}x{args.threads}:")
-        print(f"  {'channel':<14} {'p50 ms':>8} {'p99 ms':>8} {'floor p50':>10} {'floor p99':>10} {'p99/floor':>10}")
+        print(
+            f"  {'channel':<14} {'p50 ms':>8} {'p99 ms':>8} {'floor p50':>10} {'floor p99':>10} {'p99/floor':>10}"
+            f"   CPU ms per creation: gunicorn + postgres + client + rest (sandbox) = total"
+        )
         for channel in args.channels:
             lat = results[rate, channel]
             floor = floors[rate, CHANNELS[channel] or REFERENCE_FLOOR]
             ratio = ms(lat, 99) / ms(floor, 99)
+            parts = cpu[rate, channel]
             note = "" if CHANNELS[channel] else "  (no gateway call: beside WeChat Native's floor)"
             print(
                 f"  {channel:<14} {ms(lat, 50):8.1f} {ms(lat, 99):8.1f} {ms(floor, 50):10.1f} {ms(floor, 99):10.1f} "
-                f"{ratio:10.2f}{note}"
+                f"{ratio:10.2f}   {parts['app']:.1f} + {parts['pg']:.1f} + {parts['client']:.1f} + {parts['rest']:.1f}"
+                f" = {parts['total']:.1f}{note}"
             )
             if rate == max(args.rates) and ratio > worst[0]:
                 worst = (ratio, ms(lat, 99), ms(floor, 99))
+    top = [cpu[max(args.rates), channel]["total"] for channel in args.channels]
+    cpu_ms = sum(top) / len(top)
+    print(
+        f"\nCPU: a creation costs {cpu_ms:.1f} ms of the machine's CPU (mean over the channels at {max(args.rates)}/s);"
+        f" {cores} cores are all spent at {1000 * cores / cpu_ms:.0f} creations/s, after which requests queue"
+    )
     print(
         f"RESULT rps={max(args.rates)} worst_p99_ms={worst[1]:.1f} floor_p99_ms={worst[2]:.1f} "
-        f"worst_ratio={worst[0]:.2f}"
+        f"worst_ratio={worst[0]:.2f} cpu_ms={cpu_ms:.1f} cpu_bound_rps={1000 * cores / cpu_ms:.0f}"
     )
     return ok
+
+
+def cpu_parts(meter: CpuMeter, client_cpu: float, n: int) -> dict[str, float]:
+    """CPU milliseconds per creation of gunicorn, its PostgreSQL backends, this process (the client) and the rest
+    of the machine (the sandbox, mostly), from ``meter``'s /proc readings over the run."""
+    app = meter.after[0] - meter.before[0]
+    pg = meter.after[1] - meter.before[1]
+    busy = meter.after[2] - meter.before[2]
+    rest = max(0.0, busy - app - pg - client_cpu)
+    parts = {"app": app, "pg": pg, "client": client_cpu, "rest": rest}
+    parts = {k: 1000 * v / n for k, v in parts.items()}
+    return {**parts, "total": sum(parts.values())}
 
 
 def client_of(gunicorn: Gunicorn) -> Callable[[], KeepAliveClient]:

@@ -17,5 +17,14 @@ def door_opened_by_customer(*, reference: str) -> bool:
     Read from the purpose recorded with each door-open command, never from who asked or which driver
     carried it out: the opening right after payment (``delivery``) and staff openings do not count.
     """
-    commands = LockerEvent.objects.filter(reference=reference, action=DOOR_OPEN_COMMAND)
-    return commands.filter(data__purpose__in=[str(p) for p in CUSTOMER_USE]).exists()
+    return reference in doors_opened_by_customer(references=[reference])
+
+
+def doors_opened_by_customer(*, references: list[str]) -> set[str]:
+    """Of these order references, those whose door the customer opened for their own use (the rule of
+    ``door_opened_by_customer``), in one query."""
+    if not references:
+        return set()
+    commands = LockerEvent.objects.filter(reference__in=references, action=DOOR_OPEN_COMMAND)
+    used = commands.filter(data__purpose__in=[str(p) for p in CUSTOMER_USE])
+    return set(used.values_list("reference", flat=True).distinct())

@@ -31,7 +31,7 @@ from core.errors import (
 )
 from core.logging import log_context
 from core.transitions import event, transition
-from lockers.selectors import door_opened_by_customer
+from lockers.selectors import door_opened_by_customer, doors_opened_by_customer
 from orders.models import Order
 from orders.services import order_mark_refunded, order_no_new
 from payments.gateways.base import (
@@ -78,13 +78,19 @@ def rental_in_use(order: Order) -> bool:
     it reads the purpose ``lockers.services.door_open`` records with each command, never who the actor
     was, so the opening right after payment (``delivery``) never counts. Paid overtime was time used (and
     paying it opened the door): only staff refund it."""
+    in_use = _in_use_without_doors(order)
+    return door_opened_by_customer(reference=order.order_no) if in_use is None else in_use
+
+
+def _in_use_without_doors(order: Order) -> bool | None:
+    """``rental_in_use`` as far as the order row says; None when only its door's history can tell."""
     if order.kind == Order.Kind.LOCKER_OVERTIME:
         return True
     if order.kind != Order.Kind.LOCKER_RENTAL:
         return False
     if order.completed_at is not None or order.abandoned_at is not None:  # ended, or left for operations
         return True
-    return door_opened_by_customer(reference=order.order_no)
+    return None
 
 
 def _status_refusal(order: Order) -> Conflict | None:
@@ -103,21 +109,42 @@ def user_refund_refusal(order: Order, *, amount_fen: int | None = None) -> Domai
     (not paid, or no payment of its own to refund), 403 ``refund_needs_staff`` (``rental_in_use``: a used
     rental, an overtime order), 409 ``refund_exceeds_paid`` (nothing left to refund; ``details`` name the
     ``amount_fen`` asked for when the API asked)."""
-    if (refusal := _status_refusal(order)) is not None:
-        return refusal
-    if rental_in_use(order):
-        return NotAllowed("This rental is in use: ask the staff for a refund.", code="refund_needs_staff")
-    payment = order.payments.filter(status=Payment.Status.SUCCEEDED, flag="").first()
-    if payment is None:
-        return Conflict("This order has no payment to refund.", code="not_refundable")
-    left = refundable_fen(payment)
-    if left <= 0:
-        return Conflict(
-            "Nothing is left to refund.",
-            code="refund_exceeds_paid",
-            details={"refundable_fen": left, **({} if amount_fen is None else {"amount_fen": amount_fen})},
-        )
-    return None
+    return user_refund_refusals([order], amount_fen=amount_fen)[order.pk]
+
+
+def user_refund_refusals(orders: list[Order], *, amount_fen: int | None = None) -> dict[int, DomainError | None]:
+    """``user_refund_refusal`` of each order, by order id, in at most three queries whatever their number (the
+    customer's "My orders" page asks it of every order it lists)."""
+    refusals: dict[int, DomainError | None] = {order.pk: _status_refusal(order) for order in orders}
+    paid = [order for order in orders if refusals[order.pk] is None]
+    in_use = {order.pk: _in_use_without_doors(order) for order in paid}
+    opened = doors_opened_by_customer(references=[order.order_no for order in paid if in_use[order.pk] is None])
+    for order in paid:
+        if in_use[order.pk] or order.order_no in opened:
+            refusals[order.pk] = NotAllowed(
+                "This rental is in use: ask the staff for a refund.", code="refund_needs_staff"
+            )
+    paid = [order for order in paid if refusals[order.pk] is None]
+    payments: dict[int, Payment] = {}  # the newest succeeded, unflagged payment of each order (as _paying_payment)
+    for payment in Payment.objects.filter(order__in=paid, status=Payment.Status.SUCCEEDED, flag="").order_by("id"):
+        payments[payment.order_id] = payment
+    counted = dict(
+        Refund.objects.filter(payment__in=payments.values(), status__in=Refund.COUNTING)
+        .values_list("payment_id")
+        .annotate(total=Sum("amount_fen"))
+        .order_by()
+    )
+    for order in paid:
+        payment = payments.get(order.pk)
+        if payment is None:
+            refusals[order.pk] = Conflict("This order has no payment to refund.", code="not_refundable")
+        elif (left := payment.amount_fen - counted.get(payment.pk, 0)) <= 0:
+            refusals[order.pk] = Conflict(
+                "Nothing is left to refund.",
+                code="refund_exceeds_paid",
+                details={"refundable_fen": left, **({} if amount_fen is None else {"amount_fen": amount_fen})},
+            )
+    return refusals
 
 
 def _paying_payment(order: Order) -> Payment:

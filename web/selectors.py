@@ -16,7 +16,7 @@ from orders.models import Order
 from orders.selectors import RentalClock, order_list_for_user, rental_clock
 from payments.models import Payment, ServiceOrder
 from refunds.models import Refund
-from refunds.services import user_refund_refusal
+from refunds.services import user_refund_refusals
 from wallets.models import Wallet, WalletTransaction
 
 
@@ -167,7 +167,7 @@ class OrderRow:
 
 def order_rows_for_user(*, user, limit: int = 50) -> list[OrderRow]:
     """ "My orders": each order with its pickup code, its refunds and its charge (four queries), and whether
-    the customer may ask for a refund (``refunds.services.user_refund_refusal``: a few queries per paid order)."""
+    the customer may ask for a refund (``refunds.services.user_refund_refusals``: three more), whatever their number."""
     orders = list(order_list_for_user(user=user)[:limit])
     order_nos = [o.order_no for o in orders]
     codes = pickup_codes_active(references=order_nos)
@@ -176,6 +176,7 @@ def order_rows_for_user(*, user, limit: int = 50) -> list[OrderRow]:
         refund.amount_display = yuan(refund.amount_fen)  # type: ignore[attr-defined]
         refunds.setdefault(refund.order_id, []).append(refund)
     charges = order_charges(orders)
+    refusals = user_refund_refusals(orders)
     now = timezone.now()
     return [
         OrderRow(
@@ -183,7 +184,7 @@ def order_rows_for_user(*, user, limit: int = 50) -> list[OrderRow]:
             charge=charges[o.pk],
             pickup_code=codes[o.order_no].code if o.order_no in codes else "",
             refunds=refunds.get(o.pk, []),
-            refundable=user_refund_refusal(o) is None,  # the rule the refund API applies
+            refundable=refusals[o.pk] is None,  # the rule the refund API applies
             expired=order_is_expired(o, now=now),
             time_left=_time_left(rental_clock(o, code=codes.get(o.order_no), now=now)),
         )

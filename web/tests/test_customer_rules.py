@@ -68,3 +68,24 @@ def test_customer_pages_show_times_with_the_zone_name(user_api, web):
     open_door(user_api, order["order_no"])
     result = web.get(result_url(Order.objects.get(order_no=order["order_no"]))).content.decode()
     assert len(ZONED.findall(result)) == 2  # picked up at, open again until
+
+
+def test_my_orders_asks_the_refund_rule_in_queries_that_do_not_grow_with_the_orders(user_api, web):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from web.selectors import order_rows_for_user
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            rows = order_rows_for_user(user=user_api.user)
+        assert all(row.refundable for row in rows if row.order.order_no not in used)
+        return len(captured.captured_queries)
+
+    used = {wallet_paid_rental(user_api)["order_no"]}
+    open_door(user_api, next(iter(used)))  # picked up: the door history is asked
+    wallet_paid_rental(user_api)
+    few = queries()
+    for _ in range(4):
+        wallet_paid_rental(user_api)
+    assert queries() == few

@@ -488,9 +488,11 @@ def _run(args: argparse.Namespace, server, sandbox) -> bool:
     call_command("migrate", interactive=False, verbosity=0)
     print(f"setup: database {args.dbname} migrated in {time.perf_counter() - t0:.1f}s; sandbox at {sandbox.base_url}")
 
-    results = [run_one("S", args.small, args, sandbox), run_one("L", args.large, args, sandbox)]
-    if args.repeat_small:
-        results.append(run_one("R", args.small, args, sandbox))
+    results = []
+    for label, n in [("S", args.small), ("L", args.large)] + ([("R", args.small)] if args.repeat_small else []):
+        results.append(run_one(label, n, args, sandbox))
+        for line in _summary(results[-1]):  # as each run ends: a long run stopped later keeps what it measured
+            print(line, flush=True)
     smalls, large = [r for r in results if r["n"] == args.small], results[1]
     small = smalls[0]
     small_s = statistics.mean(r["elapsed"] for r in smalls)

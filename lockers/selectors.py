@@ -27,4 +27,4 @@ def doors_opened_by_customer(*, references: list[str]) -> set[str]:
         return set()
     commands = LockerEvent.objects.filter(reference__in=references, action=DOOR_OPEN_COMMAND)
     used = commands.filter(data__purpose__in=[str(p) for p in CUSTOMER_USE])
-    return set(used.values_list("reference", flat=True).distinct())
+    return set(used.order_by().values_list("reference", flat=True).distinct())

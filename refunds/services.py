@@ -68,8 +68,19 @@ class NotAllowed(DomainError):
 
 
 def refundable_fen(payment: Payment) -> int:
-    counted = payment.refunds.filter(status__in=Refund.COUNTING).aggregate(s=Sum("amount_fen"))["s"] or 0
-    return payment.amount_fen - counted
+    return refundable_fens([payment])[payment.pk]
+
+
+def refundable_fens(payments: list[Payment]) -> dict[int, int]:
+    """What is left to refund of each payment (fen, by payment id): its amount less the refunds that count
+    (``Refund.COUNTING``), in one query."""
+    counted = dict(
+        Refund.objects.filter(payment__in=payments, status__in=Refund.COUNTING)
+        .values_list("payment_id")
+        .annotate(total=Sum("amount_fen"))
+        .order_by()
+    )
+    return {payment.pk: payment.amount_fen - counted.get(payment.pk, 0) for payment in payments}
 
 
 def rental_in_use(order: Order) -> bool:
@@ -125,20 +136,13 @@ def user_refund_refusals(orders: list[Order], *, amount_fen: int | None = None) 
                 "This rental is in use: ask the staff for a refund.", code="refund_needs_staff"
             )
     paid = [order for order in paid if refusals[order.pk] is None]
-    payments: dict[int, Payment] = {}  # the newest succeeded, unflagged payment of each order (as _paying_payment)
-    for payment in Payment.objects.filter(order__in=paid, status=Payment.Status.SUCCEEDED, flag="").order_by("id"):
-        payments[payment.order_id] = payment
-    counted = dict(
-        Refund.objects.filter(payment__in=payments.values(), status__in=Refund.COUNTING)
-        .values_list("payment_id")
-        .annotate(total=Sum("amount_fen"))
-        .order_by()
-    )
+    payments = _paying_payments(paid)
+    left_fen = refundable_fens(list(payments.values()))
     for order in paid:
         payment = payments.get(order.pk)
         if payment is None:
             refusals[order.pk] = Conflict("This order has no payment to refund.", code="not_refundable")
-        elif (left := payment.amount_fen - counted.get(payment.pk, 0)) <= 0:
+        elif (left := left_fen[payment.pk]) <= 0:
             refusals[order.pk] = Conflict(
                 "Nothing is left to refund.",
                 code="refund_exceeds_paid",
@@ -147,8 +151,17 @@ def user_refund_refusals(orders: list[Order], *, amount_fen: int | None = None) 
     return refusals
 
 
+def _paying_payments(orders: list[Order]) -> dict[int, Payment]:
+    """The payment a refund of each order draws on, by order id: its newest succeeded payment that is not
+    flagged (late or double payments are refunded by their own flow), in one query."""
+    payments: dict[int, Payment] = {}
+    for payment in Payment.objects.filter(order__in=orders, status=Payment.Status.SUCCEEDED, flag="").order_by("id"):
+        payments[payment.order_id] = payment  # a newer one replaces an older one
+    return payments
+
+
 def _paying_payment(order: Order) -> Payment:
-    payment = order.payments.filter(status=Payment.Status.SUCCEEDED, flag="").first()
+    payment = _paying_payments([order]).get(order.pk)
     if payment is None:
         raise Conflict("This order has no payment to refund.", code="not_refundable")
     return payment
